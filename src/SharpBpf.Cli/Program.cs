@@ -1,0 +1,3 @@
+using SharpBpf.Cli;
+
+return await CliApp.RunAsync(args);

@@ -1,0 +1,38 @@
+namespace SharpBpf.Platform;
+
+/// <summary>Map types, numbered as enum bpf_map_type in linux/bpf.h.</summary>
+public enum MapType
+{
+    Unspec = 0,
+    Hash = 1,
+    Array = 2,
+    ProgArray = 3,
+    PerfEventArray = 4,
+    PercpuHash = 5,
+    PercpuArray = 6,
+    StackTrace = 7,
+    CgroupArray = 8,
+    LruHash = 9,
+    LruPercpuHash = 10,
+    LpmTrie = 11,
+    ArrayOfMaps = 12,
+    HashOfMaps = 13,
+    Devmap = 14,
+    Sockmap = 15,
+    Cpumap = 16,
+    Xskmap = 17,
+    Sockhash = 18,
+    CgroupStorage = 19,
+    ReuseportSockarray = 20,
+    PercpuCgroupStorage = 21,
+    Queue = 22,
+    Stack = 23,
+    SkStorage = 24,
+    DevmapHash = 25,
+    StructOps = 26,
+    Ringbuf = 27,
+    InodeStorage = 28,
+    TaskStorage = 29,
+    BloomFilter = 30,
+    UserRingbuf = 31,
+}
