@@ -172,6 +172,7 @@ public sealed unsafe class ArrayMap : ManagedMap
     protected override void Dispose(bool disposing)
     {
         // Programs never run after dispose (the VM owns the maps it runs with), so the block can go.
-        NativeMemory.AlignedFree(_data);
+        if (_data != null)
+            NativeMemory.AlignedFree(_data);
     }
 }

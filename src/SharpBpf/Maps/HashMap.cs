@@ -404,7 +404,8 @@ public sealed unsafe class HashMap : ManagedMap
 
     protected override void Dispose(bool disposing)
     {
-        _pool.Dispose();
-        NativeMemory.Free(_buckets);
+        _pool?.Dispose();
+        if (_buckets != null)
+            NativeMemory.Free(_buckets);
     }
 }

@@ -65,7 +65,8 @@ public abstract unsafe partial class ManagedMap
     /// <summary>Frees native memory of a map that was never disposed.</summary>
     ~ManagedMap()
     {
-        if (Interlocked.Exchange(ref _disposed, 1) != 0)
+        // Id 0: the spec was refused before the map existed, there is nothing to free.
+        if (Id == 0 || Interlocked.Exchange(ref _disposed, 1) != 0)
             return;
         Dispose(false);
         Unregister();

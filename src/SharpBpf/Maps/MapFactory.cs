@@ -17,6 +17,15 @@ public static class MapFactory
         {
             MapType.Array or MapType.PercpuArray => new ArrayMap(spec),
             MapType.Hash or MapType.PercpuHash or MapType.LruHash or MapType.LruPercpuHash => new HashMap(spec),
+            MapType.LpmTrie => new LpmTrieMap(spec),
+            MapType.Queue or MapType.Stack => new QueueStackMap(spec),
+            MapType.Ringbuf => new RingBufferMap(spec),
+            MapType.ProgArray => new ProgramArrayMap(spec),
+            MapType.Devmap => new DevMap(spec),
+            MapType.DevmapHash => new DevMapHash(spec),
+            MapType.Cpumap => new CpuMap(spec),
+            MapType.Xskmap => new XskMap(spec),
+            MapType.ArrayOfMaps or MapType.HashOfMaps => new MapOfMaps(spec),
             _ => throw new BpfNotSupportedException($"map type {spec.Type} in the managed VM",
                 detail: $"map '{spec.Name}'"),
         };
