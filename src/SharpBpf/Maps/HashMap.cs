@@ -108,7 +108,13 @@ public sealed unsafe class HashMap : ManagedMap
         if (left > 0)
         {
             ulong tail = 0;
-            for (var i = 0; i < left; i++)
+            var i = 0;
+            if (left >= 4)
+            {
+                tail = Unsafe.ReadUnaligned<uint>(p);
+                i = 4;
+            }
+            for (; i < left; i++)
                 tail |= (ulong)p[i] << (8 * i);
             h = (h ^ tail) * 0xbf58476d1ce4e5b9UL;
             h ^= h >> 31;
@@ -119,8 +125,13 @@ public sealed unsafe class HashMap : ManagedMap
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private bool KeyEquals(byte* node, byte* key) =>
-        new ReadOnlySpan<byte>(node + OffKey, KeySize).SequenceEqual(new ReadOnlySpan<byte>(key, KeySize));
+    private bool KeyEquals(byte* node, byte* key) => KeySize switch
+    {
+        // The common key sizes (u32, u64 keys) without the span machinery.
+        4 => *(uint*)(node + OffKey) == Unsafe.ReadUnaligned<uint>(key),
+        8 => *(ulong*)(node + OffKey) == Unsafe.ReadUnaligned<ulong>(key),
+        _ => new ReadOnlySpan<byte>(node + OffKey, KeySize).SequenceEqual(new ReadOnlySpan<byte>(key, KeySize)),
+    };
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static byte* Next(byte* node) => (byte*)Volatile.Read(ref *(nint*)(node + OffNext));

@@ -23,10 +23,46 @@ public sealed unsafe class LpmTrieMap : ManagedMap
     {
         public required int PrefixLength;
         public required byte[] Data;
-        public readonly Node?[] Children = new Node?[2];
+        /// <summary>Data bytes 0-7 and 8-15 as big-endian words (zero-padded): most keys (IPv4, IPv6) compare
+        /// in one or two XORs without touching <see cref="Data"/>.</summary>
+        public ulong Head, Tail;
+        public Node? Child0, Child1;
         /// <summary>Null for an intermediate node.</summary>
         public byte* Value;
         public bool IsIntermediate => Value == null;
+
+        public ref Node? Child(int bit) => ref bit == 0 ? ref Child0 : ref Child1;
+    }
+
+    /// <summary>A key's data with its first 16 bytes as words.</summary>
+    private readonly ref struct KeyData
+    {
+        public readonly ReadOnlySpan<byte> Bytes;
+        public readonly ulong Head, Tail;
+
+        public KeyData(ReadOnlySpan<byte> bytes)
+        {
+            Bytes = bytes;
+            (Head, Tail) = Words(bytes);
+        }
+
+        public int Bit(int index) => index < 64 ? (int)(Head >> (63 - index)) & 1
+            : index < 128 ? (int)(Tail >> (127 - index)) & 1
+            : (Bytes[index >> 3] >> (7 - (index & 7))) & 1;
+    }
+
+    private static (ulong Head, ulong Tail) Words(ReadOnlySpan<byte> bytes)
+    {
+        Span<byte> padded = stackalloc byte[16];
+        padded.Clear();
+        bytes[..Math.Min(16, bytes.Length)].CopyTo(padded);
+        return (BinaryPrimitives.ReadUInt64BigEndian(padded), BinaryPrimitives.ReadUInt64BigEndian(padded[8..]));
+    }
+
+    private static Node MakeNode(int prefix, ReadOnlySpan<byte> data, byte* value)
+    {
+        var (head, tail) = Words(data);
+        return new Node { PrefixLength = prefix, Data = data.ToArray(), Head = head, Tail = tail, Value = value };
     }
 
     private readonly int _dataSize;
@@ -63,43 +99,36 @@ public sealed unsafe class LpmTrieMap : ManagedMap
     // ---- bit helpers --------------------------------------------------------------------------------------------
 
     /// <summary>Leading bits on which the node's prefix and the key agree, at most min(node, key) prefixlen.</summary>
-    private int Match(Node node, ReadOnlySpan<byte> data, int keyPrefix)
+    private static int Match(Node node, in KeyData key, int keyPrefix)
     {
         var limit = Math.Min(node.PrefixLength, keyPrefix);
-        var nodeData = node.Data;
-        var prefix = 0;
-        var i = 0;
-        while (prefix < limit)
+        var diff = node.Head ^ key.Head;
+        if (diff != 0)
+            return Math.Min(limit, BitOperations.LeadingZeroCount(diff));
+        if (limit <= 64)
+            return limit;
+        diff = node.Tail ^ key.Tail;
+        if (diff != 0)
+            return Math.Min(limit, 64 + BitOperations.LeadingZeroCount(diff));
+        var prefix = 128;
+        for (var i = 16; prefix < limit; i++)
         {
-            if (i + 8 <= _dataSize)
-            {
-                var diff = BinaryPrimitives.ReadUInt64BigEndian(nodeData.AsSpan(i)) ^
-                           BinaryPrimitives.ReadUInt64BigEndian(data[i..]);
-                if (diff != 0)
-                    return Math.Min(limit, prefix + BitOperations.LeadingZeroCount(diff));
-                prefix += 64;
-                i += 8;
-            }
-            else
-            {
-                var diff = (uint)(nodeData[i] ^ data[i]);
-                if (diff != 0)
-                    return Math.Min(limit, prefix + BitOperations.LeadingZeroCount(diff) - 24);
-                prefix += 8;
-                i++;
-            }
+            var b = (uint)(node.Data[i] ^ key.Bytes[i]);
+            if (b != 0)
+                return Math.Min(limit, prefix + BitOperations.LeadingZeroCount(b) - 24);
+            prefix += 8;
         }
         return limit;
     }
 
-    private static int Bit(ReadOnlySpan<byte> data, int index) => (data[index >> 3] >> (7 - (index & 7))) & 1;
+    private static int Bit(byte[] data, int index) => (data[index >> 3] >> (7 - (index & 7))) & 1;
 
     // ---- lookup (lock-free) -------------------------------------------------------------------------------------
 
     private byte* Longest(ReadOnlySpan<byte> key)
     {
         var keyPrefix = (int)Math.Min(MemoryMarshal.Read<uint>(key), (uint)_maxPrefix);
-        var data = key[4..];
+        var data = new KeyData(key[4..]);
         byte* found = null;
         var node = Volatile.Read(ref _root);
         while (node != null)
@@ -117,7 +146,7 @@ public sealed unsafe class LpmTrieMap : ManagedMap
                 found = node.Value;
             if (node.PrefixLength >= keyPrefix)
                 break;
-            node = Volatile.Read(ref node.Children[Bit(data, node.PrefixLength)]);
+            node = Volatile.Read(ref node.Child(data.Bit(node.PrefixLength)));
         }
         return found;
     }
@@ -134,7 +163,7 @@ public sealed unsafe class LpmTrieMap : ManagedMap
         if (prefixRaw > (uint)_maxPrefix)
             return -Errno.EINVAL;
         var prefix = (int)prefixRaw;
-        var data = key[4..];
+        var data = new KeyData(key[4..]);
         lock (_lock)
         {
             ref var slot = ref _root;
@@ -145,7 +174,7 @@ public sealed unsafe class LpmTrieMap : ManagedMap
                 match = Match(node, data, prefix);
                 if (node.PrefixLength != match || node.PrefixLength == prefix || node.PrefixLength == _maxPrefix)
                     break;
-                slot = ref node.Children[Bit(data, node.PrefixLength)];
+                slot = ref node.Child(data.Bit(node.PrefixLength));
             }
 
             var exact = node != null && node.PrefixLength == match && node.PrefixLength == prefix;
@@ -157,7 +186,7 @@ public sealed unsafe class LpmTrieMap : ManagedMap
             if (!existing && _count >= MaxEntries)
                 return -Errno.ENOSPC;
 
-            var fresh = NewLeaf(prefix, data, value);
+            var fresh = NewLeaf(prefix, data.Bytes, value);
             if (node == null)
             {
                 Volatile.Write(ref slot, fresh);
@@ -165,8 +194,8 @@ public sealed unsafe class LpmTrieMap : ManagedMap
             else if (exact)
             {
                 // Replace the node (leaf or intermediate) by a new one that keeps its children.
-                fresh.Children[0] = node.Children[0];
-                fresh.Children[1] = node.Children[1];
+                fresh.Child0 = node.Child0;
+                fresh.Child1 = node.Child1;
                 Volatile.Write(ref slot, fresh);
                 if (existing)
                     _values.Retire(node.Value);
@@ -174,15 +203,15 @@ public sealed unsafe class LpmTrieMap : ManagedMap
             else if (match == prefix)
             {
                 // The new prefix contains the node's: it becomes the node's parent.
-                fresh.Children[Bit(node.Data, match)] = node;
+                fresh.Child(Bit(node.Data, match)) = node;
                 Volatile.Write(ref slot, fresh);
             }
             else
             {
                 // They diverge at bit `match`: an intermediate node branches between them.
-                var branch = new Node { PrefixLength = match, Data = node.Data.ToArray() };
-                branch.Children[Bit(node.Data, match)] = node;
-                branch.Children[Bit(data, match)] = fresh;
+                var branch = MakeNode(match, node.Data, null);
+                branch.Child(Bit(node.Data, match)) = node;
+                branch.Child(data.Bit(match)) = fresh;
                 Volatile.Write(ref slot, branch);
             }
             if (!existing)
@@ -195,7 +224,7 @@ public sealed unsafe class LpmTrieMap : ManagedMap
     {
         var v = _values.Rent();
         Buffer.MemoryCopy(value, v, ValueSize, ValueSize);
-        return new Node { PrefixLength = prefix, Data = data.ToArray(), Value = v };
+        return MakeNode(prefix, data, v);
     }
 
     private int DeleteCore(ReadOnlySpan<byte> key)
@@ -204,7 +233,7 @@ public sealed unsafe class LpmTrieMap : ManagedMap
         if (prefixRaw > (uint)_maxPrefix)
             return -Errno.EINVAL;
         var prefix = (int)prefixRaw;
-        var data = key[4..];
+        var data = new KeyData(key[4..]);
         lock (_lock)
         {
             ref var slot = ref _root;
@@ -219,27 +248,27 @@ public sealed unsafe class LpmTrieMap : ManagedMap
                     break;
                 parent = node;
                 parentSlot = ref slot;
-                slot = ref node.Children[Bit(data, node.PrefixLength)];
+                slot = ref node.Child(data.Bit(node.PrefixLength));
             }
             if (node == null || node.PrefixLength != prefix || match != prefix || node.IsIntermediate)
                 return -Errno.ENOENT;
 
             _count--;
             _values.Retire(node.Value);
-            var left = node.Children[0];
-            var right = node.Children[1];
+            var left = node.Child0;
+            var right = node.Child1;
             if (left != null && right != null)
             {
                 // Still a branching point: keep it as an intermediate node.
-                var branch = new Node { PrefixLength = node.PrefixLength, Data = node.Data };
-                branch.Children[0] = left;
-                branch.Children[1] = right;
+                var branch = MakeNode(node.PrefixLength, node.Data, null);
+                branch.Child0 = left;
+                branch.Child1 = right;
                 Volatile.Write(ref slot, branch);
             }
             else if (left == null && right == null && parent is { IsIntermediate: true })
             {
                 // The parent only branched to this leaf and its sibling: the sibling takes the parent's place.
-                var sibling = ReferenceEquals(parent.Children[0], node) ? parent.Children[1] : parent.Children[0];
+                var sibling = ReferenceEquals(parent.Child0, node) ? parent.Child1 : parent.Child0;
                 Volatile.Write(ref parentSlot, sibling);
             }
             else
@@ -322,14 +351,15 @@ public sealed unsafe class LpmTrieMap : ManagedMap
         return true;
     }
 
-    private bool SamePrefix(Node node, ReadOnlySpan<byte> data) => Match(node, data, node.PrefixLength) == node.PrefixLength;
+    private static bool SamePrefix(Node node, ReadOnlySpan<byte> data) =>
+        Match(node, new KeyData(data), node.PrefixLength) == node.PrefixLength;
 
     private static void PostOrder(Node? node, List<Node> into)
     {
         if (node == null)
             return;
-        PostOrder(node.Children[0], into);
-        PostOrder(node.Children[1], into);
+        PostOrder(node.Child0, into);
+        PostOrder(node.Child1, into);
         if (!node.IsIntermediate)
             into.Add(node);
     }
