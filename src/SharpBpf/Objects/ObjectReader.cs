@@ -249,12 +249,15 @@ internal sealed class ObjectReader
         {
             if (btf[v.Type] is not BtfVar variable)
                 throw new ObjectFileException($"DATASEC entry refers to type {v.Type}, which is not a VAR", section.Name);
-            ulong offset = FindSymbol(variable.Name, section.Index)?.Value ?? v.Offset;
+            var symbol = FindSymbol(variable.Name, section.Index);
+            ulong offset = symbol?.Value ?? v.Offset;
+            // With initialised 'values' the variable is longer than its struct (a flexible array): the symbol says how long.
+            ulong size = Math.Max(symbol?.Size ?? 0, v.Size);
             if (btf.SkipQualifiers(variable.Type) is not BtfComposite { Kind: BtfKind.Struct } def)
                 throw new ObjectFileException("a map definition must be a struct", section.Name, variable.Name);
             var map = ParseMapDefinition(def, variable.Name, section.Name, inner: false, out ulong valuesOffset);
             AddMap(map, section, offset);
-            definitions.Add((map, offset, def.Size, valuesOffset));
+            definitions.Add((map, offset, Math.Max(size, def.Size), valuesOffset));
         }
 
         // .values initialisers of map-in-map and program arrays: a relocation per filled slot, against the map or program.
