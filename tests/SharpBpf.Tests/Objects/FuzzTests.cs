@@ -42,7 +42,7 @@ public class FuzzTests
         // Aim at the structures that hold offsets and counts: the ELF header, the section header table, and the
         // first bytes of .BTF and .BTF.ext.
         var original = Fixtures.Bytes(fixture);
-        var elf = Elf.ElfFile.Parse(original);
+        var elf = SharpBpf.Elf.ElfFile.Parse(original);
         var targets = new List<(int Start, int Length)> { (0, 64) };
         ulong shoff = BitConverter.ToUInt64(original, 40);
         targets.Add(((int)shoff, original.Length - (int)shoff));
