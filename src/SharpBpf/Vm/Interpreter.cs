@@ -118,26 +118,51 @@ internal static unsafe class Interpreter
     private static ulong Execute<T>(VmExecution e, VmProgram program, int startPc,
         ulong a1, ulong a2, ulong a3, ulong a4, ulong a5, bool nested) where T : struct, IMemoryPolicy
     {
-        ulong* r = stackalloc ulong[16];
         int baseDepth = e.CallDepth;
+        ulong r10;
         if (nested)
         {
             if (baseDepth + 1 >= e.Options.MaxCallDepth)
                 throw e.Trap(TrapKind.CallDepthExceeded, $"a callback would need more than {e.Options.MaxCallDepth} stack frames");
             e.CallDepth = ++baseDepth;
-            r[10] = e.StackLow;
+            r10 = e.StackLow;
             e.StackLow -= VmExecution.FrameSize;
         }
         else
         {
-            r[10] = e.StackTop;
+            r10 = e.StackTop;
         }
-        r[1] = a1; r[2] = a2; r[3] = a3; r[4] = a4; r[5] = a5;
+        // The loop itself has no exception handling, so the JIT keeps its locals in registers; clean-up after a
+        // trap happens here.
+        try
+        {
+            return Loop<T>(e, program, startPc, a1, a2, a3, a4, a5, r10, baseDepth);
+        }
+        finally
+        {
+            // Unwind frames this invocation pushed (a normal exit leaves none; a trap may leave some).
+            var frames = e.Frames;
+            while (e.CallDepth > baseDepth)
+                frames[--e.CallDepth].Program = null!;
+            if (nested)
+            {
+                e.CallDepth = baseDepth - 1;
+                e.StackLow += VmExecution.FrameSize;
+            }
+        }
+    }
+
+    [SkipLocalsInit]
+    private static ulong Loop<T>(VmExecution e, VmProgram program, int startPc,
+        ulong a1, ulong a2, ulong a3, ulong a4, ulong a5, ulong r10, int baseDepth) where T : struct, IMemoryPolicy
+    {
+        ulong* r = stackalloc ulong[16];
+        r[0] = 0; r[1] = a1; r[2] = a2; r[3] = a3; r[4] = a4; r[5] = a5;
+        r[6] = 0; r[7] = 0; r[8] = 0; r[9] = 0; r[10] = r10;
         var frames = e.Frames;
         DecodedInstruction* code = program.CodePointer;
         nint* helpers = program.HelperFunctions;
         int pc = startPc;
-        try
         {
             while (true)
             {
@@ -381,17 +406,6 @@ internal static unsafe class Interpreter
                         throw e.Trap(pc, TrapKind.BudgetExhausted, $"more than {e.Options.InstructionBudget} instructions in one run");
                 }
                 pc = to;
-            }
-        }
-        finally
-        {
-            // Unwind frames this invocation pushed (normal exit leaves none; a trap may leave some).
-            while (e.CallDepth > baseDepth)
-                frames[--e.CallDepth].Program = null!;
-            if (nested)
-            {
-                e.CallDepth = baseDepth - 1;
-                e.StackLow += VmExecution.FrameSize;
             }
         }
     }
