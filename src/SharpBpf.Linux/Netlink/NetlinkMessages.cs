@@ -13,6 +13,7 @@ internal static class Rtnl
     // nlmsghdr.nlmsg_flags
     public const ushort FlagRequest = 0x1, FlagMulti = 0x2, FlagAck = 0x4, FlagDump = 0x300;
     public const ushort FlagAckTlvs = 0x200;                           // NLM_F_ACK_TLVS on an NLMSG_ERROR
+    public const ushort FlagExclusive = 0x200, FlagCreate = 0x400;     // NLM_F_EXCL, NLM_F_CREATE on a NEW request
 
     public const int HeaderSize = 16;                                  // struct nlmsghdr
     public const int InterfaceInfoSize = 16;                           // struct ifinfomsg
@@ -44,6 +45,13 @@ internal enum LinkAttribute : ushort
 internal enum LinkInfoAttribute : ushort
 {
     Kind = 1,           // IFLA_INFO_KIND
+    Data = 2,           // IFLA_INFO_DATA
+}
+
+/// <summary>VETH_INFO_* inside IFLA_INFO_DATA of a veth.</summary>
+internal enum VethAttribute : ushort
+{
+    Peer = 1,           // VETH_INFO_PEER: struct ifinfomsg, then the peer's IFLA_* attributes
 }
 
 /// <summary>IFLA_XDP_* inside IFLA_XDP.</summary>
@@ -96,11 +104,13 @@ internal sealed class NetlinkRequest
     public ushort Flags { get; }
 
     /// <summary>Appends a struct ifinfomsg for <paramref name="ifIndex"/> (0 = look up by name or dump all).</summary>
-    public NetlinkRequest InterfaceInfo(int ifIndex)
+    public NetlinkRequest InterfaceInfo(int ifIndex, uint flags = 0, uint change = 0)
     {
         Span<byte> info = stackalloc byte[Rtnl.InterfaceInfoSize];
         info.Clear(); // family AF_UNSPEC
         BinaryPrimitives.WriteInt32LittleEndian(info[4..], ifIndex);
+        BinaryPrimitives.WriteUInt32LittleEndian(info[8..], flags);
+        BinaryPrimitives.WriteUInt32LittleEndian(info[12..], change);
         _bytes.AddRange(info);
         return this;
     }
@@ -131,10 +141,12 @@ internal sealed class NetlinkRequest
         return this;
     }
 
-    public NetlinkRequest BeginNested(ushort type)
+    /// <summary>Opens a nest; <paramref name="flagNested"/> false for attributes whose payload is a struct plus attributes (VETH_INFO_PEER).</summary>
+    public NetlinkRequest BeginNested(ushort type, bool flagNested = true)
     {
         _nests.Push(_bytes.Count);
-        _bytes.AddRange([0, 0, (byte)type, (byte)((type | Rtnl.AttributeNested) >> 8)]);
+        var wireType = flagNested ? (ushort)(type | Rtnl.AttributeNested) : type;
+        _bytes.AddRange([0, 0, (byte)wireType, (byte)(wireType >> 8)]);
         return this;
     }
 

@@ -80,6 +80,39 @@ internal sealed class RtNetlinkClient : IDisposable
             _socket.Exchange(request, $"RTM_SETLINK IFLA_XDP {what} on ifindex {ifIndex}");
     }
 
+    /// <summary>
+    /// Creates a veth pair <paramref name="name"/> / <paramref name="peerName"/> (RTM_NEWLINK, create-exclusive):
+    /// <code>
+    /// ifinfomsg IFLA_IFNAME name IFLA_LINKINFO{ IFLA_INFO_KIND "veth" IFLA_INFO_DATA{ VETH_INFO_PEER{ ifinfomsg IFLA_IFNAME peer } } }
+    /// </code>
+    /// </summary>
+    public void CreateVethPair(string name, string peerName)
+    {
+        var request = new NetlinkRequest(Rtnl.NewLink, Rtnl.FlagRequest | Rtnl.FlagAck | Rtnl.FlagCreate | Rtnl.FlagExclusive)
+            .InterfaceInfo(0)
+            .String((ushort)LinkAttribute.IfName, name)
+            .BeginNested((ushort)LinkAttribute.LinkInfo)
+            .String((ushort)LinkInfoAttribute.Kind, "veth")
+            .BeginNested((ushort)LinkInfoAttribute.Data)
+            .BeginNested((ushort)VethAttribute.Peer, flagNested: false)
+            .InterfaceInfo(0)
+            .String((ushort)LinkAttribute.IfName, peerName)
+            .EndNested()
+            .EndNested()
+            .EndNested();
+        lock (_gate)
+            _socket.Exchange(request, $"RTM_NEWLINK veth {name}/{peerName}");
+    }
+
+    /// <summary>Sets an interface administratively up or down (ifi_flags IFF_UP under ifi_change IFF_UP).</summary>
+    public void SetUp(int ifIndex, bool up)
+    {
+        var request = new NetlinkRequest(Rtnl.SetLink, Rtnl.FlagRequest | Rtnl.FlagAck)
+            .InterfaceInfo(ifIndex, up ? Rtnl.InterfaceUp : 0, Rtnl.InterfaceUp);
+        lock (_gate)
+            _socket.Exchange(request, $"RTM_SETLINK {(up ? "up" : "down")} ifindex {ifIndex}");
+    }
+
     public void Dispose() => _socket.Dispose();
 
     private LinkMessage? GetOne(NetlinkRequest request, string operation)

@@ -86,6 +86,29 @@ public sealed class RtNetlinkTests
     }
 
     [Fact]
+    public void VethPair_IsCreatedAndBroughtUp_AndADuplicateIsRefused()
+    {
+        using var env = KernelTestEnvironment.Create();
+        env.Ns.Run(() =>
+        {
+            using var client = RtNetlinkClient.Open();
+            client.CreateVethPair("vx0", "vx1");
+            var a = client.GetLink("vx0");
+            var b = client.GetLink("vx1");
+            Assert.Equal("veth", a?.Kind);
+            Assert.Equal("veth", b?.Kind);
+            Assert.Equal(0u, a!.Flags & Rtnl.InterfaceUp);
+            client.SetUp(a.Index, true);
+            Assert.NotEqual(0u, client.GetLink(a.Index)!.Flags & Rtnl.InterfaceUp);
+            client.SetUp(a.Index, false);
+            Assert.Equal(0u, client.GetLink(a.Index)!.Flags & Rtnl.InterfaceUp);
+            var error = Assert.Throws<NetlinkException>(() => client.CreateVethPair("vx0", "vx2"));
+            Assert.Equal(Errno.EEXIST, error.Errno);
+        });
+        env.AssertNoFdLeaks();
+    }
+
+    [Fact]
     public void AttributeReader_StopsAtAMalformedAttribute()
     {
         // | len 8 type 3 "ab\0\0" | len 200 (beyond the buffer) |

@@ -1,3 +1,5 @@
+using SharpBpf.Linux.Netlink;
+
 namespace SharpBpf.Linux.Tests.Support;
 
 /// <summary>
@@ -74,12 +76,20 @@ public sealed class KernelTestEnvironment : IDisposable
                 File.WriteAllText("/proc/sys/net/ipv6/conf/all/disable_ipv6", "1");
                 File.WriteAllText("/proc/sys/net/ipv6/conf/default/disable_ipv6", "1");
             });
-            Ip.Run("-n", ns.Name, "link", "add", "name", Veth0, "type", "veth", "peer", "name", Veth1);
-            Ip.Run("-n", ns.Name, "link", "set", Veth0, "up");
-            Ip.Run("-n", ns.Name, "link", "set", Veth1, "up");
-            var (i0, i1) = ns.Run(() => ((int)TestLibc.if_nametoindex(Veth0), (int)TestLibc.if_nametoindex(Veth1)));
-            if (i0 == 0 || i1 == 0)
-                throw new InvalidOperationException($"veth pair not found in {ns.Name}");
+            // The veth pair is made with the library's own rtnetlink client (its tests cover it); the ifindexes
+            // come from libc so that the fixture does not trust the code under test for them.
+            var (i0, i1) = ns.Run(() =>
+            {
+                using var client = RtNetlinkClient.Open();
+                client.CreateVethPair(Veth0, Veth1);
+                var index0 = (int)TestLibc.if_nametoindex(Veth0);
+                var index1 = (int)TestLibc.if_nametoindex(Veth1);
+                if (index0 == 0 || index1 == 0)
+                    throw new InvalidOperationException($"veth pair not found in {ns.Name}");
+                client.SetUp(index0, true);
+                client.SetUp(index1, true);
+                return (index0, index1);
+            });
 
             bpfFs = System.IO.Path.Combine(s_bpfFsRoot, $"{NetNs.Prefix}{Environment.ProcessId}-{Interlocked.Increment(ref s_counter)}");
             Directory.CreateDirectory(bpfFs);
