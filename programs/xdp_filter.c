@@ -9,7 +9,7 @@
  *   source/destination IPv6  filter_src_v6/dst_v6 (LPM tries)
  *   IP protocol              filter_protos        (array indexed by protocol number)
  *   TCP/UDP port             filter_ports         (hash keyed by port, protocol, direction)
- * Every rule that matches counts the packet in filter_hits. The verdict: a matching deny rule drops; else a
+ * Every rule that matches counts the packet once in filter_hits. The verdict: a matching deny rule drops; else a
  * matching allow rule passes; else the default policy of filter_config decides. Fields the packet does not
  * carry (ports of a non-first fragment, anything past a truncated header) match no rule.
  * filter_stats counts packets and bytes per returned action. No read goes past data_end.
@@ -111,9 +111,12 @@ struct ipv6_fragment {
 struct verdict {
 	__u32 deny;
 	__u32 allow;
+	__u32 last_id;
 };
 
-/* Counts a matched rule and notes its action. */
+/* Counts a matched rule and notes its action. The entries of one rule (source and destination of an ip, port or
+ * mac rule) are looked up one right after the other, so comparing with the last rule counted makes a rule count a
+ * packet once even when both its sides match. */
 static __always_inline void match(struct filter_rule *rule, __u64 len, struct verdict *v)
 {
 	if (!rule || rule->id == 0)
@@ -123,6 +126,9 @@ static __always_inline void match(struct filter_rule *rule, __u64 len, struct ve
 		v->deny = 1;
 	else if (rule->action == FILTER_ALLOW)
 		v->allow = 1;
+	if (id == v->last_id)
+		return;
+	v->last_id = id;
 	struct filter_counter *hits = bpf_map_lookup_elem(&filter_hits, &id);
 	if (hits) {
 		hits->packets++;
