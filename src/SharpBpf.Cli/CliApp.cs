@@ -14,6 +14,7 @@ public static class CliApp
     public static RootCommand BuildRoot()
     {
         var root = new RootCommand("sharpbpf: load, verify, run and attach eBPF/XDP programs from .NET");
+        root.Subcommands.Add(Commands.AsmCommand.Build());
         return root;
     }
 
