@@ -15,8 +15,8 @@ public enum AsmSyntax
 /// <summary>
 /// Turns instructions into text, reading operand forms from <see cref="IsaTable"/>. The LLVM syntax matches
 /// llvm-objdump (version 14 for the v1-v3 instructions, the later LLVM spellings for v4: <c>s/=</c>, <c>s%=</c>,
-/// <c>(s8)</c> movsx, <c>*(s8 *)</c> loads, <c>bswap16</c>, <c>gotol</c>, and <c>*(u32 *)(r1 + 0) = 5</c> for
-/// stores of immediates). The conformance syntax reassembles to the same instructions.
+/// <c>(s8)</c> movsx, <c>*(s8 *)</c> loads, <c>bswap16</c>, <c>gotol</c>, <c>*(u32 *)(r1 + 0) = 5</c> for
+/// stores of immediates, and the alu32 spellings of the 32-bit atomics other than lock add). The conformance syntax reassembles to the same instructions.
 /// </summary>
 public static class Disassembler
 {
@@ -158,7 +158,9 @@ public static class Disassembler
     {
         bool is32 = insn.OpCode.Size == AccessSize.Word;
         string type = is32 ? "u32" : "u64";
-        string p = is32 ? "w" : "r";
+        // llvm-objdump-14 (no alu32) prints the one 32-bit atomic it decodes, lock add, on an r register; the
+        // other 32-bit atomics only exist in LLVM's alu32 mode, which prints them on w registers.
+        string p = is32 && insn.Immediate != (int)AtomicOperation.Add ? "w" : "r";
         string src = p + (byte)insn.Src;
         string addr = $"r{(byte)insn.Dst} {(insn.Offset < 0 ? "-" : "+")} {D(Math.Abs((int)insn.Offset))}";
         var operation = (AtomicOperation)insn.Immediate;
