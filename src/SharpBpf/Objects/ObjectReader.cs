@@ -684,9 +684,21 @@ internal sealed class ObjectReader
     {
         if (cache.TryGetValue(section, out var sorted))
             return sorted;
-        sorted = records.TryGetValue(section, out var list) ? [.. list.OrderBy(offset)] : [];
+        sorted = records.TryGetValue(section, out var list) ? [.. list] : [];
+        if (!IsSorted(sorted, offset))
+            sorted = [.. sorted.OrderBy(offset)]; // stable: records at one offset keep their order
         cache[section] = sorted;
         return sorted;
+    }
+
+    private static bool IsSorted<T>(T[] items, Func<T, int> offset)
+    {
+        for (int i = 1; i < items.Length; i++)
+        {
+            if (offset(items[i - 1]) > offset(items[i]))
+                return false;
+        }
+        return true;
     }
 
     private static void AddInRange<T>(T[] sorted, Function f, Func<T, int> offset, Action<T> add)
