@@ -15,6 +15,8 @@ public static class CliApp
     {
         var root = new RootCommand("sharpbpf: load, verify, run and attach eBPF/XDP programs from .NET");
         root.Subcommands.Add(Commands.InspectCommand.Build());
+        root.Subcommands.Add(Commands.ConformanceCommand.Build());
+        root.Subcommands.Add(Commands.ConformancePluginCommand.Build());
         return root;
     }
 
