@@ -47,7 +47,7 @@ public sealed unsafe class ArrayMap : ManagedMap
         SpecCheck.Flags(spec, allowed);
         SpecCheck.Require(spec, !(percpu && (spec.Flags & (uint)MapCreateFlags.Mmapable) != 0), Errno.EINVAL,
             "a per-CPU array cannot be mmapable");
-        SpecCheck.Require(spec, percpu ? spec.ValueSize <= SpecCheck.PerCpuValueMax : spec.ValueSize <= SpecCheck.KmallocMax,
+        SpecCheck.Require(spec, percpu ? spec.ValueSize <= SpecCheck.PerCpuValueMax : spec.ValueSize <= int.MaxValue,
             Errno.E2BIG, $"value size {spec.ValueSize} is too big");
         var cpus = percpu ? PossibleCpus : 1;
         var total = (long)Round8((int)spec.ValueSize) * spec.MaxEntries * cpus;

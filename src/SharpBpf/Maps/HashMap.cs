@@ -73,11 +73,11 @@ public sealed unsafe class HashMap : ManagedMap
         SpecCheck.MaxEntriesNonZero(spec);
         SpecCheck.Require(spec, spec.KeySize > 0, Errno.EINVAL, "key size must be greater than 0");
         SpecCheck.ValueSizeNonZero(spec);
-        SpecCheck.Require(spec, spec.KeySize <= SpecCheck.MaxStack, Errno.E2BIG,
-            $"key size {spec.KeySize} is over {SpecCheck.MaxStack} (keys live on the program stack)");
-        SpecCheck.Require(spec, percpu ? spec.ValueSize <= SpecCheck.PerCpuValueMax
-                                       : spec.ValueSize < SpecCheck.KmallocMax - SpecCheck.MaxStack - 64,
-            Errno.E2BIG, $"value size {spec.ValueSize} is too big");
+        // As the kernel: key and value together must fit one allocation (user space could not reach them otherwise).
+        SpecCheck.Require(spec, (long)spec.KeySize + spec.ValueSize < SpecCheck.KmallocMax - SpecCheck.HashElementHeader,
+            Errno.E2BIG, $"key size {spec.KeySize} plus value size {spec.ValueSize} is too big");
+        SpecCheck.Require(spec, !percpu || spec.ValueSize <= SpecCheck.PerCpuValueMax, Errno.E2BIG,
+            $"per-CPU value size {spec.ValueSize} is over {SpecCheck.PerCpuValueMax}");
         return spec;
     }
 

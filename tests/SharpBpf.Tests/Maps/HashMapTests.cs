@@ -80,7 +80,8 @@ public unsafe class HashMapTests
         Assert.Equal(Errno.EINVAL, ThrowsErrno(() => Create(MapType.Hash, 0, 4, 1)));
         Assert.Equal(Errno.EINVAL, ThrowsErrno(() => Create(MapType.Hash, 4, 0, 1)));
         Assert.Equal(Errno.EINVAL, ThrowsErrno(() => Create(MapType.Hash, 4, 4, 0)));
-        Assert.Equal(Errno.E2BIG, ThrowsErrno(() => Create(MapType.Hash, 513, 4, 1)));
+        Assert.Equal(Errno.E2BIG, ThrowsErrno(() => Create(MapType.Hash, 1 << 22, 4, 1)));
+        using var bigKey = Create(MapType.Hash, 513, 4, 1); // the kernel no longer bounds keys by the stack size
         Assert.Equal(Errno.ENOTSUPP, ThrowsErrno(() => Create(MapType.LruHash, 4, 4, 1, flags: 1)));
         Assert.Equal(Errno.EINVAL, ThrowsErrno(() => Create(MapType.Hash, 4, 4, 1, flags: 2)));
         using var ok = Create(MapType.Hash, 4, 4, 1, flags: 1 | 64);
