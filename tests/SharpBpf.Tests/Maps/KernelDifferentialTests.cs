@@ -169,6 +169,7 @@ public unsafe class KernelDifferentialTests
         { (int)MapType.Cpumap, 4, 4, 9000, 0 }, { (int)MapType.Cpumap, 4, 4, 4, 0x80 }, { (int)MapType.Devmap, 4, 4, 4, 0x80 },
         { (int)MapType.Devmap, 4, 4, 4, 0x400 }, { (int)MapType.Queue, 0, 4, 4, 0x80 }, { (int)MapType.Array, 4, 5 << 20, 1, 0 },
         { (int)MapType.Array, 4, 4 << 20, 1, 0 }, { (int)MapType.LruHash, 4, 8, 4, 2 }, { (int)MapType.Ringbuf, 0, 0, 1u << 20, 0 },
+        { (int)MapType.PerfEventArray, 4, 8, 4, 0 }, { (int)MapType.PerfEventArray, 4, 4, 0, 0 }, { (int)MapType.PerfEventArray, 8, 4, 4, 0 },
     };
 
     [Theory]
@@ -255,6 +256,12 @@ public unsafe class KernelDifferentialTests
         new(Op.Update, U32(0), U32(64)), new(Op.Lookup, U32(0)), new(Op.Update, U32(0), U32(64), 1),
         new(Op.Update, U32((uint)ManagedMap.PossibleCpus), U32(64)), new(Op.Update, U32(0), U32(0)),
         new(Op.Lookup, U32(0)), new(Op.Delete, U32(0)), new(Op.Delete, U32(99)),
+    ]);
+
+    [Fact]
+    public void PerfEventArrayOperationsWithoutEvents() => Compare(Spec(MapType.PerfEventArray, 4, 4, 4),
+    [
+        new(Op.Lookup, U32(0)), new(Op.Delete, U32(0)), new(Op.Delete, U32(4)), new(Op.NextKey, U32(3)), new(Op.NextKey, U32(1)),
     ]);
 
     [Fact]
