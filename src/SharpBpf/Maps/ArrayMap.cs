@@ -115,6 +115,23 @@ public sealed unsafe class ArrayMap : ManagedMap
 
     public override int DeleteFromProgram(byte* key) => -Errno.EINVAL;
 
+    public override int ForEachForProgram(MapElementVisitor visitor, int cpu)
+    {
+        ArgumentNullException.ThrowIfNull(visitor);
+        if ((uint)cpu >= (uint)_cpus && _percpu)
+            return -Errno.EINVAL;
+        uint index = 0;
+        var visited = 0;
+        for (; index < (uint)MaxEntries; index++)
+        {
+            var key = index; // the visitor may write through the key pointer: give it a copy
+            visited++;
+            if (!visitor((byte*)&key, ElementPointer(index, _percpu ? cpu : 0)))
+                break;
+        }
+        return visited;
+    }
+
     public override bool TryLookup(ReadOnlySpan<byte> key, Span<byte> value)
     {
         CheckUserSizes(key.Length, value.Length);

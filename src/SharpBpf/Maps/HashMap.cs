@@ -172,6 +172,25 @@ public sealed unsafe class HashMap : ManagedMap
 
     public override int DeleteFromProgram(byte* key) => DeleteCore(key) ? 0 : -Errno.ENOENT;
 
+    public override int ForEachForProgram(MapElementVisitor visitor, int cpu)
+    {
+        ArgumentNullException.ThrowIfNull(visitor);
+        if (_percpu && (uint)cpu >= (uint)_cpus)
+            return -Errno.EINVAL;
+        var visited = 0;
+        // Lock-free, like the lookups: the visitor may update or delete elements (retired nodes stay readable).
+        for (uint bucket = 0; bucket <= _bucketMask; bucket++)
+        {
+            for (var node = (byte*)Volatile.Read(ref _buckets[bucket]); node != null; node = Next(node))
+            {
+                visited++;
+                if (!visitor(node + OffKey, node + _valueOffset + (_percpu ? cpu * _valueStride : 0)))
+                    return visited;
+            }
+        }
+        return visited;
+    }
+
     /// <summary>
     /// The update: <paramref name="cpu"/> is the CPU whose value a program sets (other CPUs of a new element are
     /// zeroed, as the kernel does), or -1 when <paramref name="value"/> holds every CPU's value (user space).

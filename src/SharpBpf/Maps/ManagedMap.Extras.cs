@@ -383,3 +383,17 @@ public abstract unsafe partial class ManagedMap
             throw new ArgumentException($"map '{Name}': next key must be {KeySize} bytes, got {nextKey.Length}");
     }
 }
+
+/// <summary>Called by <see cref="ManagedMap.ForEachForProgram"/> for each element; return false to stop.</summary>
+public unsafe delegate bool MapElementVisitor(byte* key, byte* value);
+
+public abstract unsafe partial class ManagedMap
+{
+    /// <summary>
+    /// bpf_for_each_map_elem: calls <paramref name="visitor"/> with pointers to each element's key and value (the
+    /// value for <paramref name="cpu"/> in per-CPU maps), which stay valid during the call, and returns how many
+    /// elements were visited (the one that stopped the walk included), or -EINVAL for map types the kernel does
+    /// not iterate (only hash and array kinds). Elements deleted by the visitor meanwhile are safe to touch.
+    /// </summary>
+    public virtual int ForEachForProgram(MapElementVisitor visitor, int cpu) => -Errno.EINVAL;
+}

@@ -229,3 +229,47 @@ public unsafe class HashMapTests
         Assert.Null(ManagedMap.FromProgramHandle((void*)0x1234));
     }
 }
+
+public unsafe class ForEachTests
+{
+    [Fact]
+    public void HashVisitsEveryElementAndSurvivesDeletesFromTheVisitor()
+    {
+        using var map = M.Create(SharpBpf.Platform.MapType.Hash, 4, 8, 64);
+        for (uint i = 0; i < 50; i++)
+            map.Update(i, (ulong)i * 2);
+        var seen = new List<uint>();
+        var visited = map.ForEachForProgram((k, v) =>
+        {
+            seen.Add(*(uint*)k);
+            Assert.Equal(*(uint*)k * 2ul, *(ulong*)v);
+            *(ulong*)v += 1; // programs may write values
+            M.ProgDelete(map, BitConverter.GetBytes(*(uint*)k));
+            return true;
+        }, 0);
+        Assert.Equal(50, visited);
+        Assert.Equal(Enumerable.Range(0, 50).Select(i => (uint)i), seen.Order());
+        Assert.Empty(map.Keys);
+    }
+
+    [Fact]
+    public void ArrayStopsWhenAskedAndCountsTheStoppingElement()
+    {
+        using var map = M.Create(SharpBpf.Platform.MapType.PercpuArray, 4, 4, 10);
+        M.ProgUpdate(map, M.U32(3), M.U32(33), 0, 0);
+        uint found = 0;
+        var visited = map.ForEachForProgram((k, v) =>
+        {
+            if (*(uint*)v == 33)
+            {
+                found = *(uint*)k;
+                return false;
+            }
+            return true;
+        }, 0);
+        Assert.Equal(4, visited);
+        Assert.Equal(3u, found);
+        using var lpm = M.Create(SharpBpf.Platform.MapType.LpmTrie, 8, 4, 10, flags: 1);
+        Assert.Equal(-Errno.EINVAL, lpm.ForEachForProgram((_, _) => true, 0));
+    }
+}
