@@ -422,6 +422,12 @@ public sealed unsafe class HashMap : ManagedMap
             _pool.Reclaim();
     }
 
+    private protected override void ReclaimBefore(long oldestActive)
+    {
+        lock (_lock)
+            _pool.ReclaimBefore(oldestActive);
+    }
+
     /// <summary>Retired nodes waiting for <see cref="Reclaim"/> (for tests and diagnostics).</summary>
     public int RetiredCount
     {

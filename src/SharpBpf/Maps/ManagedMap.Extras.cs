@@ -100,6 +100,15 @@ public abstract unsafe partial class ManagedMap
     /// </summary>
     public virtual void Reclaim() { }
 
+    /// <summary>
+    /// Makes reusable the memory no program run in progress can still reach, for engines that bracket runs with
+    /// <see cref="ProgramRuns.Enter"/>/<see cref="ProgramRuns.Exit"/>: safe to call at any time, from any thread.
+    /// </summary>
+    public void ReclaimUnreachable() => ReclaimBefore(ProgramRuns.OldestActive());
+
+    /// <summary>Reuses memory retired at or before epoch <paramref name="oldestActive"/>.</summary>
+    private protected virtual void ReclaimBefore(long oldestActive) { }
+
     /// <summary>The exception for a refused operation on this map.</summary>
     protected MapException Fail(string operation, int errno) => new(Name, operation, errno);
 

@@ -193,6 +193,8 @@ public sealed unsafe class MapOfMaps : ManagedMap
 
     public override void Reclaim() => _table?.Reclaim();
 
+    private protected override void ReclaimBefore(long oldestActive) => _table?.ReclaimUnreachable();
+
     protected override void Dispose(bool disposing)
     {
         if (_slots != null)

@@ -367,6 +367,8 @@ public sealed unsafe class DevMapHash : ManagedMap, IRedirectMap
     public override bool TryGetNextKey(ReadOnlySpan<byte> key, Span<byte> nextKey) => _table.TryGetNextKey(key, nextKey);
     public override void Reclaim() => _table.Reclaim();
 
+    private protected override void ReclaimBefore(long oldestActive) => _table.ReclaimUnreachable();
+
     protected override void Dispose(bool disposing)
     {
         if (disposing)

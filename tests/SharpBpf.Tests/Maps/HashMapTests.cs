@@ -273,3 +273,66 @@ public unsafe class ForEachTests
         Assert.Equal(-Errno.EINVAL, lpm.ForEachForProgram((_, _) => true, 0));
     }
 }
+
+public unsafe class ProgramRunsTests
+{
+    [Fact]
+    public void MemoryRetiredDuringARunIsHeldUntilTheRunEnds()
+    {
+        using var map = M.Create(SharpBpf.Platform.MapType.Hash, 4, 8, 4);
+        var hash = (HashMap)map;
+        map.Update<uint, ulong>(1, 10);
+        map.Update<uint, ulong>(1, 11); // retired before any run: reusable at once
+        var run = ProgramRuns.Enter();
+        var held = M.ProgLookup(map, M.U32(1));
+        map.Update<uint, ulong>(1, 12); // retired during the run that holds `held`
+        map.ReclaimUnreachable();
+        Assert.Equal(1, hash.RetiredCount);
+        for (uint i = 0; i < 50; i++)
+            map.Update<uint, ulong>(2 + i % 3, i); // churn: must not reuse the held element
+        Assert.Equal(11ul, *(ulong*)held);
+        ProgramRuns.Exit(run);
+        map.ReclaimUnreachable();
+        Assert.Equal(0, hash.RetiredCount);
+    }
+
+    [Fact]
+    public void ConcurrentRunsAndReclaimNeverHandAReaderReusedMemory()
+    {
+        using var map = M.Create(SharpBpf.Platform.MapType.Hash, 4, 8, 16);
+        for (uint k = 0; k < 16; k++)
+            map.Update<uint, ulong>(k, k);
+        var stop = 0;
+        var corrupt = 0;
+        var readers = Enumerable.Range(0, 2).Select(_ => new Thread(() =>
+        {
+            while (Volatile.Read(ref stop) == 0)
+            {
+                using var run = ProgramRuns.Enter();
+                for (uint k = 0; k < 16; k++)
+                {
+                    var p = M.ProgLookup(map, M.U32(k));
+                    if (p == null)
+                        continue;
+                    var first = *(ulong*)p;
+                    Thread.SpinWait(20);
+                    // Values are key + 16 * n and elements are replaced, never written in place: a held
+                    // element must keep its value for the whole run.
+                    if (*(ulong*)p != first || first % 16 != k)
+                        Interlocked.Increment(ref corrupt);
+                }
+            }
+        })).ToList();
+        readers.ForEach(r => r.Start());
+        for (var round = 1; round < 3000; round++)
+        {
+            var key = (uint)(round % 16);
+            map.Update<uint, ulong>(key, key + 16ul * (ulong)round);
+            if (round % 10 == 0)
+                map.ReclaimUnreachable();
+        }
+        Volatile.Write(ref stop, 1);
+        readers.ForEach(r => r.Join());
+        Assert.Equal(0, corrupt);
+    }
+}
