@@ -336,3 +336,26 @@ public unsafe class ProgramRunsTests
         Assert.Equal(0, corrupt);
     }
 }
+
+public class LruConcurrencyTests
+{
+    [Fact]
+    public void ConcurrentInsertsIntoAFullLruStayWithinMaxEntries()
+    {
+        using var map = M.Create(SharpBpf.Platform.MapType.LruHash, 4, 8, 100);
+        Parallel.For(0, 4, t =>
+        {
+            for (uint i = 0; i < 5000; i++)
+            {
+                var key = (uint)t * 100000 + i;
+                map.Update(key, (ulong)key);
+                // Other threads may already have evicted it; if present, it holds its own value.
+                if (map.TryLookup<uint, ulong>(key, out var value))
+                    Assert.Equal((ulong)key, value);
+            }
+        });
+        var keys = map.Keys.Select(k => BitConverter.ToUInt32(k)).ToList();
+        Assert.Equal(100, keys.Count);
+        Assert.All(keys, k => Assert.Equal((ulong)k, map.Lookup<uint, ulong>(k)));
+    }
+}

@@ -258,6 +258,101 @@ public unsafe class KernelDifferentialTests
         new(Op.Lookup, U32(0)), new(Op.Delete, U32(0)), new(Op.Delete, U32(99)),
     ]);
 
+    private static void RequireSameCpuCount()
+    {
+        var possible = File.Exists("/sys/devices/system/cpu/possible") ? File.ReadAllText("/sys/devices/system/cpu/possible").Trim() : "";
+        var parts = possible.Split('-');
+        if (parts.Length != 2 || parts[0] != "0" || int.Parse(parts[1]) + 1 != ManagedMap.PossibleCpus)
+            Assert.Skip($"the kernel's possible CPUs ({possible}) differ from ManagedMap.PossibleCpus ({ManagedMap.PossibleCpus})");
+    }
+
+    private static byte[] PerCpu(params ulong[] values) => values.SelectMany(U64).ToArray();
+
+    [Fact]
+    public void PerCpuArrayValuesMatch()
+    {
+        RequireSameCpuCount();
+        var n = ManagedMap.PossibleCpus;
+        // The map holds 4-byte values; user space passes each CPU's value rounded up to 8.
+        var values = PerCpu(Enumerable.Range(1, n).Select(i => (ulong)i * 0x0101).ToArray());
+        CompareRaw(Spec(MapType.PercpuArray, 4, 4, 2), 8 * n,
+        [
+            new(Op.Update, U32(1), values), new(Op.Lookup, U32(1)), new(Op.Lookup, U32(0)), new(Op.Update, U32(1), values, 1),
+        ]);
+    }
+
+    [Fact]
+    public void PerCpuHashValuesMatch()
+    {
+        RequireSameCpuCount();
+        var n = ManagedMap.PossibleCpus;
+        var values = PerCpu(Enumerable.Range(1, n).Select(i => (ulong)i << 40 | 7).ToArray());
+        CompareRaw(Spec(MapType.PercpuHash, 4, 8, 2), 8 * n,
+        [
+            new(Op.Update, U32(5), values), new(Op.Lookup, U32(5)), new(Op.Update, U32(5), values, 1),
+            new(Op.Update, U32(6), values, 2), new(Op.Update, U32(6), values), new(Op.Update, U32(7), values),
+            new(Op.Delete, U32(5)), new(Op.Lookup, U32(5)), new(Op.Lookup, U32(6)),
+        ]);
+    }
+
+    /// <summary>Compare with user values of <paramref name="userValueSize"/> bytes (per-CPU maps).</summary>
+    private static void CompareRaw(MapSpec spec, int userValueSize, IEnumerable<Step> steps)
+    {
+        RequireKernel();
+        var fd = KernelCreate(spec);
+        Assert.True(fd >= 0, $"kernel refused {spec.Type}: {Errno.Name(-fd)}");
+        using var map = MapFactory.Create(spec);
+        try
+        {
+            var index = 0;
+            foreach (var step in steps)
+            {
+                var kernelOut = new byte[userValueSize];
+                var managedOut = new byte[userValueSize];
+                var (kernel, managed) = step.Op switch
+                {
+                    Op.Update => (KernelElem(2, fd, step.Key, step.Value, step.Flags),
+                        Managed(() => map.Update(step.Key, step.Value, (MapUpdateFlags)step.Flags))),
+                    Op.Lookup => (KernelElem(1, fd, step.Key, kernelOut, 0),
+                        Managed(() => { if (!map.TryLookup(step.Key, managedOut)) throw new MapException("", "", Errno.ENOENT); })),
+                    _ => (KernelElem(3, fd, step.Key, null, 0),
+                        Managed(() => { if (!map.Delete(step.Key)) throw new MapException("", "", Errno.ENOENT); })),
+                };
+                var where = $"{spec.Type} step {index} {step.Op}";
+                Assert.True(kernel == managed, $"{where}: kernel {Errno.Name(kernel)}, managed {Errno.Name(managed)}");
+                if (kernel == 0 && step.Op == Op.Lookup)
+                    Assert.True(kernelOut.AsSpan().SequenceEqual(managedOut), $"{where}: kernel {Hex(kernelOut)}, managed {Hex(managedOut)}");
+                index++;
+            }
+        }
+        finally
+        {
+            close(fd);
+        }
+    }
+
+    [Fact]
+    public void MapInMapSpecsWithInnerTemplates()
+    {
+        RequireKernel();
+        var inner = Spec(MapType.Hash, 4, 8, 16);
+        var innerFd = KernelCreate(inner);
+        Assert.True(innerFd >= 0);
+        try
+        {
+            var outer = Spec(MapType.ArrayOfMaps, 4, 4, 4);
+            outer.InnerMap = inner;
+            Compare(outer, [new(Op.Lookup, U32(0)), new(Op.Delete, U32(0)), new(Op.Delete, U32(9)), new(Op.NextKey, U32(3))], innerFd);
+            var hashOuter = Spec(MapType.HashOfMaps, 8, 4, 4);
+            hashOuter.InnerMap = inner;
+            Compare(hashOuter, [new(Op.Lookup, U64(0)), new(Op.Delete, U64(0)), new(Op.NextKey, null)], innerFd);
+        }
+        finally
+        {
+            close(innerFd);
+        }
+    }
+
     [Fact]
     public void PerfEventArrayOperationsWithoutEvents() => Compare(Spec(MapType.PerfEventArray, 4, 4, 4),
     [
