@@ -199,7 +199,7 @@ public class CallbackAndTailCallTests
             MovR(R3, R10),
             Alu64(AluOperation.Add, R3, -8),
             Mov(R4, 0),
-            Call((int)Platform.HelperId.Loop),
+            Call((int)global::SharpBpf.Platform.HelperId.Loop),
             Ldx(AccessSize.DoubleWord, R1, R10, -8),
             Alu64(AluOperation.Lsh, R0, 32),
             Alu64R(AluOperation.Or, R0, R1),
@@ -212,27 +212,27 @@ public class CallbackAndTailCallTests
             Jmp(JumpOperation.Jne, R1, 9, 1),
             Mov(R0, 1),
             Exit(),
-        ], Platform.ProgramType.Xdp);
+        ], global::SharpBpf.Platform.ProgramType.Xdp);
         using var e = new VmExecution();
         // 10 iterations (0..9), sum 45.
         Assert.Equal((10UL << 32) | 45UL, program.Run(e));
     }
 
-    private static Objects.CollectionSpec TailCallSpec(int selfCalls)
+    private static global::SharpBpf.Objects.CollectionSpec TailCallSpec(int selfCalls)
     {
         // "entry" tail-calls "chain" (slot 0); "chain" counts in .data and tail-calls itself.
-        var spec = new Objects.CollectionSpec();
-        spec.Maps.Add(new Objects.MapSpec { Name = "jumps", Type = Platform.MapType.ProgArray, KeySize = 4, ValueSize = 4, MaxEntries = 2 });
-        spec.Maps.Add(new Objects.MapSpec { Name = ".data", Type = Platform.MapType.Array, KeySize = 4, ValueSize = 8, MaxEntries = 1, InitialValue = new byte[8] });
+        var spec = new global::SharpBpf.Objects.CollectionSpec();
+        spec.Maps.Add(new global::SharpBpf.Objects.MapSpec { Name = "jumps", Type = global::SharpBpf.Platform.MapType.ProgArray, KeySize = 4, ValueSize = 4, MaxEntries = 2 });
+        spec.Maps.Add(new global::SharpBpf.Objects.MapSpec { Name = ".data", Type = global::SharpBpf.Platform.MapType.Array, KeySize = 4, ValueSize = 8, MaxEntries = 1, InitialValue = new byte[8] });
         Instruction[] TailCall(int slot) =>
         [
             new Instruction(new OpCode(0x18), R2, (Register)1, 0, 0) { Reference = "jumps" },
             Mov(R3, slot),
-            Call((int)Platform.HelperId.TailCall),
+            Call((int)global::SharpBpf.Platform.HelperId.TailCall),
         ];
-        spec.Programs.Add(new Objects.ProgramSpec { Name = "entry", SectionName = "xdp", Type = Platform.ProgramType.Xdp,
+        spec.Programs.Add(new global::SharpBpf.Objects.ProgramSpec { Name = "entry", SectionName = "xdp", Type = global::SharpBpf.Platform.ProgramType.Xdp,
             Instructions = [.. TailCall(0), Mov(R0, 1), Exit()] });
-        spec.Programs.Add(new Objects.ProgramSpec { Name = "chain", SectionName = "xdp", Type = Platform.ProgramType.Xdp,
+        spec.Programs.Add(new global::SharpBpf.Objects.ProgramSpec { Name = "chain", SectionName = "xdp", Type = global::SharpBpf.Platform.ProgramType.Xdp,
             Instructions =
             [
                 new Instruction(new OpCode(0x18), R6, (Register)2, 0, 0) { Reference = ".data" },
@@ -274,7 +274,7 @@ public class CallbackAndTailCallTests
         using var e = new VmExecution();
         var callx = new Instruction(new OpCode(0x8d), R2, 0, 0, 0);
         var trap = Assert.Throws<VmTrapException>(() =>
-            VmProgram.Create("t", [Lddw(R2, 0x7fff_0000_1234), callx, Mov(R0, 0), Exit()], Platform.ProgramType.Xdp).Run(e));
+            VmProgram.Create("t", [Lddw(R2, 0x7fff_0000_1234), callx, Mov(R0, 0), Exit()], global::SharpBpf.Platform.ProgramType.Xdp).Run(e));
         Assert.Equal(TrapKind.BadCall, trap.Kind);
         Assert.Equal(1, trap.InstructionIndex);
     }
@@ -290,7 +290,7 @@ public class CallbackAndTailCallTests
             St(AccessSize.Half, R10, -7, 0x0000),           // overlaps the middle of it
             Ldx(AccessSize.DoubleWord, R0, R10, -11),
             Exit(),
-        ], Platform.ProgramType.Xdp);
+        ], global::SharpBpf.Platform.ProgramType.Xdp);
         Assert.Equal(0x1122000055667788UL, p.Run(e));
     }
 }
