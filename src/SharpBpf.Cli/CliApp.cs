@@ -14,6 +14,9 @@ public static class CliApp
     public static RootCommand BuildRoot()
     {
         var root = new RootCommand("sharpbpf: load, verify, run and attach eBPF/XDP programs from .NET");
+        root.Subcommands.Add(Commands.InspectCommand.Build());
+        root.Subcommands.Add(Commands.ConformanceCommand.Build());
+        root.Subcommands.Add(Commands.ConformancePluginCommand.Build());
         return root;
     }
 

@@ -14,7 +14,7 @@ namespace SharpBpf.Maps;
 /// </list>
 /// Every map is safe to use from several threads at once.
 /// </summary>
-public abstract unsafe class ManagedMap : IDisposable
+public abstract unsafe partial class ManagedMap : IDisposable
 {
     protected ManagedMap(MapSpec spec)
     {
@@ -24,6 +24,7 @@ public abstract unsafe class ManagedMap : IDisposable
         ValueSize = (int)spec.ValueSize;
         MaxEntries = (int)spec.MaxEntries;
         Flags = spec.Flags;
+        Id = Register(this, out _handle);
     }
 
     public string Name { get; }
@@ -78,7 +79,10 @@ public abstract unsafe class ManagedMap : IDisposable
 
     public void Dispose()
     {
+        if (Interlocked.Exchange(ref _disposed, 1) != 0)
+            return;
         Dispose(true);
+        Unregister();
         GC.SuppressFinalize(this);
     }
 
@@ -100,6 +104,13 @@ public class MapException : BpfException
 {
     public MapException(string map, string operation, int errno)
         : base($"map '{map}': {operation}: {Errno.Name(errno)} ({Errno.Describe(errno)})")
+    {
+        ErrorNumber = errno;
+    }
+
+    /// <summary>A refusal with a detail saying why (e.g. which spec field is wrong).</summary>
+    public MapException(string map, string operation, int errno, string detail)
+        : base($"map '{map}': {operation}: {Errno.Name(errno)} ({Errno.Describe(errno)}): {detail}")
     {
         ErrorNumber = errno;
     }

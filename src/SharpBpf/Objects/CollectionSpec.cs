@@ -1,4 +1,5 @@
 using SharpBpf.Asm;
+using SharpBpf.Btf;
 using SharpBpf.Platform;
 
 namespace SharpBpf.Objects;
@@ -17,6 +18,15 @@ public sealed class CollectionSpec
 
     /// <summary>Contents of the "version" section (kernel version code), or 0.</summary>
     public uint KernelVersion { get; set; }
+
+    /// <summary>The object's name (file name up to the first '.'), used to name global-data maps as libbpf does.</summary>
+    public string ObjectName { get; set; } = "";
+
+    /// <summary>The object's BTF (types and the raw bytes for BPF_BTF_LOAD), or null when it has none.</summary>
+    public BtfSpec? Btf { get; set; }
+
+    /// <summary>The object's .BTF.ext as read (per-section records); programs carry their own re-based copies.</summary>
+    public BtfExt? BtfExt { get; set; }
 
     public ProgramSpec? FindProgram(string name) => Programs.Find(p => p.Name == name);
     public MapSpec? FindMap(string name) => Maps.Find(m => m.Name == name);
@@ -49,6 +59,39 @@ public sealed class ProgramSpec
 
     /// <summary>Source line for instructions, sorted by instruction index (from BTF.ext line info).</summary>
     public List<SourceLine> Lines { get; set; } = [];
+
+    /// <summary>BTF func info for the linked program (bpf_func_info, offsets in raw slots), for BPF_PROG_LOAD.</summary>
+    public List<BtfFuncInfo> FuncInfos { get; set; } = [];
+
+    /// <summary>BTF line info for the linked program (bpf_line_info, offsets in raw slots), for BPF_PROG_LOAD.</summary>
+    public List<BtfLineInfo> LineInfos { get; set; } = [];
+
+    /// <summary>CO-RE relocations of the linked program (offsets in raw slots), still to be applied for a target kernel.</summary>
+    public List<BtfCoreRelocation> CoreRelocations { get; set; } = [];
+
+    /// <summary>The C source file of the program's first line, when the object has line info.</summary>
+    public string? SourceFile => Lines.Count > 0 ? Lines[0].FileName : null;
+
+    /// <summary>The source line that covers an instruction (by instruction index), or null.</summary>
+    public SourceLine? FindLine(int instructionIndex)
+    {
+        int lo = 0, hi = Lines.Count - 1;
+        SourceLine? found = null;
+        while (lo <= hi)
+        {
+            int mid = (lo + hi) >>> 1;
+            if (Lines[mid].InstructionIndex <= instructionIndex)
+            {
+                found = Lines[mid];
+                lo = mid + 1;
+            }
+            else
+            {
+                hi = mid - 1;
+            }
+        }
+        return found;
+    }
 }
 
 /// <summary>A C source line as BTF line info records it, attached to the first instruction it covers.</summary>
@@ -75,7 +118,38 @@ public sealed class MapSpec
 
     /// <summary>True for .rodata maps: created read-only for programs and frozen after the initial value is written.</summary>
     public bool Freeze { get; set; }
+
+    /// <summary>
+    /// The name to give the kernel (BPF_OBJ_NAME_LEN: at most 15 characters are kept). For global data it is
+    /// libbpf's: the first 8 characters of the object name then the section name (<c>xdp_maps.bss</c>), or the
+    /// section name alone when it has a second dot (<c>.rodata.cfg</c>); for other maps it is <see cref="Name"/>.
+    /// </summary>
+    public string KernelName { get; set; } = "";
+
+    /// <summary>The section the map was declared in (".maps", "maps", ".data", ...).</summary>
+    public string SectionName { get; set; } = "";
+
+    /// <summary>BTF type id of the key (0 = none), for BPF_MAP_CREATE's btf_key_type_id.</summary>
+    public uint BtfKeyTypeId { get; set; }
+
+    /// <summary>BTF type id of the value (0 = none); the DATASEC for global data.</summary>
+    public uint BtfValueTypeId { get; set; }
+
+    /// <summary>map_extra (e.g. the hash count of a bloom filter).</summary>
+    public ulong MapExtra { get; set; }
+
+    /// <summary>NUMA node the object asks for (numa_node; used with BPF_F_NUMA_NODE).</summary>
+    public uint NumaNode { get; set; }
+
+    /// <summary>
+    /// Initial slots of a map-in-map or program array (<c>.values = { [1] = &amp;inner }</c>): key index -> the
+    /// name of the map (or program, for prog arrays) to store there once it exists.
+    /// </summary>
+    public List<MapSlotReference> InitialReferences { get; set; } = [];
 }
+
+/// <summary>One initial slot of a map-in-map or program array: the map or program named goes at index <c>Key</c>.</summary>
+public sealed record MapSlotReference(uint Key, string Name);
 
 public enum MapPinning
 {

@@ -1,0 +1,45 @@
+using System.CommandLine;
+using SharpBpf.Vm;
+
+namespace SharpBpf.Cli.Commands;
+
+/// <summary>The <c>--engine interpreter|jit|kernel</c> option shared by test-run, run and conformance, and the one
+/// place that says which engines this build has.</summary>
+internal static class EngineOption
+{
+    public static Option<VmEngine> Create()
+    {
+        var option = new Option<VmEngine>("--engine")
+        {
+            Description = "Engine: interpreter (default), jit or kernel",
+            DefaultValueFactory = _ => VmEngine.Interpreter,
+            CustomParser = result =>
+            {
+                var text = result.Tokens.Count > 0 ? result.Tokens[0].Value : "interpreter";
+                if (VmEngineNames.TryParse(text, out var engine))
+                    return engine;
+                result.AddError($"unknown engine '{text}': use interpreter, jit or kernel");
+                return VmEngine.Interpreter;
+            },
+        };
+        return option;
+    }
+
+    /// <summary>False (after saying why on <paramref name="error"/>) when the engine is not available here.</summary>
+    public static bool EnsureAvailable(VmEngine engine, TextWriter error, bool vmOnly = false)
+    {
+        switch (engine)
+        {
+            case VmEngine.Interpreter:
+                return true;
+            case VmEngine.Jit:
+                error.WriteLine("engine 'jit' is not built yet; use --engine interpreter");
+                return false;
+            default:
+                error.WriteLine(vmOnly
+                    ? "engine 'kernel' is not available for this command yet; use --engine interpreter"
+                    : "engine 'kernel' is not built yet (it needs the Linux backend); use --engine interpreter");
+                return false;
+        }
+    }
+}

@@ -1,0 +1,376 @@
+using System.Diagnostics;
+using System.Text;
+using SharpBpf.Maps;
+using SharpBpf.Platform;
+using SharpBpf.Vm;
+using SharpBpf.Xdp;
+
+namespace SharpBpf.Helpers;
+
+/// <summary>
+/// The helper implementations, with the kernel's semantics and return codes. Calling convention, shared by every
+/// engine: <c>static ulong Helper(VmExecution e, ulong r1, ulong r2, ulong r3, ulong r4, ulong r5)</c>; r0 is the
+/// return value. Pointer arguments are checked against the program's regions when the execution checks memory; a
+/// bad map argument or a bad pointer traps (the kernel's verifier would have refused the program).
+/// </summary>
+public static unsafe class VmHelpers
+{
+    private static ulong Errno(int errno) => unchecked((ulong)(long)-errno);
+
+    private static ManagedMap Map(VmExecution e, ulong handle, string helper)
+    {
+        var map = e.Program?.Collection?.ResolveMap(handle);
+        if (map is null)
+            throw e.Trap(TrapKind.BadHelperArgument, $"{helper}: 0x{handle:x} is not a map of this program");
+        return map;
+    }
+
+    private static void Check(VmExecution e, ulong address, ulong length, bool write, string what)
+    {
+        if (e.CheckMemory)
+            e.CheckRange(address, length, write, what);
+    }
+
+    // ---- maps ------------------------------------------------------------------------------------------------------
+
+    public static ulong MapLookupElem(VmExecution e, ulong map, ulong key, ulong r3, ulong r4, ulong r5)
+    {
+        var m = Map(e, map, "bpf_map_lookup_elem");
+        Check(e, key, (ulong)m.KeySize, false, "bpf_map_lookup_elem key");
+        byte* value = m.LookupForProgram((byte*)key, e.Cpu);
+        if (value != null && e.CheckMemory)
+            e.AddRegion((ulong)value, (ulong)m.ValueSize, writable: true);
+        return (ulong)value;
+    }
+
+    public static ulong MapUpdateElem(VmExecution e, ulong map, ulong key, ulong value, ulong flags, ulong r5)
+    {
+        var m = Map(e, map, "bpf_map_update_elem");
+        Check(e, key, (ulong)m.KeySize, false, "bpf_map_update_elem key");
+        Check(e, value, (ulong)m.ValueSize, false, "bpf_map_update_elem value");
+        return (ulong)(long)m.UpdateFromProgram((byte*)key, (byte*)value, flags, e.Cpu);
+    }
+
+    public static ulong MapDeleteElem(VmExecution e, ulong map, ulong key, ulong r3, ulong r4, ulong r5)
+    {
+        var m = Map(e, map, "bpf_map_delete_elem");
+        Check(e, key, (ulong)m.KeySize, false, "bpf_map_delete_elem key");
+        return (ulong)(long)m.DeleteFromProgram((byte*)key);
+    }
+
+    public static ulong MapPushElem(VmExecution e, ulong map, ulong value, ulong flags, ulong r4, ulong r5)
+    {
+        var m = Map(e, map, "bpf_map_push_elem");
+        Check(e, value, (ulong)m.ValueSize, false, "bpf_map_push_elem value");
+        return (ulong)(long)m.PushFromProgram((byte*)value, flags);
+    }
+
+    public static ulong MapPopElem(VmExecution e, ulong map, ulong value, ulong r3, ulong r4, ulong r5)
+    {
+        var m = Map(e, map, "bpf_map_pop_elem");
+        Check(e, value, (ulong)m.ValueSize, true, "bpf_map_pop_elem value");
+        return (ulong)(long)m.PopFromProgram((byte*)value);
+    }
+
+    public static ulong MapPeekElem(VmExecution e, ulong map, ulong value, ulong r3, ulong r4, ulong r5)
+    {
+        var m = Map(e, map, "bpf_map_peek_elem");
+        Check(e, value, (ulong)m.ValueSize, true, "bpf_map_peek_elem value");
+        return (ulong)(long)m.PeekFromProgram((byte*)value);
+    }
+
+    /// <summary>bpf_for_each_map_elem(map, callback, ctx, flags): callback(map, &amp;key, &amp;value, ctx) for each
+    /// element until it returns 1; returns the number of elements visited.</summary>
+    public static ulong ForEachMapElem(VmExecution e, ulong map, ulong callback, ulong ctx, ulong flags, ulong r5)
+    {
+        var m = Map(e, map, "bpf_for_each_map_elem");
+        if (flags != 0)
+            return Errno(SharpBpf.Errno.EINVAL);
+        var invoker = e.Invoker ?? throw e.Trap(TrapKind.BadCall, "bpf_for_each_map_elem: this engine cannot run callbacks");
+        // The key lives in unmanaged memory the callback may read (it gets a pointer to it).
+        byte* key = (byte*)System.Runtime.InteropServices.NativeMemory.AllocZeroed((nuint)Math.Max(1, m.KeySize));
+        var current = new byte[m.KeySize];
+        var next = new byte[m.KeySize];
+        ulong count = 0;
+        try
+        {
+            bool first = true;
+            while (m.TryGetNextKey(first ? [] : current, next))
+            {
+                first = false;
+                next.CopyTo(current, 0);
+                next.AsSpan().CopyTo(new Span<byte>(key, m.KeySize));
+                byte* value = m.LookupForProgram(key, e.Cpu);
+                if (value == null)
+                    continue;
+                if (e.CheckMemory)
+                {
+                    e.AddRegion((ulong)key, (ulong)m.KeySize, writable: false);
+                    e.AddRegion((ulong)value, (ulong)m.ValueSize, writable: true);
+                }
+                count++;
+                if (invoker.Invoke(e, callback, map, (ulong)key, (ulong)value, ctx, 0) != 0)
+                    break;
+            }
+        }
+        finally
+        {
+            e.RemoveRegion((ulong)key);
+            System.Runtime.InteropServices.NativeMemory.Free(key);
+        }
+        return count;
+    }
+
+    // ---- time, random, cpu -----------------------------------------------------------------------------------------
+
+    private static readonly double s_nsPerTick = 1e9 / Stopwatch.Frequency;
+
+    public static ulong KtimeGetNs(VmExecution e, ulong r1, ulong r2, ulong r3, ulong r4, ulong r5) =>
+        (ulong)(Stopwatch.GetTimestamp() * s_nsPerTick);
+
+    public static ulong KtimeGetBootNs(VmExecution e, ulong r1, ulong r2, ulong r3, ulong r4, ulong r5) =>
+        (ulong)Environment.TickCount64 * 1_000_000UL;
+
+    public static ulong GetPrandomU32(VmExecution e, ulong r1, ulong r2, ulong r3, ulong r4, ulong r5) => e.NextRandom();
+
+    public static ulong GetSmpProcessorId(VmExecution e, ulong r1, ulong r2, ulong r3, ulong r4, ulong r5) => (uint)e.Cpu;
+
+    // ---- trace_printk ---------------------------------------------------------------------------------------------
+
+    /// <summary>bpf_trace_printk(fmt, fmt_size, a1, a2, a3): formats as the kernel does (%d %i %u %x %X %ld %lu %lx
+    /// %lld %llu %llx %p %s %c %%, at most three arguments) and records the line; returns its length.</summary>
+    public static ulong TracePrintk(VmExecution e, ulong fmt, ulong size, ulong a1, ulong a2, ulong a3)
+    {
+        Check(e, fmt, size, false, "bpf_trace_printk format");
+        var format = new ReadOnlySpan<byte>((void*)fmt, (int)Math.Min(size, 1024));
+        int nul = format.IndexOf((byte)0);
+        if (nul < 0)
+            return Errno(SharpBpf.Errno.EINVAL);
+        format = format[..nul];
+        var args = new[] { a1, a2, a3 };
+        int argIndex = 0;
+        var sb = new StringBuilder();
+        for (int i = 0; i < format.Length; i++)
+        {
+            char c = (char)format[i];
+            if (c != '%')
+            {
+                sb.Append(c);
+                continue;
+            }
+            if (++i >= format.Length)
+                return Errno(SharpBpf.Errno.EINVAL);
+            if (format[i] == '%')
+            {
+                sb.Append('%');
+                continue;
+            }
+            int longs = 0;
+            while (i < format.Length && format[i] == 'l')
+            {
+                longs++;
+                i++;
+            }
+            if (i >= format.Length || argIndex >= 3)
+                return Errno(SharpBpf.Errno.EINVAL);
+            ulong v = args[argIndex++];
+            switch ((char)format[i])
+            {
+                case 'd' or 'i': sb.Append(longs > 0 ? (long)v : (int)v); break;
+                case 'u': sb.Append(longs > 0 ? v : (uint)v); break;
+                case 'x': sb.Append(longs > 0 ? v.ToString("x") : ((uint)v).ToString("x")); break;
+                case 'X': sb.Append(longs > 0 ? v.ToString("X") : ((uint)v).ToString("X")); break;
+                case 'c': sb.Append((char)(byte)v); break;
+                case 'p': sb.Append("0x").Append(v.ToString("x")); break;
+                case 's':
+                {
+                    var text = new StringBuilder();
+                    for (ulong p = v; text.Length < 256; p++)
+                    {
+                        Check(e, p, 1, false, "bpf_trace_printk %s argument");
+                        byte b = *(byte*)p;
+                        if (b == 0)
+                            break;
+                        text.Append((char)b);
+                    }
+                    sb.Append(text);
+                    break;
+                }
+                default:
+                    return Errno(SharpBpf.Errno.EINVAL);
+            }
+        }
+        var line = sb.ToString().TrimEnd('\n');
+        e.WriteTrace(line);
+        return (ulong)sb.Length;
+    }
+
+    // ---- calls -------------------------------------------------------------------------------------------------------
+
+    /// <summary>bpf_tail_call is executed by the engines (it does not return on success); this entry only exists so
+    /// the helper has a descriptor. A direct call is a bug in an engine.</summary>
+    public static ulong TailCallUnsupported(VmExecution e, ulong r1, ulong r2, ulong r3, ulong r4, ulong r5) =>
+        throw new UnreachableException("bpf_tail_call must be executed by the engine");
+
+    /// <summary>
+    /// The target of bpf_tail_call(ctx, prog_array, index), or null when the call falls through (index out of
+    /// range, empty slot, or more than <see cref="VmOptions.MaxTailCalls"/> tail calls in this run). Program
+    /// arrays hold <see cref="VmProgram.Id"/>s as their 4-byte values.
+    /// </summary>
+    public static VmProgram? ResolveTailCall(VmExecution e, ulong map, ulong index)
+    {
+        var m = Map(e, map, "bpf_tail_call");
+        if (m.Type != MapType.ProgArray)
+            throw e.Trap(TrapKind.BadHelperArgument, $"bpf_tail_call: map '{m.Name}' is not a program array");
+        if (index >= (ulong)m.MaxEntries || e.TailCalls >= e.Options.MaxTailCalls)
+            return null;
+        uint key = (uint)index;
+        byte* value = m.LookupForProgram((byte*)&key, e.Cpu);
+        if (value == null)
+            return null;
+        var target = VmProgram.FromId(*(uint*)value);
+        if (target is null)
+            return null;
+        e.TailCalls++;
+        return target;
+    }
+
+    /// <summary>bpf_loop(nr, callback, ctx, flags): callback(i, ctx) until it returns 1; returns the iterations run.</summary>
+    public static ulong Loop(VmExecution e, ulong count, ulong callback, ulong ctx, ulong flags, ulong r5)
+    {
+        if (flags != 0)
+            return Errno(SharpBpf.Errno.EINVAL);
+        if (count > 1 << 23)
+            return Errno(SharpBpf.Errno.E2BIG);
+        var invoker = e.Invoker ?? throw e.Trap(TrapKind.BadCall, "bpf_loop: this engine cannot run callbacks");
+        int at = e.CurrentInstruction;
+        for (ulong i = 0; i < count; i++)
+        {
+            if (--e.Budget < 0)
+                throw e.Trap(TrapKind.BudgetExhausted, $"more than {e.Options.InstructionBudget} instructions in one run");
+            ulong result = invoker.Invoke(e, callback, i, ctx, 0, 0, 0);
+            e.CurrentInstruction = at;
+            if (result != 0)
+                return i + 1;
+        }
+        return count;
+    }
+
+    /// <summary>The bpf_conformance suite's helper 5: returns its first argument.</summary>
+    public static ulong ConformanceTestHelper(VmExecution e, ulong r1, ulong r2, ulong r3, ulong r4, ulong r5) => r1;
+
+    // ---- checksum ------------------------------------------------------------------------------------------------
+
+    /// <summary>bpf_csum_diff(from, from_size, to, to_size, seed): the 32-bit one's-complement sum of seed, the
+    /// complement of every 32-bit word of from, and every word of to (as x86-64's csum_partial folds it).</summary>
+    public static ulong CsumDiff(VmExecution e, ulong from, ulong fromSize, ulong to, ulong toSize, ulong seed)
+    {
+        if (((fromSize | toSize) & 3) != 0 || fromSize + toSize > 512 || fromSize > 512 || toSize > 512)
+            return Errno(SharpBpf.Errno.EINVAL);
+        if (fromSize > 0)
+            Check(e, from, fromSize, false, "bpf_csum_diff from");
+        if (toSize > 0)
+            Check(e, to, toSize, false, "bpf_csum_diff to");
+        ulong sum = (uint)seed;
+        for (ulong i = 0; i < fromSize; i += 4)
+            sum += ~*(uint*)(from + i);
+        for (ulong i = 0; i < toSize; i += 4)
+            sum += *(uint*)(to + i);
+        while ((sum >> 32) != 0)
+            sum = (sum & 0xffffffff) + (sum >> 32);
+        return (uint)sum;
+    }
+
+    // ---- XDP -------------------------------------------------------------------------------------------------------
+
+    private static XdpContext Xdp(VmExecution e, ulong ctx, string helper)
+    {
+        var xdp = e.Xdp;
+        if (xdp is null || ctx != (ulong)xdp.MetadataBlock)
+            throw e.Trap(TrapKind.BadHelperArgument, $"{helper}: the first argument must be the xdp_md context");
+        return xdp;
+    }
+
+    public static ulong XdpAdjustHead(VmExecution e, ulong ctx, ulong delta, ulong r3, ulong r4, ulong r5)
+    {
+        var xdp = Xdp(e, ctx, "bpf_xdp_adjust_head");
+        int result = xdp.AdjustHead((int)delta);
+        e.RefreshPacket();
+        return (ulong)(long)result;
+    }
+
+    public static ulong XdpAdjustMeta(VmExecution e, ulong ctx, ulong delta, ulong r3, ulong r4, ulong r5)
+    {
+        var xdp = Xdp(e, ctx, "bpf_xdp_adjust_meta");
+        int result = xdp.AdjustMeta((int)delta);
+        e.RefreshPacket();
+        return (ulong)(long)result;
+    }
+
+    public static ulong XdpAdjustTail(VmExecution e, ulong ctx, ulong delta, ulong r3, ulong r4, ulong r5)
+    {
+        var xdp = Xdp(e, ctx, "bpf_xdp_adjust_tail");
+        int result = xdp.AdjustTail((int)delta);
+        e.RefreshPacket();
+        return (ulong)(long)result;
+    }
+
+    public static ulong XdpGetBuffLen(VmExecution e, ulong ctx, ulong r2, ulong r3, ulong r4, ulong r5)
+    {
+        var xdp = Xdp(e, ctx, "bpf_xdp_get_buff_len");
+        return (ulong)(xdp.DataEnd - xdp.Data);
+    }
+
+    public static ulong XdpLoadBytes(VmExecution e, ulong ctx, ulong offset, ulong buffer, ulong length, ulong r5)
+    {
+        var xdp = Xdp(e, ctx, "bpf_xdp_load_bytes");
+        Check(e, buffer, length, true, "bpf_xdp_load_bytes buffer");
+        ulong packetLength = (ulong)(xdp.DataEnd - xdp.Data);
+        if ((uint)offset != offset || length == 0 || offset + length > packetLength || offset + length < offset)
+            return Errno(SharpBpf.Errno.EINVAL);
+        Buffer.MemoryCopy(xdp.Data + offset, (void*)buffer, (long)length, (long)length);
+        return 0;
+    }
+
+    public static ulong XdpStoreBytes(VmExecution e, ulong ctx, ulong offset, ulong buffer, ulong length, ulong r5)
+    {
+        var xdp = Xdp(e, ctx, "bpf_xdp_store_bytes");
+        Check(e, buffer, length, false, "bpf_xdp_store_bytes buffer");
+        ulong packetLength = (ulong)(xdp.DataEnd - xdp.Data);
+        if ((uint)offset != offset || length == 0 || offset + length > packetLength || offset + length < offset)
+            return Errno(SharpBpf.Errno.EINVAL);
+        Buffer.MemoryCopy((void*)buffer, xdp.Data + offset, (long)length, (long)length);
+        return 0;
+    }
+
+    /// <summary>bpf_redirect(ifindex, flags): XDP_REDIRECT with the interface recorded; flags must be 0 (otherwise
+    /// XDP_ABORTED, as in the kernel).</summary>
+    public static ulong Redirect(VmExecution e, ulong ifindex, ulong flags, ulong r3, ulong r4, ulong r5)
+    {
+        if (flags != 0)
+            return (ulong)XdpAction.Aborted;
+        e.Redirect = new XdpRedirect(XdpRedirectKind.Interface, (uint)ifindex, null, flags);
+        return (ulong)XdpAction.Redirect;
+    }
+
+    /// <summary>bpf_redirect_map(map, key, flags): XDP_REDIRECT when the map has an entry for the key, otherwise the
+    /// action in the low two bits of flags.</summary>
+    public static ulong RedirectMap(VmExecution e, ulong map, ulong key, ulong flags, ulong r4, ulong r5)
+    {
+        var m = Map(e, map, "bpf_redirect_map");
+        var kind = m.Type switch
+        {
+            MapType.Devmap or MapType.DevmapHash => XdpRedirectKind.Interface,
+            MapType.Cpumap => XdpRedirectKind.Cpu,
+            MapType.Xskmap => XdpRedirectKind.Socket,
+            _ => throw e.Trap(TrapKind.BadHelperArgument, $"bpf_redirect_map: map '{m.Name}' ({m.Type}) is not a devmap, cpumap or xskmap"),
+        };
+        uint k = (uint)key;
+        byte* value = m.LookupForProgram((byte*)&k, e.Cpu);
+        if (value == null)
+            return flags & 3;
+        uint index = kind == XdpRedirectKind.Interface && m.ValueSize >= 4 ? *(uint*)value : k;
+        e.Redirect = new XdpRedirect(kind, index, m.Name, flags);
+        return (ulong)XdpAction.Redirect;
+    }
+}

@@ -1,0 +1,230 @@
+using System.Collections.Frozen;
+using A = SharpBpf.Platform.ArgumentKind;
+using R = SharpBpf.Platform.ReturnKind;
+
+namespace SharpBpf.Platform;
+
+/// <summary>
+/// What a program type may do: the helpers it may call (with their prototypes), the context it gets in r1, and what
+/// its return value must be. This is the one contract the verifier and the VM share: the verifier checks calls and
+/// context accesses against it, the VM refuses helpers that are not in it.
+/// <para>
+/// The helper sets follow the kernel's <c>*_func_proto</c> functions for a privileged (root) loader: the program
+/// type's own helpers, then the networking base set, then the general base set. Prototypes follow the kernel's
+/// <c>struct bpf_func_proto</c> definitions.
+/// </para>
+/// <example><code>
+/// if (!PlatformTable.Xdp.TryGetHelper(HelperId.MapLookupElem, out var proto)) { /* refuse the call */ }
+/// </code></example>
+/// </summary>
+public sealed class PlatformTable
+{
+    private readonly FrozenDictionary<HelperId, HelperPrototype> _helpers;
+
+    private PlatformTable(ProgramType type, ContextLayout context, IEnumerable<HelperPrototype> helpers)
+    {
+        ProgramType = type;
+        Context = context;
+        _helpers = helpers.ToFrozenDictionary(h => h.Id);
+    }
+
+    public ProgramType ProgramType { get; }
+
+    /// <summary>The struct r1 points to at entry.</summary>
+    public ContextLayout Context { get; }
+
+    /// <summary>Every helper this program type may call.</summary>
+    public IEnumerable<HelperPrototype> Helpers => _helpers.Values.OrderBy(h => h.Id);
+
+    /// <summary>
+    /// The inclusive range r0 must be in at program exit, or null when the kernel does not check it. The kernel
+    /// (6.x) checks no range for XDP, socket filters or tc: an XDP program returning 7 loads, and the frame is
+    /// dropped with a warning at run time.
+    /// </summary>
+    public (long Min, long Max)? ReturnRange { get; private init; }
+
+    /// <summary>Looks up a helper this program type may call.</summary>
+    public bool TryGetHelper(HelperId id, out HelperPrototype prototype)
+    {
+        if (_helpers.TryGetValue(id, out var found))
+        {
+            prototype = found;
+            return true;
+        }
+        prototype = null!;
+        return false;
+    }
+
+    /// <summary>True when this program type may call the helper.</summary>
+    public bool Allows(HelperId id) => _helpers.ContainsKey(id);
+
+    /// <summary>The prototype of any known helper, whichever program type may call it.</summary>
+    public static bool TryGetPrototype(HelperId id, out HelperPrototype prototype)
+    {
+        if (AllPrototypes.TryGetValue(id, out var found))
+        {
+            prototype = found;
+            return true;
+        }
+        prototype = null!;
+        return false;
+    }
+
+    /// <summary>The table for a program type, or null when SharpBpf does not model that type yet.</summary>
+    public static PlatformTable? For(ProgramType type, uint? expectedAttachType = null) => type switch
+    {
+        ProgramType.Xdp when expectedAttachType == XdpDevmapAttachType => XdpDevmap,
+        ProgramType.Xdp => Xdp,
+        ProgramType.SocketFilter => SocketFilter,
+        ProgramType.SchedCls => SchedCls,
+        ProgramType.SchedAct => SchedAct,
+        _ => null,
+    };
+
+    /// <summary>enum bpf_attach_type BPF_XDP_DEVMAP.</summary>
+    public const uint XdpDevmapAttachType = 38;
+
+    // ---- prototypes (struct bpf_func_proto) ----
+
+    private static readonly HelperPrototype[] Prototypes =
+    [
+        new(HelperId.MapLookupElem, R.MapValueOrNull, A.ConstMapPointer, A.MapKey),
+        new(HelperId.MapUpdateElem, R.Integer, A.ConstMapPointer, A.MapKey, A.MapValue, A.Anything),
+        new(HelperId.MapDeleteElem, R.Integer, A.ConstMapPointer, A.MapKey),
+        new(HelperId.MapPushElem, R.Integer, A.ConstMapPointer, A.MapValue, A.Anything),
+        new(HelperId.MapPopElem, R.Integer, A.ConstMapPointer, A.UninitMapValue),
+        new(HelperId.MapPeekElem, R.Integer, A.ConstMapPointer, A.UninitMapValue),
+        new(HelperId.MapLookupPercpuElem, R.MapValueOrNull, A.ConstMapPointer, A.MapKey, A.Anything),
+        new(HelperId.KtimeGetNs, R.Integer),
+        new(HelperId.KtimeGetBootNs, R.Integer),
+        new(HelperId.KtimeGetCoarseNs, R.Integer),
+        new(HelperId.KtimeGetTaiNs, R.Integer),
+        new(HelperId.Jiffies64, R.Integer),
+        new(HelperId.GetPrandomU32, R.Integer),
+        new(HelperId.GetSmpProcessorId, R.Integer),
+        new(HelperId.GetNumaNodeId, R.Integer),
+        new(HelperId.TracePrintk, R.Integer, A.ReadableMemory, A.ConstSize, A.Anything, A.Anything, A.Anything) { GplOnly = true },
+        new(HelperId.TraceVprintk, R.Integer, A.ReadableMemory, A.ConstSize, A.ReadableMemoryOrNull, A.ConstSizeOrZero) { GplOnly = true },
+        new(HelperId.Snprintf, R.Integer, A.WritableMemory, A.ConstSizeOrZero, A.ConstString, A.ReadableMemoryOrNull, A.ConstSizeOrZero),
+        new(HelperId.Strncmp, R.Integer, A.ReadableMemory, A.ConstSize, A.ConstString),
+        new(HelperId.TailCall, R.Void, A.Context, A.ConstMapPointer, A.Anything),
+        new(HelperId.RingbufOutput, R.Integer, A.ConstMapPointer, A.ReadableMemory, A.ConstSizeOrZero, A.Anything),
+        new(HelperId.RingbufReserve, R.RingbufMemoryOrNull, A.ConstMapPointer, A.ConstAllocSizeOrZero, A.Anything),
+        new(HelperId.RingbufSubmit, R.Void, A.RingbufMemoryRelease, A.Anything),
+        new(HelperId.RingbufDiscard, R.Void, A.RingbufMemoryRelease, A.Anything),
+        new(HelperId.RingbufQuery, R.Integer, A.ConstMapPointer, A.Anything),
+        new(HelperId.ForEachMapElem, R.Integer, A.ConstMapPointer, A.Function, A.StackOrNull, A.Anything),
+        new(HelperId.Loop, R.Integer, A.Anything, A.Function, A.StackOrNull, A.Anything),
+        new(HelperId.ProbeReadKernel, R.Integer, A.WritableMemory, A.ConstSizeOrZero, A.Anything) { GplOnly = true },
+        new(HelperId.ProbeReadKernelStr, R.Integer, A.WritableMemory, A.ConstSizeOrZero, A.Anything) { GplOnly = true },
+        new(HelperId.PerfEventOutput, R.Integer, A.Context, A.ConstMapPointer, A.Anything, A.ReadableMemory, A.ConstSizeOrZero),
+        new(HelperId.CsumDiff, R.Integer, A.ReadableMemoryOrNull, A.ConstSizeOrZero, A.ReadableMemoryOrNull, A.ConstSizeOrZero, A.Anything),
+        new(HelperId.Redirect, R.Integer, A.Anything, A.Anything),
+        new(HelperId.RedirectMap, R.Integer, A.ConstMapPointer, A.Anything, A.Anything),
+        new(HelperId.XdpAdjustHead, R.Integer, A.Context, A.Anything) { ChangesPacketData = true },
+        new(HelperId.XdpAdjustMeta, R.Integer, A.Context, A.Anything) { ChangesPacketData = true },
+        new(HelperId.XdpAdjustTail, R.Integer, A.Context, A.Anything) { ChangesPacketData = true },
+        new(HelperId.XdpGetBuffLen, R.Integer, A.Context),
+        new(HelperId.XdpLoadBytes, R.Integer, A.Context, A.Anything, A.WritableMemory, A.ConstSize),
+        new(HelperId.XdpStoreBytes, R.Integer, A.Context, A.Anything, A.ReadableMemory, A.ConstSize),
+        new(HelperId.FibLookup, R.Integer, A.Context, A.Memory, A.ConstSize, A.Anything),
+        new(HelperId.CheckMtu, R.Integer, A.Context, A.Anything, A.WritableFixedMemory, A.Anything, A.Anything)
+        {
+            FixedSizes = new Dictionary<int, int> { [2] = 4 },
+        },
+        // __sk_buff helpers (socket filter and tc).
+        new(HelperId.SkbLoadBytes, R.Integer, A.Context, A.Anything, A.WritableMemory, A.ConstSize),
+        new(HelperId.SkbLoadBytesRelative, R.Integer, A.Context, A.Anything, A.WritableMemory, A.ConstSize, A.Anything),
+        new(HelperId.SkbStoreBytes, R.Integer, A.Context, A.Anything, A.ReadableMemory, A.ConstSize, A.Anything) { ChangesPacketData = true },
+        new(HelperId.L3CsumReplace, R.Integer, A.Context, A.Anything, A.Anything, A.Anything, A.Anything) { ChangesPacketData = true },
+        new(HelperId.L4CsumReplace, R.Integer, A.Context, A.Anything, A.Anything, A.Anything, A.Anything) { ChangesPacketData = true },
+        new(HelperId.CloneRedirect, R.Integer, A.Context, A.Anything, A.Anything) { ChangesPacketData = true },
+        new(HelperId.GetCgroupClassid, R.Integer, A.Context),
+        new(HelperId.GetRouteRealm, R.Integer, A.Context),
+        new(HelperId.SkbVlanPush, R.Integer, A.Context, A.Anything, A.Anything) { ChangesPacketData = true },
+        new(HelperId.SkbVlanPop, R.Integer, A.Context) { ChangesPacketData = true },
+        new(HelperId.SkbChangeProto, R.Integer, A.Context, A.Anything, A.Anything) { ChangesPacketData = true },
+        new(HelperId.SkbChangeType, R.Integer, A.Context, A.Anything),
+        new(HelperId.SkbChangeTail, R.Integer, A.Context, A.Anything, A.Anything) { ChangesPacketData = true },
+        new(HelperId.SkbChangeHead, R.Integer, A.Context, A.Anything, A.Anything) { ChangesPacketData = true },
+        new(HelperId.SkbPullData, R.Integer, A.Context, A.Anything) { ChangesPacketData = true },
+        new(HelperId.SkbAdjustRoom, R.Integer, A.Context, A.Anything, A.Anything, A.Anything) { ChangesPacketData = true },
+        new(HelperId.CsumUpdate, R.Integer, A.Context, A.Anything),
+        new(HelperId.CsumLevel, R.Integer, A.Context, A.Anything),
+        new(HelperId.SetHashInvalid, R.Integer, A.Context),
+        new(HelperId.SetHash, R.Integer, A.Context, A.Anything),
+        new(HelperId.GetHashRecalc, R.Integer, A.Context),
+        new(HelperId.GetSocketCookie, R.Integer, A.Context),
+        new(HelperId.GetSocketUid, R.Integer, A.Context),
+        new(HelperId.SkbEcnSetCe, R.Integer, A.Context),
+        new(HelperId.SkbCgroupId, R.Integer, A.Context),
+        new(HelperId.SkbCgroupClassid, R.Integer, A.Context),
+        new(HelperId.SkbAncestorCgroupId, R.Integer, A.Context, A.Anything),
+        new(HelperId.RedirectNeigh, R.Integer, A.Anything, A.ReadableMemoryOrNull, A.ConstSizeOrZero, A.Anything),
+        new(HelperId.RedirectPeer, R.Integer, A.Anything, A.Anything),
+        new(HelperId.SkbGetTunnelKey, R.Integer, A.Context, A.WritableMemory, A.ConstSize, A.Anything),
+        new(HelperId.SkbSetTunnelKey, R.Integer, A.Context, A.ReadableMemory, A.ConstSize, A.Anything),
+        new(HelperId.SkbGetTunnelOpt, R.Integer, A.Context, A.WritableMemory, A.ConstSize),
+        new(HelperId.SkbSetTunnelOpt, R.Integer, A.Context, A.ReadableMemory, A.ConstSize),
+        new(HelperId.SkbUnderCgroup, R.Integer, A.Context, A.ConstMapPointer, A.Anything),
+        new(HelperId.SkbSetTstamp, R.Integer, A.Context, A.Anything, A.Anything),
+    ];
+
+    private static readonly FrozenDictionary<HelperId, HelperPrototype> AllPrototypes = Prototypes.ToFrozenDictionary(p => p.Id);
+
+    private static IEnumerable<HelperPrototype> Select(params HelperId[] ids) => ids.Select(id => AllPrototypes[id]);
+
+    /// <summary>bpf_base_func_proto for a privileged loader (CAP_BPF and CAP_PERFMON).</summary>
+    private static readonly HelperId[] BaseHelpers =
+    [
+        HelperId.MapLookupElem, HelperId.MapUpdateElem, HelperId.MapDeleteElem, HelperId.MapPushElem,
+        HelperId.MapPopElem, HelperId.MapPeekElem, HelperId.MapLookupPercpuElem, HelperId.GetPrandomU32,
+        HelperId.GetSmpProcessorId, HelperId.GetNumaNodeId, HelperId.TailCall, HelperId.KtimeGetNs,
+        HelperId.KtimeGetBootNs, HelperId.KtimeGetCoarseNs, HelperId.KtimeGetTaiNs, HelperId.Jiffies64,
+        HelperId.RingbufOutput, HelperId.RingbufReserve, HelperId.RingbufSubmit, HelperId.RingbufDiscard,
+        HelperId.RingbufQuery, HelperId.ForEachMapElem, HelperId.Loop, HelperId.Strncmp, HelperId.TracePrintk,
+        HelperId.TraceVprintk, HelperId.Snprintf, HelperId.ProbeReadKernel, HelperId.ProbeReadKernelStr,
+    ];
+
+    /// <summary>XDP (xdp_func_proto): its own helpers over the base set.</summary>
+    public static PlatformTable Xdp { get; } = new(ProgramType.Xdp, ContextLayout.XdpMd, Select(
+    [
+        .. BaseHelpers,
+        HelperId.PerfEventOutput, HelperId.CsumDiff, HelperId.XdpAdjustHead, HelperId.XdpAdjustMeta,
+        HelperId.XdpAdjustTail, HelperId.Redirect, HelperId.RedirectMap, HelperId.XdpGetBuffLen,
+        HelperId.XdpLoadBytes, HelperId.XdpStoreBytes, HelperId.FibLookup, HelperId.CheckMtu,
+    ]));
+
+    /// <summary>XDP programs attached to a devmap entry: as <see cref="Xdp"/>, egress_ifindex readable.</summary>
+    public static PlatformTable XdpDevmap { get; } = new(ProgramType.Xdp, ContextLayout.XdpMdDevmap, Xdp.Helpers);
+
+    /// <summary>Socket filters (sk_filter_func_proto): read-only packet access through skb_load_bytes.</summary>
+    public static PlatformTable SocketFilter { get; } = new(ProgramType.SocketFilter, ContextLayout.SkBuffSocketFilter, Select(
+    [
+        .. BaseHelpers,
+        HelperId.SkbLoadBytes, HelperId.SkbLoadBytesRelative, HelperId.GetSocketCookie, HelperId.GetSocketUid,
+        HelperId.PerfEventOutput,
+    ]));
+
+    private static readonly HelperId[] TcHelpers =
+    [
+        .. BaseHelpers,
+        HelperId.SkbStoreBytes, HelperId.SkbLoadBytes, HelperId.SkbLoadBytesRelative, HelperId.SkbPullData,
+        HelperId.CsumDiff, HelperId.CsumUpdate, HelperId.CsumLevel, HelperId.L3CsumReplace, HelperId.L4CsumReplace,
+        HelperId.CloneRedirect, HelperId.GetCgroupClassid, HelperId.SkbVlanPush, HelperId.SkbVlanPop,
+        HelperId.SkbChangeProto, HelperId.SkbChangeType, HelperId.SkbAdjustRoom, HelperId.SkbChangeTail,
+        HelperId.SkbChangeHead, HelperId.SkbGetTunnelKey, HelperId.SkbSetTunnelKey, HelperId.SkbGetTunnelOpt,
+        HelperId.SkbSetTunnelOpt, HelperId.Redirect, HelperId.RedirectMap, HelperId.RedirectNeigh,
+        HelperId.RedirectPeer, HelperId.GetRouteRealm, HelperId.GetHashRecalc, HelperId.SetHashInvalid,
+        HelperId.SetHash, HelperId.PerfEventOutput, HelperId.GetSmpProcessorId, HelperId.SkbUnderCgroup,
+        HelperId.GetSocketCookie, HelperId.GetSocketUid, HelperId.FibLookup, HelperId.SkbEcnSetCe,
+        HelperId.SkbCgroupId, HelperId.SkbCgroupClassid, HelperId.SkbAncestorCgroupId, HelperId.CheckMtu,
+        HelperId.SkbSetTstamp,
+    ];
+
+    /// <summary>tc classifiers (tc_cls_act_func_proto).</summary>
+    public static PlatformTable SchedCls { get; } = new(ProgramType.SchedCls, ContextLayout.SkBuffTc, Select(TcHelpers.Distinct().ToArray()));
+
+    /// <summary>tc actions: the same helpers and context as classifiers.</summary>
+    public static PlatformTable SchedAct { get; } = new(ProgramType.SchedAct, ContextLayout.SkBuffTc, SchedCls.Helpers);
+}

@@ -1,0 +1,200 @@
+using System.Globalization;
+using SharpBpf.Asm;
+using SharpBpf.Helpers;
+
+namespace SharpBpf.Vm;
+
+/// <summary>What happened to one bpf_conformance file.</summary>
+public enum ConformanceVerdict
+{
+    Passed,
+    Failed,
+    /// <summary>The file cannot apply (a section the reference runner also skips, an engine not available).</summary>
+    Skipped,
+}
+
+/// <summary>The outcome of one file: verdict, why, and for positive files the expected and actual r0.</summary>
+public sealed record ConformanceOutcome(string File, ConformanceVerdict Verdict, string Detail, bool Negative,
+    ulong? Expected = null, ulong? Actual = null);
+
+/// <summary>
+/// Runs bpf_conformance <c>.data</c> files on a VM engine, as the reference runner does: the program (from
+/// <c>-- raw</c>, else <c>-- asm</c>) starts with r1 = the address of the <c>-- mem</c> bytes and r2 = their length,
+/// runs unverified with every access checked, and must end with r0 = <c>-- result</c>. A negative file (one with an
+/// <c>-- error</c> section or under a <c>negative</c> folder) passes when it is refused: it cannot be assembled or
+/// loaded, it traps, or its result differs from the one it states.
+/// </summary>
+public static class ConformanceRunner
+{
+    private static readonly HashSet<string> s_knownSections = ["asm", "raw", "mem", "result", "error", "c", "no register offset"];
+
+    /// <summary>Options of conformance runs: checked memory, and registers must be written before they are read.</summary>
+    public static VmOptions Options { get; } = new() { CheckMemory = true, RequireInitializedRegisters = true, InstructionBudget = 1L << 24 };
+
+    /// <summary>Runs one file. <paramref name="assemble"/> turns <c>-- asm</c> text into instructions; when it is null
+    /// only files with a <c>-- raw</c> section can run and the others are skipped, saying so.</summary>
+    public static ConformanceOutcome RunFile(string path, VmEngine engine, Func<string, IReadOnlyList<Instruction>>? assemble)
+    {
+        var name = System.IO.Path.GetFileName(path);
+        var sections = ReadSections(File.ReadAllText(path));
+        bool negative = sections.ContainsKey("error") ||
+            System.IO.Path.GetFileName(System.IO.Path.GetDirectoryName(System.IO.Path.GetFullPath(path))) == "negative";
+        foreach (var section in sections.Keys)
+        {
+            if (!s_knownSections.Contains(section))
+            {
+                // The reference runner skips such files; a negative one is refused either way.
+                return negative
+                    ? new(name, ConformanceVerdict.Passed, $"refused: unknown section '-- {section}'", true)
+                    : new(name, ConformanceVerdict.Skipped, $"unknown section '-- {section}'", false);
+            }
+        }
+        if (engine != VmEngine.Interpreter)
+            return new(name, ConformanceVerdict.Skipped, $"the {engine.ToName()} engine is not built yet", negative);
+
+        ConformanceOutcome Refused(string why) => negative
+            ? new(name, ConformanceVerdict.Passed, $"refused: {why}", true)
+            : new(name, ConformanceVerdict.Failed, why, false);
+
+        ulong? expected = null;
+        if (sections.TryGetValue("result", out var resultText))
+        {
+            if (!TryParseResult(resultText, out var value))
+                return Refused($"cannot read the expected result '{resultText.Trim()}'");
+            expected = value;
+        }
+        if (!negative && expected is null)
+            return new(name, ConformanceVerdict.Failed, "no '-- result' section", false);
+
+        IReadOnlyList<Instruction> instructions;
+        try
+        {
+            if (sections.TryGetValue("raw", out var raw))
+                instructions = InstructionCodec.Decode(ParseHex(raw));
+            else if (sections.TryGetValue("asm", out var asm))
+            {
+                if (assemble is null)
+                    return new(name, ConformanceVerdict.Skipped, "the file is assembly and no assembler is available in this build", negative);
+                instructions = assemble(asm);
+            }
+            else
+                return Refused("no program");
+        }
+        catch (BpfException ex)
+        {
+            return Refused(ex.Message);
+        }
+        catch (FormatException ex)
+        {
+            return Refused(ex.Message);
+        }
+        byte[] memory;
+        try
+        {
+            memory = sections.TryGetValue("mem", out var mem) ? ParseHex(mem) : [];
+        }
+        catch (FormatException ex)
+        {
+            return Refused(ex.Message);
+        }
+
+        ulong actual;
+        try
+        {
+            actual = Run(instructions, memory);
+        }
+        catch (BpfException ex)
+        {
+            return Refused(ex.Message);
+        }
+        if (negative)
+        {
+            return expected == actual || expected is null
+                ? new(name, ConformanceVerdict.Failed, $"ran and returned 0x{actual:x} but should have been refused", true, expected, actual)
+                : new(name, ConformanceVerdict.Passed, $"refused: r0 is 0x{actual:x}, not the stated 0x{expected:x}", true, expected, actual);
+        }
+        return expected == actual
+            ? new(name, ConformanceVerdict.Passed, $"r0 = 0x{actual:x}", false, expected, actual)
+            : new(name, ConformanceVerdict.Failed, $"r0 = 0x{actual:x}, expected 0x{expected:x}", false, expected, actual);
+    }
+
+    /// <summary>Loads and runs a conformance program over <paramref name="memory"/> on the interpreter; returns r0.
+    /// Refusals and traps throw (<see cref="VmLoadException"/>, <see cref="VmTrapException"/>).</summary>
+    public static ulong Run(IReadOnlyList<Instruction> instructions, byte[] memory)
+    {
+        var program = VmProgram.Create("conformance", instructions, HelperTable.Conformance, Options);
+        using var execution = new VmExecution(Options);
+        return program.Run(execution, memory);
+    }
+
+    /// <summary>Splits a file into its <c>-- name</c> sections (comments removed).</summary>
+    public static Dictionary<string, string> ReadSections(string text)
+    {
+        var sections = new Dictionary<string, string>(StringComparer.Ordinal);
+        string? current = null;
+        var body = new System.Text.StringBuilder();
+        void Flush()
+        {
+            if (current is not null)
+                sections[current] = body.ToString();
+            body.Clear();
+        }
+        foreach (var rawLine in text.Split('\n'))
+        {
+            var line = rawLine.TrimEnd('\r');
+            if (line.StartsWith("-- ", StringComparison.Ordinal) || line == "--")
+            {
+                Flush();
+                current = line.Length > 3 ? line[3..].Trim() : "";
+                continue;
+            }
+            if (current is "c")
+            {
+                body.AppendLine(line);
+                continue;
+            }
+            int hash = line.IndexOf('#');
+            if (hash >= 0)
+                line = line[..hash];
+            if (current is not null)
+                body.AppendLine(line);
+        }
+        Flush();
+        return sections;
+    }
+
+    /// <summary>Hex bytes separated by white space (or 64-bit words written as 0x...).</summary>
+    public static byte[] ParseHex(string text)
+    {
+        var bytes = new List<byte>();
+        foreach (var token in text.Split((char[]?)null, StringSplitOptions.RemoveEmptyEntries))
+        {
+            if (token.StartsWith("0x", StringComparison.OrdinalIgnoreCase) && token.Length > 4)
+            {
+                // A 64-bit instruction word as the suite writes it: little-endian bytes of the value.
+                ulong word = ulong.Parse(token.AsSpan(2), NumberStyles.HexNumber, CultureInfo.InvariantCulture);
+                for (int i = 0; i < 8; i++)
+                    bytes.Add((byte)(word >> (8 * i)));
+                continue;
+            }
+            if (token.Length % 2 != 0)
+                throw new FormatException($"'{token}' is not hex bytes");
+            for (int i = 0; i < token.Length; i += 2)
+                bytes.Add(byte.Parse(token.AsSpan(i, 2), NumberStyles.HexNumber, CultureInfo.InvariantCulture));
+        }
+        return [.. bytes];
+    }
+
+    private static bool TryParseResult(string text, out ulong value)
+    {
+        var t = text.Trim();
+        if (t.StartsWith("0x", StringComparison.OrdinalIgnoreCase))
+            return ulong.TryParse(t.AsSpan(2), NumberStyles.HexNumber, CultureInfo.InvariantCulture, out value);
+        if (t.StartsWith('-') && long.TryParse(t, NumberStyles.Integer, CultureInfo.InvariantCulture, out var signed))
+        {
+            value = (ulong)signed;
+            return true;
+        }
+        return ulong.TryParse(t, NumberStyles.Integer, CultureInfo.InvariantCulture, out value);
+    }
+}

@@ -1,0 +1,78 @@
+using SharpBpf.Maps;
+using SharpBpf.Objects;
+
+namespace SharpBpf.Vm;
+
+/// <summary>How the managed VM loads and runs programs.</summary>
+public sealed record VmOptions
+{
+    /// <summary>
+    /// Check every load, store and atomic against the regions the program may touch (the default). Turn off only for
+    /// programs a verifier has proved safe: unchecked programs read and write native memory directly.
+    /// </summary>
+    public bool CheckMemory { get; init; } = true;
+
+    /// <summary>
+    /// How many instructions one run may execute before it traps with <see cref="TrapKind.BudgetExhausted"/>.
+    /// Counted at backward jumps by the length of the loop body, so straight-line code costs nothing to count;
+    /// bpf_loop callbacks count one per iteration as well. The kernel's own limit for bpf_loop is 8M iterations.
+    /// </summary>
+    public long InstructionBudget { get; init; } = 1L << 26;
+
+    /// <summary>Deepest bpf-to-bpf call nesting, counting the entry function (the kernel's MAX_CALL_FRAMES is 8).</summary>
+    public int MaxCallDepth { get; init; } = 8;
+
+    /// <summary>Tail calls allowed in one run (the kernel's MAX_TAIL_CALL_CNT is 33).</summary>
+    public int MaxTailCalls { get; init; } = 33;
+
+    /// <summary>
+    /// Refuse programs that may read a register before writing it (the kernel's verifier does). The check is
+    /// path-insensitive, so it is off by default for object files and on for conformance runs.
+    /// </summary>
+    public bool RequireInitializedRegisters { get; init; }
+
+    /// <summary>Creates the managed map for each map spec of a collection. Null: the managed maps' own factory.</summary>
+    public Func<MapSpec, ManagedMap>? CreateMap { get; init; }
+
+    /// <summary>The engine that runs the programs.</summary>
+    public VmEngine Engine { get; init; } = VmEngine.Interpreter;
+
+    public static VmOptions Default { get; } = new();
+}
+
+/// <summary>
+/// Where a program runs. Every consumer (test-run, pcap runs, conformance) picks an engine through this one point;
+/// the JIT and the kernel backend plug in here.
+/// </summary>
+public enum VmEngine
+{
+    /// <summary>The reference interpreter of the managed VM.</summary>
+    Interpreter,
+    /// <summary>The IL JIT of the managed VM.</summary>
+    Jit,
+    /// <summary>The Linux kernel through bpf(2) (BPF_PROG_TEST_RUN), in SharpBpf.Linux.</summary>
+    Kernel,
+}
+
+/// <summary>Names of engines as the CLI and JSON output spell them.</summary>
+public static class VmEngineNames
+{
+    public static string ToName(this VmEngine engine) => engine switch
+    {
+        VmEngine.Interpreter => "interpreter",
+        VmEngine.Jit => "jit",
+        VmEngine.Kernel => "kernel",
+        _ => engine.ToString().ToLowerInvariant(),
+    };
+
+    public static bool TryParse(string? text, out VmEngine engine)
+    {
+        switch (text?.Trim().ToLowerInvariant())
+        {
+            case "interpreter": engine = VmEngine.Interpreter; return true;
+            case "jit": engine = VmEngine.Jit; return true;
+            case "kernel": engine = VmEngine.Kernel; return true;
+            default: engine = default; return false;
+        }
+    }
+}

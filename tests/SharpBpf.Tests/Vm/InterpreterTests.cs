@@ -1,0 +1,185 @@
+using SharpBpf.Asm;
+using SharpBpf.Helpers;
+using SharpBpf.Platform;
+using SharpBpf.Vm;
+using static SharpBpf.Asm.Register;
+using static SharpBpf.Tests.Vm.A;
+
+namespace SharpBpf.Tests.Vm;
+
+public class InterpreterTests
+{
+    private static ulong Run(params Instruction[] program)
+    {
+        using var e = new VmExecution();
+        return VmProgram.Create("t", program, ProgramType.Unspec).Run(e);
+    }
+
+    private static VmTrapException Trap(params Instruction[] program)
+    {
+        using var e = new VmExecution(new VmOptions { InstructionBudget = 100_000 });
+        var p = VmProgram.Create("t", program, ProgramType.Unspec);
+        return Assert.Throws<VmTrapException>(() => p.Run(e));
+    }
+
+    [Theory]
+    [InlineData(AluOperation.Div, 7UL, 0UL, 0UL)]              // division by zero gives 0
+    [InlineData(AluOperation.Mod, 7UL, 0UL, 7UL)]              // modulo by zero leaves the dividend
+    [InlineData(AluOperation.Div, 0xffffffffffffff00UL, 0x10UL, 0x0ffffffffffffff0UL)]
+    [InlineData(AluOperation.Lsh, 1UL, 65UL, 2UL)]             // shift amounts are masked to 6 bits
+    [InlineData(AluOperation.Rsh, 0x8000000000000000UL, 127UL, 1UL)]
+    [InlineData(AluOperation.Arsh, 0x8000000000000000UL, 63UL, 0xffffffffffffffffUL)]
+    public void Alu64RegisterSemantics(AluOperation op, ulong a, ulong b, ulong expected)
+    {
+        Assert.Equal(expected, Run(Lddw(R0, (long)a), Lddw(R1, (long)b), Alu64R(op, R0, R1), Exit()));
+    }
+
+    [Theory]
+    [InlineData(AluOperation.Div, 0xffffffff00000007UL, 0UL, 0UL)]
+    [InlineData(AluOperation.Mod, 0xffffffff00000007UL, 0UL, 7UL)]          // 32-bit: dividend truncated and zero-extended
+    [InlineData(AluOperation.Add, 0xffffffffffffffffUL, 1UL, 0UL)]           // wraps in 32 bits, upper half cleared
+    [InlineData(AluOperation.Lsh, 1UL, 33UL, 2UL)]                           // masked to 5 bits
+    [InlineData(AluOperation.Arsh, 0x0000000080000000UL, 31UL, 0xffffffffUL)] // sign of bit 31, zero-extended
+    [InlineData(AluOperation.Mov, 0UL, 0xffffffff12345678UL, 0x12345678UL)]
+    public void Alu32RegisterSemantics(AluOperation op, ulong a, ulong b, ulong expected)
+    {
+        Assert.Equal(expected, Run(Lddw(R0, (long)a), Lddw(R1, (long)b), Alu32R(op, R0, R1), Exit()));
+    }
+
+    [Fact]
+    public void SignedDivisionCornerCases()
+    {
+        // sdiv: offset 1. INT64_MIN / -1 = INT64_MIN, INT64_MIN % -1 = 0, x sdiv 0 = 0, x smod 0 = x.
+        Assert.Equal(0x8000000000000000UL, Run(Lddw(R0, long.MinValue), Alu64(AluOperation.Div, R0, -1, off: 1), Exit()));
+        Assert.Equal(0UL, Run(Lddw(R0, long.MinValue), Alu64(AluOperation.Mod, R0, -1, off: 1), Exit()));
+        Assert.Equal(0UL, Run(Mov(R0, -9), Mov(R1, 0), Alu64R(AluOperation.Div, R0, R1, off: 1), Exit()));
+        Assert.Equal(unchecked((ulong)-9L), Run(Mov(R0, -9), Mov(R1, 0), Alu64R(AluOperation.Mod, R0, R1, off: 1), Exit()));
+        Assert.Equal(unchecked((ulong)-3L), Run(Mov(R0, -9), Alu64(AluOperation.Div, R0, 3, off: 1), Exit()));
+        Assert.Equal(0x80000000UL, Run(Lddw(R0, int.MinValue), Alu32(AluOperation.Div, R0, -1, off: 1), Exit()));
+        Assert.Equal(0xfffffffeUL, Run(Mov(R0, -8), Alu32(AluOperation.Mod, R0, -3, off: 1), Exit()));
+    }
+
+    [Fact]
+    public void MovsxAndByteSwaps()
+    {
+        Assert.Equal(0xffffffffffffff80UL, Run(Mov(R1, 0x80), Alu64R(AluOperation.Mov, R0, R1, off: 8), Exit()));
+        Assert.Equal(0xffff8000UL, Run(Mov(R1, 0x8000), Alu32R(AluOperation.Mov, R0, R1, off: 16), Exit()));
+        var be16 = new Instruction(new OpCode(0xdc), R0, 0, 0, 16);
+        Assert.Equal(0x3412UL, Run(Lddw(R0, 0x77661234), be16, Exit()));
+        var bswap64 = new Instruction(new OpCode(0xd7), R0, 0, 0, 64);
+        Assert.Equal(0x0807060504030201UL, Run(Lddw(R0, 0x0102030405060708), bswap64, Exit()));
+        var le32 = new Instruction(new OpCode(0xd4), R0, 0, 0, 32);
+        Assert.Equal(0x05060708UL, Run(Lddw(R0, 0x0102030405060708), le32, Exit()));
+    }
+
+    [Fact]
+    public void StackStoresLoadsAndAtomics()
+    {
+        Assert.Equal(15UL, Run(
+            St(AccessSize.DoubleWord, R10, -8, 10),
+            Mov(R1, 5),
+            Atomic(AccessSize.DoubleWord, R10, R1, -8, AtomicOperation.FetchAdd),
+            Ldx(AccessSize.DoubleWord, R0, R10, -8),
+            Exit()));
+    }
+
+    [Fact]
+    public void LoopsAndLocalCallsPreserveCalleeSavedRegisters()
+    {
+        // r6 = 0; loop 10 times: r6 += call f(r6) where f returns r1 + 1 and clobbers r6 in its own frame.
+        Assert.Equal(1023UL, Run(
+            Mov(R6, 0),
+            Mov(R7, 10),
+            MovR(R1, R6),                  // 2: loop
+            CallLocal(6),                 // -> 10
+            Alu64(AluOperation.Mul, R6, 2),
+            Alu64(AluOperation.Add, R6, 1),
+            Alu64(AluOperation.Sub, R7, 1),
+            Jmp(JumpOperation.Jne, R7, 0, -6),
+            MovR(R0, R6),
+            Exit(),
+            Mov(R6, 99),                  // 10: f
+            MovR(R0, R1),
+            Alu64(AluOperation.Add, R0, 1),
+            Exit()));
+    }
+
+    [Fact]
+    public void WildPointerLoadTrapsWithInstructionIndex()
+    {
+        var trap = Trap(Lddw(R1, 0x1000), Mov(R0, 0), Ldx(AccessSize.Word, R0, R1, 0), Exit());
+        Assert.Equal(TrapKind.MemoryAccess, trap.Kind);
+        Assert.Equal(2, trap.InstructionIndex);
+        Assert.Contains("instruction 2", trap.Message);
+    }
+
+    [Fact]
+    public void StoresBelowTheFrameAndAboveTheStackTrap()
+    {
+        Assert.Equal(TrapKind.MemoryAccess, Trap(St(AccessSize.DoubleWord, R10, -520, 1), Mov(R0, 0), Exit()).Kind);
+        Assert.Equal(TrapKind.MemoryAccess, Trap(St(AccessSize.Byte, R10, 0, 1), Mov(R0, 0), Exit()).Kind);
+        // An 8-byte store that straddles the frame's top edge.
+        Assert.Equal(TrapKind.MemoryAccess, Trap(St(AccessSize.DoubleWord, R10, -4, 1), Mov(R0, 0), Exit()).Kind);
+    }
+
+    [Fact]
+    public void MisalignedAtomicTraps()
+    {
+        var trap = Trap(St(AccessSize.DoubleWord, R10, -16, 0), Mov(R1, 1),
+            Atomic(AccessSize.DoubleWord, R10, R1, -12, AtomicOperation.Add), Mov(R0, 0), Exit());
+        Assert.Equal(TrapKind.MisalignedAtomic, trap.Kind);
+    }
+
+    [Fact]
+    public void InfiniteLoopExhaustsTheBudget()
+    {
+        var trap = Trap(Mov(R0, 0), Ja(-1), Exit());
+        Assert.Equal(TrapKind.BudgetExhausted, trap.Kind);
+    }
+
+    [Fact]
+    public void UnboundedRecursionTrapsAtTheFrameLimit()
+    {
+        var trap = Trap(CallLocal(-1), Exit());
+        Assert.Equal(TrapKind.CallDepthExceeded, trap.Kind);
+    }
+
+    [Fact]
+    public void HelperOutsideTheProgramTypeIsRefusedByName()
+    {
+        var ex = Assert.Throws<VmLoadException>(() => VmProgram.Create("t", [Call((int)HelperId.GetCurrentPidTgid), Exit()]));
+        Assert.Contains("bpf_get_current_pid_tgid", ex.Message);
+        Assert.Contains("xdp", ex.Message);
+        Assert.Throws<VmLoadException>(() => VmProgram.Create("t", [Call(100_000), Exit()]));
+    }
+
+    [Fact]
+    public void InvalidInstructionsAreRefused()
+    {
+        Assert.Throws<VmLoadException>(() => VmProgram.Create("t", [Mov(R10, 1), Exit()]));                  // r10 written
+        Assert.Throws<VmLoadException>(() => VmProgram.Create("t", [Ja(5), Exit()]));                       // jump out
+        Assert.Throws<VmLoadException>(() => VmProgram.Create("t", [Mov(R0, 1)]));                          // no exit
+        Assert.Throws<VmLoadException>(() => VmProgram.Create("t", [Alu64(AluOperation.Add, R0, 1, off: 1), Exit()])); // reserved offset
+        Assert.Throws<VmLoadException>(() => VmProgram.Create("t", [Lddw(R0, 1), Ja(-2), Exit()]));          // into lddw? (-2 -> slot 1)
+    }
+
+    [Fact]
+    public void UninitializedRegisterReadIsRefusedWhenAsked()
+    {
+        var options = new VmOptions { RequireInitializedRegisters = true };
+        var ex = Assert.Throws<VmLoadException>(() => VmProgram.Create("t", [Alu64R(AluOperation.Or, R0, R10), Exit()], HelperTable.Generic, options));
+        Assert.Contains("r0 is read before it is written", ex.Message);
+        VmProgram.Create("t", [Mov(R0, 1), Exit()], HelperTable.Generic, options);
+    }
+
+    [Fact]
+    public void ConformanceMemoryIsReadableAndWritable()
+    {
+        var memory = new byte[] { 1, 2, 3, 4 };
+        var p = VmProgram.Create("t", [Ldx(AccessSize.Word, R0, R1, 0), St(AccessSize.Byte, R1, 3, 9), Exit()], HelperTable.Conformance);
+        using var e = new VmExecution();
+        Assert.Equal(0x04030201UL, p.Run(e, memory));
+        Assert.Equal(9, memory[3]);
+        Assert.Throws<VmTrapException>(() => VmProgram.Create("t", [Ldx(AccessSize.Word, R0, R1, 1), Exit()], HelperTable.Conformance).Run(e, memory));
+    }
+}
