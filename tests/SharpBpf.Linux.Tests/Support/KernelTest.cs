@@ -1,6 +1,5 @@
 using SharpBpf.Linux.Interop;
 
-[assembly: CollectionBehavior(DisableTestParallelization = true)]
 
 namespace SharpBpf.Linux.Tests.Support;
 
