@@ -20,6 +20,9 @@ public static class CliApp
         root.Subcommands.Add(Commands.AsmCommand.Build());
         root.Subcommands.Add(Commands.TestRunCommand.Build());
         root.Subcommands.Add(Commands.RunCommand.Build());
+        root.Subcommands.Add(Commands.ProgCommand.Build());
+        root.Subcommands.Add(Commands.MapCommand.Build());
+        root.Subcommands.Add(Commands.FeaturesCommand.Build());
         return root;
     }
 
