@@ -17,6 +17,7 @@ public static class CliApp
         root.Subcommands.Add(Commands.InspectCommand.Build());
         root.Subcommands.Add(Commands.ConformanceCommand.Build());
         root.Subcommands.Add(Commands.ConformancePluginCommand.Build());
+        root.Subcommands.Add(Commands.XdpCommand.Build());
         return root;
     }
 
