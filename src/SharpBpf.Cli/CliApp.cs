@@ -23,6 +23,7 @@ public static class CliApp
         root.Subcommands.Add(Commands.ProgCommand.Build());
         root.Subcommands.Add(Commands.MapCommand.Build());
         root.Subcommands.Add(Commands.FeaturesCommand.Build());
+        root.Subcommands.Add(Commands.XdpCommand.Build());
         return root;
     }
 
