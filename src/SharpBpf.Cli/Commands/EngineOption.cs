@@ -31,10 +31,8 @@ internal static class EngineOption
         switch (engine)
         {
             case VmEngine.Interpreter:
-                return true;
             case VmEngine.Jit:
-                error.WriteLine("engine 'jit' is not built yet; use --engine interpreter");
-                return false;
+                return true;
             default:
                 error.WriteLine(vmOnly
                     ? "engine 'kernel' is not available for this command yet; use --engine interpreter"

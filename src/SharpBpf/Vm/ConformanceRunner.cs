@@ -44,7 +44,7 @@ public static class ConformanceRunner
                 ? new(name, ConformanceVerdict.Passed, $"refused: {skip}", true)
                 : new(name, ConformanceVerdict.Skipped, skip, false);
         }
-        if (engine != VmEngine.Interpreter)
+        if (engine is not (VmEngine.Interpreter or VmEngine.Jit))
             return new(name, ConformanceVerdict.Skipped, $"the {engine.ToName()} engine is not built yet", negative);
 
         ConformanceOutcome Refused(string why) => negative
@@ -62,7 +62,7 @@ public static class ConformanceRunner
         ulong actual;
         try
         {
-            actual = Run(instructions, file.Memory);
+            actual = Run(instructions, file.Memory, engine);
         }
         catch (BpfException ex)
         {
@@ -81,9 +81,12 @@ public static class ConformanceRunner
 
     /// <summary>Loads and runs a conformance program over <paramref name="memory"/> on the interpreter; returns r0.
     /// Refusals and traps throw (<see cref="VmLoadException"/>, <see cref="VmTrapException"/>).</summary>
-    public static ulong Run(IReadOnlyList<Instruction> instructions, byte[] memory)
+    public static ulong Run(IReadOnlyList<Instruction> instructions, byte[] memory) => Run(instructions, memory, VmEngine.Interpreter);
+
+    /// <summary>Loads and runs a conformance program over <paramref name="memory"/> on a VM engine; returns r0.</summary>
+    public static ulong Run(IReadOnlyList<Instruction> instructions, byte[] memory, VmEngine engine)
     {
-        var program = VmProgram.Create("conformance", instructions, HelperTable.Conformance, Options);
+        var program = VmProgram.Create("conformance", instructions, HelperTable.Conformance, Options with { Engine = engine });
         using var execution = new VmExecution(Options);
         return program.Run(execution, memory);
     }

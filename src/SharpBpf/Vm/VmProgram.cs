@@ -46,6 +46,8 @@ public sealed unsafe class VmProgram : ITestRunnable
         InstructionCount = instructions.Count;
         Id = (uint)Interlocked.Increment(ref s_lastId);
         s_byId[Id] = new WeakReference<VmProgram>(this);
+        if (Engine == VmEngine.Jit)
+            JitCode = Jit.JitEngine.CompileAtLoad(this);
     }
 
     /// <summary>Loads a program from instructions alone (no maps): raw runs, conformance, tests.</summary>
@@ -85,6 +87,12 @@ public sealed unsafe class VmProgram : ITestRunnable
     public ReadOnlySpan<DecodedInstruction> Code => _code;
 
     internal DecodedInstruction* CodePointer { get; }
+
+    /// <summary>The JIT's compiled code (compiled at load for the jit engine, on first use as a tail-call target).</summary>
+    internal Jit.JitCode? JitCode;
+
+    /// <summary>Time the JIT took to emit and compile this program, or null when it has not been compiled.</summary>
+    public TimeSpan? JitCompileTime => JitCode?.CompileTime;
     internal nint* HelperFunctions => Helpers.Functions;
 
     /// <summary>The index of the function whose address <paramref name="address"/> is, or -1.</summary>
@@ -159,6 +167,7 @@ public sealed unsafe class VmProgram : ITestRunnable
             return Engine switch
             {
                 VmEngine.Interpreter => Interpreter.Run(execution, this, r1, r2),
+                VmEngine.Jit => Jit.JitEngine.Run(execution, this, r1, r2),
                 _ => throw new BpfNotSupportedException($"the {Engine.ToName()} engine in the managed VM", detail: "it is not built yet; use the interpreter"),
             };
         }

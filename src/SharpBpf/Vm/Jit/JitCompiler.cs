@@ -1,0 +1,665 @@
+using System.Buffers.Binary;
+using System.Diagnostics;
+using System.Reflection;
+using System.Reflection.Emit;
+using SharpBpf.Asm;
+using OpCode = System.Reflection.Emit.OpCode;
+
+namespace SharpBpf.Vm.Jit;
+
+/// <summary>
+/// The compiled form of one program: <c>r0 = Body(e, regs, startPc, baseDepth)</c>.
+/// <para><c>regs</c> is a 13-slot block owned by the driver: r0-r10 on entry; when the run has to continue in
+/// another program (a successful tail call, or a return into a caller of another program after one) the body
+/// stores r0-r10 back, the index to resume at in slot 11 and 1 in slot 12, and returns. <c>startPc</c> is a
+/// function entry or a return index.</para>
+/// </summary>
+internal unsafe delegate ulong JitBody(VmExecution e, ulong* regs, int startPc, int baseDepth);
+
+/// <summary>A program compiled by <see cref="JitCompiler"/>.</summary>
+internal sealed class JitCode(JitBody body, bool checkMemory, TimeSpan compileTime, int ilBytes)
+{
+    public JitBody Body { get; } = body;
+    public bool CheckMemory { get; } = checkMemory;
+    public TimeSpan CompileTime { get; } = compileTime;
+    public int IlBytes { get; } = ilBytes;
+}
+
+/// <summary>
+/// Compiles a <see cref="VmProgram"/>'s decoded instructions to one <see cref="DynamicMethod"/> named after the
+/// program. BPF registers are IL locals (RyuJIT enregisters them), each basic block is straight-line IL, jumps are IL
+/// branches. Semantics are the interpreter's, instruction for instruction: the same trap kinds and messages come from
+/// the same <see cref="VmExecution"/> methods, budget charges happen at the same backward jumps.
+/// <code>
+///   prologue: r0..r10 = regs[0..10]; pc = startPc; goto Dispatch
+///   Dispatch: switch (pc) { function entries, return indexes } (entry, callx, return from a call)
+///   L_i:      instruction i as IL ...
+///   L_n:      FellOff trap
+/// </code>
+/// </summary>
+internal static unsafe class JitCompiler
+{
+    private const BindingFlags Any = BindingFlags.Public | BindingFlags.NonPublic | BindingFlags.Static | BindingFlags.Instance;
+
+    private static readonly MethodInfo s_load1 = Rt(nameof(JitRuntime.Load1)), s_load2 = Rt(nameof(JitRuntime.Load2)),
+        s_load4 = Rt(nameof(JitRuntime.Load4)), s_load8 = Rt(nameof(JitRuntime.Load8)),
+        s_load4Unchecked = Rt(nameof(JitRuntime.Load4Unchecked)),
+        s_store1 = Rt(nameof(JitRuntime.Store1)), s_store2 = Rt(nameof(JitRuntime.Store2)),
+        s_store4 = Rt(nameof(JitRuntime.Store4)), s_store8 = Rt(nameof(JitRuntime.Store8)),
+        s_checkAtomic = Rt(nameof(JitRuntime.CheckAtomic)), s_atomic32 = Rt(nameof(JitRuntime.Atomic32)),
+        s_atomic64 = Rt(nameof(JitRuntime.Atomic64)), s_cmpxchg32 = Rt(nameof(JitRuntime.CmpXchg32)),
+        s_cmpxchg64 = Rt(nameof(JitRuntime.CmpXchg64)), s_charge = Rt(nameof(JitRuntime.Charge)),
+        s_fellOff = Rt(nameof(JitRuntime.FellOff)), s_setPc = Rt(nameof(JitRuntime.SetPc)),
+        s_pushFrame = Rt(nameof(JitRuntime.PushFrame)), s_popFrame = Rt(nameof(JitRuntime.PopFrame)),
+        s_saved = Rt(nameof(JitRuntime.Saved)), s_tailCall = Rt(nameof(JitRuntime.TailCall)),
+        s_callRegister = Rt(nameof(JitRuntime.CallRegister)),
+        s_div64 = Ar(nameof(JitArithmetic.Div64)), s_mod64 = Ar(nameof(JitArithmetic.Mod64)),
+        s_div32 = Ar(nameof(JitArithmetic.Div32)), s_mod32 = Ar(nameof(JitArithmetic.Mod32)),
+        s_sdiv64 = Ar(nameof(JitArithmetic.SDiv64)), s_smod64 = Ar(nameof(JitArithmetic.SMod64)),
+        s_sdiv32 = Ar(nameof(JitArithmetic.SDiv32)), s_smod32 = Ar(nameof(JitArithmetic.SMod32)),
+        s_swap16 = typeof(BinaryPrimitives).GetMethod(nameof(BinaryPrimitives.ReverseEndianness), [typeof(ushort)])!,
+        s_swap32 = typeof(BinaryPrimitives).GetMethod(nameof(BinaryPrimitives.ReverseEndianness), [typeof(uint)])!,
+        s_swap64 = typeof(BinaryPrimitives).GetMethod(nameof(BinaryPrimitives.ReverseEndianness), [typeof(ulong)])!;
+
+    private static readonly FieldInfo s_callDepth = typeof(VmExecution).GetField(nameof(VmExecution.CallDepth), Any)!,
+        s_stackLow = typeof(VmExecution).GetField(nameof(VmExecution.StackLow), Any)!;
+
+    private static readonly Type[] s_parameters = [typeof(VmExecution), typeof(ulong*), typeof(int), typeof(int)];
+
+    private static MethodInfo Rt(string name) => typeof(JitRuntime).GetMethod(name, Any) ?? throw new UnreachableException(name);
+    private static MethodInfo Ar(string name) => typeof(JitArithmetic).GetMethod(name, Any) ?? throw new UnreachableException(name);
+
+    private static readonly object s_compileLock = new();
+
+    /// <summary>The program's compiled code, compiling it on first use.</summary>
+    public static JitCode For(VmProgram program)
+    {
+        if (program.JitCode is { } code)
+            return code;
+        lock (s_compileLock)
+            return program.JitCode ??= Compile(program);
+    }
+
+    /// <summary>Emits and compiles the program (RyuJIT runs here, not on the first call).</summary>
+    public static JitCode Compile(VmProgram program)
+    {
+        var watch = Stopwatch.StartNew();
+        var method = new DynamicMethod("bpf_" + program.Name, typeof(ulong), s_parameters, typeof(JitCompiler).Module, skipVisibility: true);
+        var emitter = new Emitter(program, method.GetILGenerator(Math.Max(256, program.Code.Length * 24)));
+        emitter.Emit();
+        var body = (JitBody)method.CreateDelegate(typeof(JitBody));
+        // Force RyuJIT now, so compile time is paid at load and measured here.
+        System.Runtime.CompilerServices.RuntimeHelpers.PrepareDelegate(body);
+        watch.Stop();
+        return new JitCode(body, program.CheckMemory, watch.Elapsed, emitter.IlSize);
+    }
+
+    private sealed class Emitter
+    {
+        private readonly VmProgram _program;
+        private readonly ILGenerator _il;
+        private readonly DecodedInstruction[] _code;
+        private readonly bool _checked;
+        private readonly LocalBuilder[] _r = new LocalBuilder[11];
+        private readonly LocalBuilder _pc, _scratch, _address;
+        private readonly Label[] _labels;
+        private readonly Label _dispatch;
+        private readonly bool[] _resumable;
+
+        public Emitter(VmProgram program, ILGenerator il)
+        {
+            _program = program;
+            _il = il;
+            _code = program.Code.ToArray();
+            _checked = program.CheckMemory;
+            for (int i = 0; i < 11; i++)
+                _r[i] = il.DeclareLocal(typeof(ulong));
+            _pc = il.DeclareLocal(typeof(int));
+            _scratch = il.DeclareLocal(typeof(ulong));
+            _address = il.DeclareLocal(typeof(ulong));
+            _labels = new Label[_code.Length];
+            for (int i = 0; i < _labels.Length; i++)
+                _labels[i] = il.DefineLabel();
+            _dispatch = il.DefineLabel();
+            _resumable = new bool[_code.Length];
+            _resumable[0] = true;
+            for (int i = 0; i < program.InstructionCount; i++)
+            {
+                if (program.FunctionIndexOf((ulong)(program.CodePointer + i)) >= 0)
+                    _resumable[i] = true;
+                byte op = _code[i].Op;
+                if (op is VmOp.LocalCall or VmOp.CallRegister)
+                    _resumable[i + 1] = true;
+            }
+        }
+
+        public int IlSize => _il.ILOffset;
+
+        public void Emit()
+        {
+            var il = _il;
+            for (int i = 0; i < 11; i++)
+            {
+                il.Emit(OpCodes.Ldarg_1);
+                if (i > 0)
+                {
+                    il.Emit(OpCodes.Ldc_I4, i * 8);
+                    il.Emit(OpCodes.Add);
+                }
+                il.Emit(OpCodes.Ldind_I8);
+                il.Emit(OpCodes.Stloc, _r[i]);
+            }
+            il.Emit(OpCodes.Ldarg_2);
+            il.Emit(OpCodes.Stloc, _pc);
+
+            // Dispatch: the only indirect entry into the body (start, callx, return from a call).
+            var bad = il.DefineLabel();
+            il.MarkLabel(_dispatch);
+            var table = new Label[_code.Length];
+            for (int i = 0; i < table.Length; i++)
+                table[i] = _resumable[i] ? _labels[i] : bad;
+            il.Emit(OpCodes.Ldloc, _pc);
+            il.Emit(OpCodes.Switch, table);
+            il.MarkLabel(bad);
+            il.Emit(OpCodes.Ldarg_0);
+            il.Emit(OpCodes.Ldloc, _pc);
+            il.Emit(OpCodes.Ldc_I4_0);
+            il.Emit(OpCodes.Call, s_fellOff);
+            il.Emit(OpCodes.Ldc_I8, 0L);
+            il.Emit(OpCodes.Ret);
+
+            for (int pc = 0; pc < _code.Length; pc++)
+            {
+                il.MarkLabel(_labels[pc]);
+                EmitInstruction(pc);
+            }
+        }
+
+        private void Ld(int reg) => _il.Emit(OpCodes.Ldloc, _r[reg]);
+        private void St(int reg) => _il.Emit(OpCodes.Stloc, _r[reg]);
+        private void I8(long v) => _il.Emit(OpCodes.Ldc_I8, v);
+        private void I4(int v) => _il.Emit(OpCodes.Ldc_I4, v);
+        private void Call(MethodInfo m) => _il.Emit(OpCodes.Call, m);
+
+        /// <summary>Source operand: the register, or the sign-extended immediate (64-bit).</summary>
+        private void Src64(in DecodedInstruction ins, bool register)
+        {
+            if (register) Ld(ins.Src);
+            else I8(ins.Imm);
+        }
+
+        /// <summary>Source operand as an int32 on the IL stack.</summary>
+        private void Src32(in DecodedInstruction ins, bool register)
+        {
+            if (register)
+            {
+                Ld(ins.Src);
+                _il.Emit(OpCodes.Conv_U4);
+            }
+            else
+            {
+                I4((int)ins.Imm);
+            }
+        }
+
+        private void EmitInstruction(int pc)
+        {
+            var il = _il;
+            ref readonly var ins = ref _code[pc];
+            byte op = ins.Op;
+            int d = ins.Dst;
+            bool reg = (op & 0x08) != 0;
+            switch (op)
+            {
+                // ---- ALU64 ----
+                case 0x07 or 0x0f: Binary64(ins, reg, OpCodes.Add); return;
+                case 0x17 or 0x1f: Binary64(ins, reg, OpCodes.Sub); return;
+                case 0x27 or 0x2f: Binary64(ins, reg, OpCodes.Mul); return;
+                case 0x47 or 0x4f: Binary64(ins, reg, OpCodes.Or); return;
+                case 0x57 or 0x5f: Binary64(ins, reg, OpCodes.And); return;
+                case 0xa7 or 0xaf: Binary64(ins, reg, OpCodes.Xor); return;
+                case 0x37 or 0x3f: Call64(ins, reg, s_div64); return;
+                case 0x97 or 0x9f: Call64(ins, reg, s_mod64); return;
+                case VmOp.SDiv64Imm or VmOp.SDiv64Reg: Call64(ins, op == VmOp.SDiv64Reg, s_sdiv64); return;
+                case VmOp.SMod64Imm or VmOp.SMod64Reg: Call64(ins, op == VmOp.SMod64Reg, s_smod64); return;
+                case 0x67 or 0x6f: Shift64(ins, reg, OpCodes.Shl); return;
+                case 0x77 or 0x7f: Shift64(ins, reg, OpCodes.Shr_Un); return;
+                case 0xc7 or 0xcf: Shift64(ins, reg, OpCodes.Shr); return;
+                case 0x87: Ld(d); il.Emit(OpCodes.Neg); St(d); return;
+                case 0xb7: I8(ins.Imm); St(d); return;
+                case 0xbf: Ld(ins.Src); St(d); return;
+                case VmOp.MovSx64From8: Ld(ins.Src); il.Emit(OpCodes.Conv_I1); il.Emit(OpCodes.Conv_I8); St(d); return;
+                case VmOp.MovSx64From16: Ld(ins.Src); il.Emit(OpCodes.Conv_I2); il.Emit(OpCodes.Conv_I8); St(d); return;
+                case VmOp.MovSx64From32: Ld(ins.Src); il.Emit(OpCodes.Conv_I4); il.Emit(OpCodes.Conv_I8); St(d); return;
+
+                // ---- ALU32: computed on int32, zero-extended by conv.u8 ----
+                case 0x04 or 0x0c: Binary32(ins, reg, OpCodes.Add); return;
+                case 0x14 or 0x1c: Binary32(ins, reg, OpCodes.Sub); return;
+                case 0x24 or 0x2c: Binary32(ins, reg, OpCodes.Mul); return;
+                case 0x44 or 0x4c: Binary32(ins, reg, OpCodes.Or); return;
+                case 0x54 or 0x5c: Binary32(ins, reg, OpCodes.And); return;
+                case 0xa4 or 0xac: Binary32(ins, reg, OpCodes.Xor); return;
+                case 0x34 or 0x3c: Call64(ins, reg, s_div32, imm32: true); return;
+                case 0x94 or 0x9c: Call64(ins, reg, s_mod32, imm32: true); return;
+                case VmOp.SDiv32Imm or VmOp.SDiv32Reg: Call64(ins, op == VmOp.SDiv32Reg, s_sdiv32, imm32: true); return;
+                case VmOp.SMod32Imm or VmOp.SMod32Reg: Call64(ins, op == VmOp.SMod32Reg, s_smod32, imm32: true); return;
+                case 0x64 or 0x6c: Shift32(ins, reg, OpCodes.Shl); return;
+                case 0x74 or 0x7c: Shift32(ins, reg, OpCodes.Shr_Un); return;
+                case 0xc4 or 0xcc: Shift32(ins, reg, OpCodes.Shr); return;
+                case 0x84: Ld(d); il.Emit(OpCodes.Conv_U4); il.Emit(OpCodes.Neg); il.Emit(OpCodes.Conv_U8); St(d); return;
+                case 0xb4: I8((long)(uint)ins.Imm); St(d); return;
+                case 0xbc: Ld(ins.Src); il.Emit(OpCodes.Conv_U4); il.Emit(OpCodes.Conv_U8); St(d); return;
+                case VmOp.MovSx32From8: Ld(ins.Src); il.Emit(OpCodes.Conv_I1); il.Emit(OpCodes.Conv_U8); St(d); return;
+                case VmOp.MovSx32From16: Ld(ins.Src); il.Emit(OpCodes.Conv_I2); il.Emit(OpCodes.Conv_U8); St(d); return;
+
+                // ---- byte order ----
+                case VmOp.Truncate16: Ld(d); il.Emit(OpCodes.Conv_U2); il.Emit(OpCodes.Conv_U8); St(d); return;
+                case VmOp.Truncate32: Ld(d); il.Emit(OpCodes.Conv_U4); il.Emit(OpCodes.Conv_U8); St(d); return;
+                case VmOp.Nop: return;
+                case VmOp.Swap16: Ld(d); il.Emit(OpCodes.Conv_U2); Call(s_swap16); il.Emit(OpCodes.Conv_U8); St(d); return;
+                case VmOp.Swap32: Ld(d); il.Emit(OpCodes.Conv_U4); Call(s_swap32); il.Emit(OpCodes.Conv_U8); St(d); return;
+                case VmOp.Swap64: Ld(d); Call(s_swap64); St(d); return;
+
+                case VmOp.LoadImm64: I8(ins.Imm); St(d); return;
+
+                // ---- loads ----
+                case 0x71: Load(ins, pc, 1, signed: false); return;
+                case 0x69: Load(ins, pc, 2, signed: false); return;
+                case 0x61: Load(ins, pc, 4, signed: false); return;
+                case 0x79: Load(ins, pc, 8, signed: false); return;
+                case 0x91: Load(ins, pc, 1, signed: true); return;
+                case 0x89: Load(ins, pc, 2, signed: true); return;
+                case 0x81: Load(ins, pc, 4, signed: true); return;
+
+                // ---- stores ----
+                case 0x72 or 0x73: Store(ins, pc, 1, reg: op == 0x73); return;
+                case 0x6a or 0x6b: Store(ins, pc, 2, reg: op == 0x6b); return;
+                case 0x62 or 0x63: Store(ins, pc, 4, reg: op == 0x63); return;
+                case 0x7a or 0x7b: Store(ins, pc, 8, reg: op == 0x7b); return;
+
+                case VmOp.AtomicWord or VmOp.AtomicDoubleWord: Atomic(ins, pc); return;
+
+                // ---- jumps ----
+                case VmOp.Jump: Jump(pc, ins.Offset); return;
+
+                // ---- calls ----
+                case VmOp.CallHelper: CallHelper(ins, pc); return;
+                case VmOp.TailCall: TailCall(pc); return;
+                case VmOp.LocalCall:
+                    PushFrame(pc);
+                    il.Emit(OpCodes.Br, _labels[ins.Offset]);
+                    return;
+                case VmOp.CallRegister: CallRegister(ins, pc); return;
+                case VmOp.Exit: Exit(); return;
+            }
+            if ((op & 0x07) is 0x05 or 0x06 && op != VmOp.Jump && op != VmOp.CallHelper && op != VmOp.Exit && ConditionalJump(ins, pc))
+                return;
+            // The sentinel after the last instruction, or anything the decoder never produces: trap as the interpreter.
+            il.Emit(OpCodes.Ldarg_0);
+            I4(pc);
+            I4(op);
+            Call(s_fellOff);
+            I8(0);
+            il.Emit(OpCodes.Ret);
+        }
+
+        private void Binary64(in DecodedInstruction ins, bool reg, OpCode opcode)
+        {
+            Ld(ins.Dst);
+            Src64(ins, reg);
+            _il.Emit(opcode);
+            St(ins.Dst);
+        }
+
+        private void Binary32(in DecodedInstruction ins, bool reg, OpCode opcode)
+        {
+            Ld(ins.Dst);
+            _il.Emit(OpCodes.Conv_U4);
+            Src32(ins, reg);
+            _il.Emit(opcode);
+            _il.Emit(OpCodes.Conv_U8);
+            St(ins.Dst);
+        }
+
+        private void Call64(in DecodedInstruction ins, bool reg, MethodInfo method, bool imm32 = false)
+        {
+            Ld(ins.Dst);
+            if (reg) Ld(ins.Src);
+            else I8(imm32 ? (long)(uint)ins.Imm : ins.Imm);
+            Call(method);
+            St(ins.Dst);
+        }
+
+        private void Shift64(in DecodedInstruction ins, bool reg, OpCode opcode)
+        {
+            Ld(ins.Dst);
+            if (reg)
+            {
+                Ld(ins.Src);
+                _il.Emit(OpCodes.Conv_I4);
+                I4(63);
+                _il.Emit(OpCodes.And);
+            }
+            else
+            {
+                I4((int)(ins.Imm & 63));
+            }
+            _il.Emit(opcode);
+            St(ins.Dst);
+        }
+
+        private void Shift32(in DecodedInstruction ins, bool reg, OpCode opcode)
+        {
+            Ld(ins.Dst);
+            _il.Emit(OpCodes.Conv_U4);
+            if (reg)
+            {
+                Ld(ins.Src);
+                _il.Emit(OpCodes.Conv_I4);
+                I4(31);
+                _il.Emit(OpCodes.And);
+            }
+            else
+            {
+                I4((int)(ins.Imm & 31));
+            }
+            _il.Emit(opcode);
+            _il.Emit(OpCodes.Conv_U8);
+            St(ins.Dst);
+        }
+
+        private void Address(int baseRegister, int offset)
+        {
+            Ld(baseRegister);
+            if (offset != 0)
+            {
+                I8(offset);
+                _il.Emit(OpCodes.Add);
+            }
+        }
+
+        private void Load(in DecodedInstruction ins, int pc, int size, bool signed)
+        {
+            var il = _il;
+            if (_checked || size == 4)
+            {
+                il.Emit(OpCodes.Ldarg_0);
+                Address(ins.Src, ins.Offset);
+                I4(pc);
+                Call(_checked
+                    ? size switch { 1 => s_load1, 2 => s_load2, 4 => s_load4, _ => s_load8 }
+                    : s_load4Unchecked);
+                if (signed)
+                {
+                    il.Emit(size switch { 1 => OpCodes.Conv_I1, 2 => OpCodes.Conv_I2, _ => OpCodes.Conv_I4 });
+                    il.Emit(OpCodes.Conv_I8);
+                }
+            }
+            else
+            {
+                Address(ins.Src, ins.Offset);
+                il.Emit(OpCodes.Conv_U);
+                if (size != 1)
+                    il.Emit(OpCodes.Unaligned, (byte)1);
+                il.Emit(size switch { 1 => signed ? OpCodes.Ldind_I1 : OpCodes.Ldind_U1, 2 => signed ? OpCodes.Ldind_I2 : OpCodes.Ldind_U2, _ => OpCodes.Ldind_I8 });
+                if (size != 8)
+                    il.Emit(signed ? OpCodes.Conv_I8 : OpCodes.Conv_U8);
+            }
+            St(ins.Dst);
+        }
+
+        private void Store(in DecodedInstruction ins, int pc, int size, bool reg)
+        {
+            var il = _il;
+            if (_checked)
+            {
+                il.Emit(OpCodes.Ldarg_0);
+                Address(ins.Dst, ins.Offset);
+                Src64(ins, reg);
+                I4(pc);
+                Call(size switch { 1 => s_store1, 2 => s_store2, 4 => s_store4, _ => s_store8 });
+                return;
+            }
+            Address(ins.Dst, ins.Offset);
+            il.Emit(OpCodes.Conv_U);
+            Src64(ins, reg);
+            if (size != 1)
+                il.Emit(OpCodes.Unaligned, (byte)1);
+            il.Emit(size switch { 1 => OpCodes.Stind_I1, 2 => OpCodes.Stind_I2, 4 => OpCodes.Stind_I4, _ => OpCodes.Stind_I8 });
+        }
+
+        private void Atomic(in DecodedInstruction ins, int pc)
+        {
+            var il = _il;
+            bool wide = ins.Op == VmOp.AtomicDoubleWord;
+            Address(ins.Dst, ins.Offset);
+            il.Emit(OpCodes.Stloc, _address);
+            if (_checked)
+            {
+                il.Emit(OpCodes.Ldarg_0);
+                il.Emit(OpCodes.Ldloc, _address);
+                I4(wide ? 8 : 4);
+                I4(pc);
+                Call(s_checkAtomic);
+            }
+            var operation = (AtomicOperation)ins.Imm;
+            il.Emit(OpCodes.Ldloc, _address);
+            Ld(ins.Src);
+            if (operation == AtomicOperation.CmpXchg)
+            {
+                Ld(0);
+                Call(wide ? s_cmpxchg64 : s_cmpxchg32);
+                St(0);
+                return;
+            }
+            if (!wide)
+                il.Emit(OpCodes.Conv_U4);
+            I4((int)ins.Imm);
+            Call(wide ? s_atomic64 : s_atomic32);
+            if (!wide)
+                il.Emit(OpCodes.Conv_U8);
+            bool fetch = operation is AtomicOperation.FetchAdd or AtomicOperation.FetchOr or AtomicOperation.FetchAnd
+                or AtomicOperation.FetchXor or AtomicOperation.Xchg;
+            if (fetch)
+                St(ins.Src);
+            else
+                il.Emit(OpCodes.Pop);
+        }
+
+        /// <summary>Charges a backward jump to the budget, as the interpreter does.</summary>
+        private void ChargeIfBackward(int pc, int to)
+        {
+            if (to > pc)
+                return;
+            _il.Emit(OpCodes.Ldarg_0);
+            I8(pc - to + 1);
+            I4(pc);
+            Call(s_charge);
+        }
+
+        private void Jump(int pc, int to)
+        {
+            ChargeIfBackward(pc, to);
+            _il.Emit(OpCodes.Br, _labels[to]);
+        }
+
+        private bool ConditionalJump(in DecodedInstruction ins, int pc)
+        {
+            var il = _il;
+            byte op = ins.Op;
+            bool wide = (op & 0x07) == 0x05;
+            bool reg = (op & 0x08) != 0;
+            int kind = op & 0xf0;
+            bool signed = kind is 0x60 or 0x70 or 0xc0 or 0xd0;
+            OpCode? branch = kind switch
+            {
+                0x10 => OpCodes.Beq,
+                0x20 => OpCodes.Bgt_Un,
+                0x30 => OpCodes.Bge_Un,
+                0x40 => OpCodes.Brtrue,
+                0x50 => OpCodes.Bne_Un,
+                0x60 => OpCodes.Bgt,
+                0x70 => OpCodes.Bge,
+                0xa0 => OpCodes.Blt_Un,
+                0xb0 => OpCodes.Ble_Un,
+                0xc0 => OpCodes.Blt,
+                0xd0 => OpCodes.Ble,
+                _ => null,
+            };
+            if (branch is null)
+                return false;
+            Ld(ins.Dst);
+            if (!wide)
+                il.Emit(signed ? OpCodes.Conv_I4 : OpCodes.Conv_U4);
+            if (wide) Src64(ins, reg);
+            else Src32(ins, reg);
+            if (kind == 0x40)
+                il.Emit(OpCodes.And);
+            int to = ins.Offset;
+            if (to > pc)
+            {
+                il.Emit(branch.Value, _labels[to]);
+                return true;
+            }
+            var taken = il.DefineLabel();
+            var next = il.DefineLabel();
+            il.Emit(branch.Value, taken);
+            il.Emit(OpCodes.Br, next);
+            il.MarkLabel(taken);
+            Jump(pc, to);
+            il.MarkLabel(next);
+            return true;
+        }
+
+        private void CallHelper(in DecodedInstruction ins, int pc)
+        {
+            var il = _il;
+            if (!_program.Helpers.TryGet((int)ins.Imm, out var helper))
+                throw new UnreachableException($"program '{_program.Name}': instruction {pc}: helper {ins.Imm} passed the decoder but is not in the table");
+            il.Emit(OpCodes.Ldarg_0);
+            I4(pc);
+            Call(s_setPc);
+            il.Emit(OpCodes.Ldarg_0);
+            for (int i = 1; i <= 5; i++)
+                Ld(i);
+            Call(helper.Method);
+            St(0);
+        }
+
+        /// <summary>Stores r0-r10 and the index to resume at, flags the hand-off and returns to the driver.</summary>
+        private void HandOff(Action pushResumeIndex)
+        {
+            var il = _il;
+            for (int i = 0; i < 11; i++)
+            {
+                il.Emit(OpCodes.Ldarg_1);
+                I4(i * 8);
+                il.Emit(OpCodes.Add);
+                Ld(i);
+                il.Emit(OpCodes.Stind_I8);
+            }
+            il.Emit(OpCodes.Ldarg_1);
+            I4(11 * 8);
+            il.Emit(OpCodes.Add);
+            pushResumeIndex();
+            il.Emit(OpCodes.Conv_I8);
+            il.Emit(OpCodes.Stind_I8);
+            il.Emit(OpCodes.Ldarg_1);
+            I4(12 * 8);
+            il.Emit(OpCodes.Add);
+            I8(1);
+            il.Emit(OpCodes.Stind_I8);
+            I8(0);
+            il.Emit(OpCodes.Ret);
+        }
+
+        private void TailCall(int pc)
+        {
+            var il = _il;
+            var failed = il.DefineLabel();
+            il.Emit(OpCodes.Ldarg_0);
+            Ld(2);
+            Ld(3);
+            I4(pc);
+            Call(s_tailCall);
+            il.Emit(OpCodes.Brfalse, failed);
+            HandOff(() => I4(0));
+            il.MarkLabel(failed);
+        }
+
+        private void PushFrame(int pc)
+        {
+            _il.Emit(OpCodes.Ldarg_0);
+            I4(pc + 1);
+            for (int i = 6; i <= 9; i++)
+                Ld(i);
+            Call(s_pushFrame);
+            St(10);
+        }
+
+        private void CallRegister(in DecodedInstruction ins, int pc)
+        {
+            var il = _il;
+            var helperCalled = il.DefineLabel();
+            var next = il.DefineLabel();
+            il.Emit(OpCodes.Ldarg_0);
+            Ld(ins.Dst);
+            I4(pc);
+            for (int i = 1; i <= 5; i++)
+                Ld(i);
+            il.Emit(OpCodes.Ldloca, _scratch);
+            Call(s_callRegister);
+            il.Emit(OpCodes.Stloc, _pc);
+            il.Emit(OpCodes.Ldloc, _pc);
+            il.Emit(OpCodes.Ldc_I4_0);
+            il.Emit(OpCodes.Blt, helperCalled);
+            PushFrame(pc);
+            il.Emit(OpCodes.Br, _dispatch);
+            il.MarkLabel(helperCalled);
+            il.Emit(OpCodes.Ldloc, _scratch);
+            St(0);
+            il.Emit(OpCodes.Br, next);
+            il.MarkLabel(next);
+        }
+
+        private void Exit()
+        {
+            var il = _il;
+            var pop = il.DefineLabel();
+            var otherProgram = il.DefineLabel();
+            il.Emit(OpCodes.Ldarg_0);
+            il.Emit(OpCodes.Ldfld, s_callDepth);
+            il.Emit(OpCodes.Ldarg_3);
+            il.Emit(OpCodes.Bne_Un, pop);
+            Ld(0);
+            il.Emit(OpCodes.Ret);
+
+            il.MarkLabel(pop);
+            il.Emit(OpCodes.Ldarg_0);
+            Call(s_popFrame);
+            il.Emit(OpCodes.Stloc, _pc);
+            for (int k = 0; k < 4; k++)
+            {
+                il.Emit(OpCodes.Ldarg_0);
+                I4(k);
+                Call(s_saved);
+                St(6 + k);
+            }
+            il.Emit(OpCodes.Ldarg_0);
+            il.Emit(OpCodes.Ldfld, s_stackLow);
+            I8(VmExecution.FrameSize);
+            il.Emit(OpCodes.Add);
+            St(10);
+            il.Emit(OpCodes.Ldloc, _pc);
+            il.Emit(OpCodes.Ldc_I4_0);
+            il.Emit(OpCodes.Blt, otherProgram);
+            il.Emit(OpCodes.Br, _dispatch);
+            il.MarkLabel(otherProgram);
+            HandOff(() =>
+            {
+                il.Emit(OpCodes.Ldloc, _pc);
+                il.Emit(OpCodes.Not);
+            });
+        }
+    }
+}

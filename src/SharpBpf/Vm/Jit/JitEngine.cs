@@ -1,0 +1,113 @@
+using System.Runtime.CompilerServices;
+
+namespace SharpBpf.Vm.Jit;
+
+/// <summary>
+/// Runs programs through their compiled code. The driver mirrors <c>Interpreter.Execute</c>: the same frame set-up
+/// for callbacks, the same unwinding after a trap; it also follows hand-offs between programs (tail calls, returns
+/// into a caller of another program), looking up or compiling the next program's code.
+/// </summary>
+internal static unsafe class JitEngine
+{
+    private static int s_noticeGiven;
+
+    /// <summary>False where dynamic code cannot run (NativeAOT): the JIT engine then runs the interpreter.</summary>
+    public static bool IsAvailable => RuntimeFeature.IsDynamicCodeSupported && RuntimeFeature.IsDynamicCodeCompiled;
+
+    /// <summary>Compiles at load when the JIT can run here; otherwise says once that the interpreter runs instead.</summary>
+    public static JitCode? CompileAtLoad(VmProgram program)
+    {
+        if (!IsAvailable)
+        {
+            Notice();
+            return null;
+        }
+        return JitCompiler.For(program);
+    }
+
+    private static void Notice()
+    {
+        if (Interlocked.Exchange(ref s_noticeGiven, 1) == 0)
+            Console.Error.WriteLine("sharpbpf: dynamic code is not supported in this process (NativeAOT?); the jit engine runs the interpreter instead");
+    }
+
+    private sealed class Invoker : IVmFunctionInvoker
+    {
+        public static readonly Invoker Instance = new();
+
+        public ulong Invoke(VmExecution e, ulong function, ulong r1, ulong r2, ulong r3, ulong r4, ulong r5)
+        {
+            var program = e.Program!;
+            int target = program.FunctionIndexOf(function);
+            if (target < 0)
+                throw e.Trap(TrapKind.BadCall, $"0x{function:x} is not the address of a function of program '{program.Name}'");
+            return Execute(e, program, target, r1, r2, r3, r4, r5, nested: true);
+        }
+    }
+
+    /// <summary>Runs <paramref name="program"/> from its first instruction; BeginRun must have been called.</summary>
+    public static ulong Run(VmExecution e, VmProgram program, ulong r1, ulong r2)
+    {
+        if (!IsAvailable)
+        {
+            Notice();
+            return Interpreter.Run(e, program, r1, r2);
+        }
+        e.Invoker = Invoker.Instance;
+        return Execute(e, program, 0, r1, r2, 0, 0, 0, nested: false);
+    }
+
+    private static ulong Execute(VmExecution e, VmProgram program, int startPc,
+        ulong a1, ulong a2, ulong a3, ulong a4, ulong a5, bool nested)
+    {
+        int baseDepth = e.CallDepth;
+        ulong r10;
+        if (nested)
+        {
+            if (baseDepth + 1 >= e.Options.MaxCallDepth)
+                throw e.Trap(TrapKind.CallDepthExceeded, $"a callback would need more than {e.Options.MaxCallDepth} stack frames");
+            e.CallDepth = ++baseDepth;
+            r10 = e.StackLow;
+            e.StackLow -= VmExecution.FrameSize;
+        }
+        else
+        {
+            r10 = e.StackTop;
+        }
+        try
+        {
+            return Drive(e, program, startPc, a1, a2, a3, a4, a5, r10, baseDepth);
+        }
+        finally
+        {
+            var frames = e.Frames;
+            while (e.CallDepth > baseDepth)
+                frames[--e.CallDepth].Program = null!;
+            if (nested)
+            {
+                e.CallDepth = baseDepth - 1;
+                e.StackLow += VmExecution.FrameSize;
+            }
+        }
+    }
+
+    [SkipLocalsInit]
+    private static ulong Drive(VmExecution e, VmProgram program, int pc,
+        ulong a1, ulong a2, ulong a3, ulong a4, ulong a5, ulong r10, int baseDepth)
+    {
+        ulong* regs = stackalloc ulong[13];
+        regs[0] = 0; regs[1] = a1; regs[2] = a2; regs[3] = a3; regs[4] = a4; regs[5] = a5;
+        regs[6] = 0; regs[7] = 0; regs[8] = 0; regs[9] = 0; regs[10] = r10;
+        while (true)
+        {
+            var code = program.JitCode ?? JitCompiler.For(program);
+            regs[12] = 0;
+            ulong r0 = code.Body(e, regs, pc, baseDepth);
+            if (regs[12] == 0)
+                return r0;
+            // Hand-off: continue in the program the body switched to.
+            program = e.Program!;
+            pc = (int)regs[11];
+        }
+    }
+}

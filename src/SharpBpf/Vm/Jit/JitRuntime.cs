@@ -1,0 +1,249 @@
+using System.Runtime.CompilerServices;
+using SharpBpf.Asm;
+using SharpBpf.Helpers;
+using SharpBpf.Xdp;
+
+namespace SharpBpf.Vm.Jit;
+
+/// <summary>
+/// The small static methods compiled code calls. The hot ones (loads, stores, the budget charge) are
+/// AggressiveInlining, so RyuJIT folds them into the DynamicMethod and only the slow paths stay calls; the cold ones
+/// (traps, frames, tail calls) are NoInlining so they do not bloat the compiled program.
+/// </summary>
+internal static unsafe class JitRuntime
+{
+    private const ulong ContextSize = XdpContext.MetadataSize;
+
+    // ---- checked loads and stores: stack and packet inline, everything else through the VM's slow path ----------
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static ulong Load1(VmExecution e, ulong a, int pc) => e.InFastRegion(a, 1) ? *(byte*)a : LoadSlow(e, a, 1, pc);
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static ulong Load2(VmExecution e, ulong a, int pc) => e.InFastRegion(a, 2) ? Unsafe.ReadUnaligned<ushort>((void*)a) : LoadSlow(e, a, 2, pc);
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static ulong Load4(VmExecution e, ulong a, int pc) => e.InFastRegion(a, 4) ? Unsafe.ReadUnaligned<uint>((void*)a) : LoadSlow(e, a, 4, pc);
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static ulong Load8(VmExecution e, ulong a, int pc) => e.InFastRegion(a, 8) ? Unsafe.ReadUnaligned<ulong>((void*)a) : LoadSlow(e, a, 8, pc);
+
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    public static ulong LoadSlow(VmExecution e, ulong a, int size, int pc)
+    {
+        e.CurrentInstruction = pc;
+        return e.LoadSlow(a, size);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static void Store1(VmExecution e, ulong a, ulong v, int pc)
+    {
+        if (e.InFastRegion(a, 1)) *(byte*)a = (byte)v;
+        else StoreSlow(e, a, 1, v, pc);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static void Store2(VmExecution e, ulong a, ulong v, int pc)
+    {
+        if (e.InFastRegion(a, 2)) Unsafe.WriteUnaligned((void*)a, (ushort)v);
+        else StoreSlow(e, a, 2, v, pc);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static void Store4(VmExecution e, ulong a, ulong v, int pc)
+    {
+        if (e.InFastRegion(a, 4)) Unsafe.WriteUnaligned((void*)a, (uint)v);
+        else StoreSlow(e, a, 4, v, pc);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static void Store8(VmExecution e, ulong a, ulong v, int pc)
+    {
+        if (e.InFastRegion(a, 8)) Unsafe.WriteUnaligned((void*)a, v);
+        else StoreSlow(e, a, 8, v, pc);
+    }
+
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    public static void StoreSlow(VmExecution e, ulong a, int size, ulong v, int pc)
+    {
+        e.CurrentInstruction = pc;
+        e.StoreSlow(a, size, v);
+    }
+
+    // ---- unchecked mode: plain accesses, except 4-byte loads from the xdp_md block (data/data_end/data_meta) --------
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static ulong Load4Unchecked(VmExecution e, ulong a, int pc) =>
+        a - e.CtxLow < ContextSize ? LoadSlow(e, a, 4, pc) : Unsafe.ReadUnaligned<uint>((void*)a);
+
+    // ---- atomics: checked mode validates the operand first (allowed, writable, aligned) ----------------------------
+
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    public static void CheckAtomic(VmExecution e, ulong a, int size, int pc)
+    {
+        e.CurrentInstruction = pc;
+        e.CheckAtomic(a, size);
+    }
+
+    public static uint Atomic32(ulong a, uint v, int op)
+    {
+        ref uint cell = ref *(uint*)a;
+        switch ((AtomicOperation)op)
+        {
+            case AtomicOperation.Add: case AtomicOperation.FetchAdd: return Interlocked.Add(ref cell, v) - v;
+            case AtomicOperation.Or: case AtomicOperation.FetchOr: return Interlocked.Or(ref cell, v);
+            case AtomicOperation.And: case AtomicOperation.FetchAnd: return Interlocked.And(ref cell, v);
+            case AtomicOperation.Xor: case AtomicOperation.FetchXor: return Interpreter.Xor32(ref cell, v);
+            case AtomicOperation.Xchg: return Interlocked.Exchange(ref cell, v);
+            default: throw new System.Diagnostics.UnreachableException($"atomic operation 0x{op:x} reached the JIT");
+        }
+    }
+
+    public static ulong Atomic64(ulong a, ulong v, int op)
+    {
+        ref ulong cell = ref *(ulong*)a;
+        switch ((AtomicOperation)op)
+        {
+            case AtomicOperation.Add: case AtomicOperation.FetchAdd: return Interlocked.Add(ref cell, v) - v;
+            case AtomicOperation.Or: case AtomicOperation.FetchOr: return Interlocked.Or(ref cell, v);
+            case AtomicOperation.And: case AtomicOperation.FetchAnd: return Interlocked.And(ref cell, v);
+            case AtomicOperation.Xor: case AtomicOperation.FetchXor: return Interpreter.Xor64(ref cell, v);
+            case AtomicOperation.Xchg: return Interlocked.Exchange(ref cell, v);
+            default: throw new System.Diagnostics.UnreachableException($"atomic operation 0x{op:x} reached the JIT");
+        }
+    }
+
+    public static ulong CmpXchg32(ulong a, ulong v, ulong expected) => Interlocked.CompareExchange(ref *(uint*)a, (uint)v, (uint)expected);
+
+    public static ulong CmpXchg64(ulong a, ulong v, ulong expected) => Interlocked.CompareExchange(ref *(ulong*)a, v, expected);
+
+    // ---- budget, traps ---------------------------------------------------------------------------------------------
+
+    /// <summary>Charges a backward jump to the budget (as the interpreter: by the length of the jumped-over span).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static void Charge(VmExecution e, long cost, int pc)
+    {
+        if ((e.Budget -= cost) < 0)
+            BudgetExhausted(e, pc);
+    }
+
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    public static void BudgetExhausted(VmExecution e, int pc) =>
+        throw e.Trap(pc, TrapKind.BudgetExhausted, $"more than {e.Options.InstructionBudget} instructions in one run");
+
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    public static void FellOff(VmExecution e, int pc, int op) =>
+        throw e.Trap(pc, TrapKind.FellOffEnd, $"no instruction at index {pc} (op 0x{op:x2})");
+
+    // ---- calls -----------------------------------------------------------------------------------------------------
+
+    public static void SetPc(VmExecution e, int pc) => e.CurrentInstruction = pc;
+
+    /// <summary>bpf-to-bpf call: saves r6-r9 and the return index in the next frame; returns the callee's r10.</summary>
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    public static ulong PushFrame(VmExecution e, int returnPc, ulong r6, ulong r7, ulong r8, ulong r9)
+    {
+        if (e.CallDepth + 1 >= e.Options.MaxCallDepth)
+            throw e.Trap(returnPc - 1, TrapKind.CallDepthExceeded, $"bpf-to-bpf calls nest deeper than {e.Options.MaxCallDepth} frames");
+        ref var frame = ref e.Frames[e.CallDepth++];
+        frame.ReturnPc = returnPc;
+        frame.Program = e.Program!;
+        frame.R6 = r6; frame.R7 = r7; frame.R8 = r8; frame.R9 = r9;
+        ulong r10 = e.StackLow;
+        e.StackLow -= VmExecution.FrameSize;
+        return r10;
+    }
+
+    /// <summary>Exit of a called function: pops its frame. Returns the caller's return index, or its bitwise
+    /// complement when the caller is another program (after a tail call), which the compiled code hands back to
+    /// the driver. The saved registers are read afterwards with <see cref="Saved"/>.</summary>
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    public static int PopFrame(VmExecution e)
+    {
+        ref var frame = ref e.Frames[--e.CallDepth];
+        int pc = frame.ReturnPc;
+        e.StackLow += VmExecution.FrameSize;
+        if (!ReferenceEquals(frame.Program, e.Program))
+        {
+            e.SwitchProgram(frame.Program);
+            pc = ~pc;
+        }
+        return pc;
+    }
+
+    /// <summary>Register r6+k saved in the frame <see cref="PopFrame"/> just popped; the last read releases the frame.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static ulong Saved(VmExecution e, int k)
+    {
+        ref var frame = ref e.Frames[e.CallDepth];
+        switch (k)
+        {
+            case 0: return frame.R6;
+            case 1: return frame.R7;
+            case 2: return frame.R8;
+            default:
+                frame.Program = null!;
+                return frame.R9;
+        }
+    }
+
+    /// <summary>bpf_tail_call: true when the run continues in another program (already switched to).</summary>
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    public static bool TailCall(VmExecution e, ulong map, ulong index, int pc)
+    {
+        e.CurrentInstruction = pc;
+        var target = VmHelpers.ResolveTailCall(e, map, index);
+        if (target is null)
+            return false;
+        e.SwitchProgram(target);
+        return true;
+    }
+
+    /// <summary>callx: the function index to call, or -1 after calling a helper (its result in <paramref name="r0"/>).</summary>
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    public static int CallRegister(VmExecution e, ulong target, int pc, ulong r1, ulong r2, ulong r3, ulong r4, ulong r5, ref ulong r0)
+    {
+        var program = e.Program!;
+        int index = program.FunctionIndexOf(target);
+        if (index >= 0)
+            return index;
+        e.CurrentInstruction = pc;
+        var helpers = program.HelperFunctions;
+        if (target < HelperTable.Capacity && helpers[target] != 0)
+        {
+            if (target == (ulong)Platform.HelperId.TailCall)
+                throw e.Trap(TrapKind.BadCall, "callx to bpf_tail_call is not supported");
+            r0 = ((delegate*<VmExecution, ulong, ulong, ulong, ulong, ulong, ulong>)helpers[target])(e, r1, r2, r3, r4, r5);
+            return -1;
+        }
+        throw e.Trap(TrapKind.BadCall, $"callx target 0x{target:x} is neither a function of the program nor a helper it may call");
+    }
+}
+
+/// <summary>Unsigned division and modulo by a register, with eBPF's answers for a zero divisor.</summary>
+internal static class JitArithmetic
+{
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static ulong Div64(ulong a, ulong b) => b == 0 ? 0 : a / b;
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static ulong Mod64(ulong a, ulong b) => b == 0 ? a : a % b;
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static ulong Div32(ulong a, ulong b) => (uint)b == 0 ? 0 : (uint)a / (uint)b;
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static ulong Mod32(ulong a, ulong b) => (uint)b == 0 ? (uint)a : (uint)a % (uint)b;
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static ulong SDiv64(ulong a, ulong b) => (ulong)Interpreter.SDiv64((long)a, (long)b);
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static ulong SMod64(ulong a, ulong b) => (ulong)Interpreter.SMod64((long)a, (long)b);
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static ulong SDiv32(ulong a, ulong b) => (uint)Interpreter.SDiv32((int)a, (int)b);
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static ulong SMod32(ulong a, ulong b) => (uint)Interpreter.SMod32((int)a, (int)b);
+}
