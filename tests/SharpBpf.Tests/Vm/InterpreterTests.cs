@@ -7,18 +7,24 @@ using static SharpBpf.Tests.Vm.A;
 
 namespace SharpBpf.Tests.Vm;
 
+/// <summary>VM semantics on the interpreter; <c>Jit.JitVmTests</c> runs the same tests on the JIT.</summary>
 public class InterpreterTests
 {
-    private static ulong Run(params Instruction[] program)
+    /// <summary>The engine every program of these tests is loaded for.</summary>
+    protected virtual VmEngine Engine => VmEngine.Interpreter;
+
+    private VmOptions O(VmOptions? options = null) => (options ?? VmOptions.Default) with { Engine = Engine };
+
+    private ulong Run(params Instruction[] program)
     {
         using var e = new VmExecution();
-        return VmProgram.Create("t", program, ProgramType.Unspec).Run(e);
+        return VmProgram.Create("t", program, ProgramType.Unspec, options: O()).Run(e);
     }
 
-    private static VmTrapException Trap(params Instruction[] program)
+    private VmTrapException Trap(params Instruction[] program)
     {
         using var e = new VmExecution(new VmOptions { InstructionBudget = 100_000 });
-        var p = VmProgram.Create("t", program, ProgramType.Unspec);
+        var p = VmProgram.Create("t", program, ProgramType.Unspec, options: O());
         return Assert.Throws<VmTrapException>(() => p.Run(e));
     }
 
@@ -147,20 +153,20 @@ public class InterpreterTests
     [Fact]
     public void HelperOutsideTheProgramTypeIsRefusedByName()
     {
-        var ex = Assert.Throws<VmLoadException>(() => VmProgram.Create("t", [Call((int)HelperId.GetCurrentPidTgid), Exit()]));
+        var ex = Assert.Throws<VmLoadException>(() => VmProgram.Create("t", [Call((int)HelperId.GetCurrentPidTgid), Exit()], options: O()));
         Assert.Contains("bpf_get_current_pid_tgid", ex.Message);
         Assert.Contains("xdp", ex.Message);
-        Assert.Throws<VmLoadException>(() => VmProgram.Create("t", [Call(100_000), Exit()]));
+        Assert.Throws<VmLoadException>(() => VmProgram.Create("t", [Call(100_000), Exit()], options: O()));
     }
 
     [Fact]
     public void InvalidInstructionsAreRefused()
     {
-        Assert.Throws<VmLoadException>(() => VmProgram.Create("t", [Mov(R10, 1), Exit()]));                  // r10 written
-        Assert.Throws<VmLoadException>(() => VmProgram.Create("t", [Ja(5), Exit()]));                       // jump out
-        Assert.Throws<VmLoadException>(() => VmProgram.Create("t", [Mov(R0, 1)]));                          // no exit
-        Assert.Throws<VmLoadException>(() => VmProgram.Create("t", [Alu64(AluOperation.Add, R0, 1, off: 1), Exit()])); // reserved offset
-        Assert.Throws<VmLoadException>(() => VmProgram.Create("t", [Lddw(R0, 1), Ja(-2), Exit()]));          // into lddw? (-2 -> slot 1)
+        Assert.Throws<VmLoadException>(() => VmProgram.Create("t", [Mov(R10, 1), Exit()], options: O()));                  // r10 written
+        Assert.Throws<VmLoadException>(() => VmProgram.Create("t", [Ja(5), Exit()], options: O()));                       // jump out
+        Assert.Throws<VmLoadException>(() => VmProgram.Create("t", [Mov(R0, 1)], options: O()));                          // no exit
+        Assert.Throws<VmLoadException>(() => VmProgram.Create("t", [Alu64(AluOperation.Add, R0, 1, off: 1), Exit()], options: O())); // reserved offset
+        Assert.Throws<VmLoadException>(() => VmProgram.Create("t", [Lddw(R0, 1), Ja(-2), Exit()], options: O()));          // into lddw? (-2 -> slot 1)
     }
 
     [Fact]
@@ -176,16 +182,22 @@ public class InterpreterTests
     public void ConformanceMemoryIsReadableAndWritable()
     {
         var memory = new byte[] { 1, 2, 3, 4 };
-        var p = VmProgram.Create("t", [Ldx(AccessSize.Word, R0, R1, 0), St(AccessSize.Byte, R1, 3, 9), Exit()], HelperTable.Conformance);
+        var p = VmProgram.Create("t", [Ldx(AccessSize.Word, R0, R1, 0), St(AccessSize.Byte, R1, 3, 9), Exit()], HelperTable.Conformance, options: O());
         using var e = new VmExecution();
         Assert.Equal(0x04030201UL, p.Run(e, memory));
         Assert.Equal(9, memory[3]);
-        Assert.Throws<VmTrapException>(() => VmProgram.Create("t", [Ldx(AccessSize.Word, R0, R1, 1), Exit()], HelperTable.Conformance).Run(e, memory));
+        Assert.Throws<VmTrapException>(() => VmProgram.Create("t", [Ldx(AccessSize.Word, R0, R1, 1), Exit()], HelperTable.Conformance, options: O()).Run(e, memory));
     }
 }
 
+/// <summary>Callbacks, tail calls and callx on the interpreter; <c>Jit.JitCallbackAndTailCallTests</c> runs them on the JIT.</summary>
 public class CallbackAndTailCallTests
 {
+    /// <summary>The engine every program of these tests is loaded for.</summary>
+    protected virtual VmEngine Engine => VmEngine.Interpreter;
+
+    private VmOptions O() => VmOptions.Default with { Engine = Engine };
+
     [Fact]
     public void BpfLoopRunsTheCallbackUntilItReturnsOne()
     {
@@ -212,7 +224,7 @@ public class CallbackAndTailCallTests
             Jmp(JumpOperation.Jne, R1, 9, 1),
             Mov(R0, 1),
             Exit(),
-        ], global::SharpBpf.Platform.ProgramType.Xdp);
+        ], global::SharpBpf.Platform.ProgramType.Xdp, options: O());
         using var e = new VmExecution();
         // 10 iterations (0..9), sum 45.
         Assert.Equal((10UL << 32) | 45UL, program.Run(e));
@@ -249,7 +261,7 @@ public class CallbackAndTailCallTests
     [Fact]
     public void TailCallsReplaceTheProgramAndStopAt33()
     {
-        using var collection = VmCollection.Load(TailCallSpec(0), new VmOptions { CreateMap = s => new TestArrayMap(s) });
+        using var collection = VmCollection.Load(TailCallSpec(0), new VmOptions { Engine = Engine, CreateMap = s => new TestArrayMap(s) });
         var chain = collection.Program("chain");
         collection.Map("jumps").Update(BitConverter.GetBytes(0u), BitConverter.GetBytes(chain.Id));
         var result = collection.Program("entry").TestRun(new global::SharpBpf.Xdp.TestRunOptions { Data = new byte[64] });
@@ -263,7 +275,7 @@ public class CallbackAndTailCallTests
     [Fact]
     public void AnEmptyTailCallSlotFallsThrough()
     {
-        using var collection = VmCollection.Load(TailCallSpec(0), new VmOptions { CreateMap = s => new TestArrayMap(s) });
+        using var collection = VmCollection.Load(TailCallSpec(0), new VmOptions { Engine = Engine, CreateMap = s => new TestArrayMap(s) });
         var result = collection.Program("entry").TestRun(new global::SharpBpf.Xdp.TestRunOptions { Data = new byte[64] });
         Assert.Equal(global::SharpBpf.Xdp.XdpAction.Drop, result.Action);
     }
@@ -274,7 +286,7 @@ public class CallbackAndTailCallTests
         using var e = new VmExecution();
         var callx = new Instruction(new OpCode(0x8d), R2, 0, 0, 0);
         var trap = Assert.Throws<VmTrapException>(() =>
-            VmProgram.Create("t", [Lddw(R2, 0x7fff_0000_1234), callx, Mov(R0, 0), Exit()], global::SharpBpf.Platform.ProgramType.Xdp).Run(e));
+            VmProgram.Create("t", [Lddw(R2, 0x7fff_0000_1234), callx, Mov(R0, 0), Exit()], global::SharpBpf.Platform.ProgramType.Xdp, options: O()).Run(e));
         Assert.Equal(TrapKind.BadCall, trap.Kind);
         Assert.Equal(1, trap.InstructionIndex);
     }
@@ -290,7 +302,7 @@ public class CallbackAndTailCallTests
             St(AccessSize.Half, R10, -7, 0x0000),           // overlaps the middle of it
             Ldx(AccessSize.DoubleWord, R0, R10, -11),
             Exit(),
-        ], global::SharpBpf.Platform.ProgramType.Xdp);
+        ], global::SharpBpf.Platform.ProgramType.Xdp, options: O());
         Assert.Equal(0x1122000055667788UL, p.Run(e));
     }
 }

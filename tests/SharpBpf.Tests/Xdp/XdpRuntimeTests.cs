@@ -9,8 +9,14 @@ using static SharpBpf.Tests.Vm.A;
 
 namespace SharpBpf.Tests.Xdp;
 
+/// <summary>The XDP runtime on the interpreter; <c>Jit.JitXdpRuntimeTests</c> runs the same tests on the JIT.</summary>
 public class XdpRuntimeTests
 {
+    /// <summary>The engine every program of these tests is loaded for.</summary>
+    protected virtual VmEngine Engine => VmEngine.Interpreter;
+
+    private VmOptions O() => VmOptions.Default with { Engine = Engine };
+
     // r2 = ctx->data; r3 = ctx->data_end; if (data + 14 > data_end) return PASS; data[0] = 0xaa; return TX;
     private static readonly Instruction[] MarkFirstByte =
     [
@@ -29,13 +35,13 @@ public class XdpRuntimeTests
     [Fact]
     public void ContextLoadsGivePacketPointersAndWritesReachTheFrame()
     {
-        var program = VmProgram.Create("mark", MarkFirstByte);
+        var program = VmProgram.Create("mark", MarkFirstByte, options: O());
         var packet = new byte[60];
         var result = program.TestRun(new TestRunOptions { Data = packet });
         Assert.Equal(XdpAction.Tx, result.Action);
         Assert.Equal(0xaa, result.DataOut[0]);
         Assert.Equal(60, result.DataOut.Length);
-        Assert.Equal("interpreter", result.Engine);
+        Assert.Equal(Engine.ToName(), result.Engine);
 
         var shortResult = program.TestRun(new TestRunOptions { Data = new byte[10] });
         Assert.Equal(XdpAction.Pass, shortResult.Action);
@@ -46,7 +52,7 @@ public class XdpRuntimeTests
     public void ReadingPastDataEndIsAbortedNotACrash()
     {
         // Reads data[100] of a 20-byte packet without a bounds check.
-        var program = VmProgram.Create("oob", [Ldx(AccessSize.Word, R2, R1, 0), Ldx(AccessSize.Byte, R0, R2, 100), Exit()]);
+        var program = VmProgram.Create("oob", [Ldx(AccessSize.Word, R2, R1, 0), Ldx(AccessSize.Byte, R0, R2, 100), Exit()], options: O());
         using var e = new VmExecution();
         using var ctx = new XdpContext();
         ctx.SetPacket(new byte[20]);
@@ -63,11 +69,11 @@ public class XdpRuntimeTests
         using var e = new VmExecution();
         using var ctx = new XdpContext();
         ctx.SetPacket(new byte[20]);
-        Assert.Equal(XdpAction.Aborted, VmProgram.Create("w", [St(AccessSize.Word, R1, 12, 1), Mov(R0, 2), Exit()]).RunXdp(e, ctx, out _));
-        Assert.Equal(XdpAction.Aborted, VmProgram.Create("dw", [Ldx(AccessSize.DoubleWord, R0, R1, 0), Exit()]).RunXdp(e, ctx, out _));
+        Assert.Equal(XdpAction.Aborted, VmProgram.Create("w", [St(AccessSize.Word, R1, 12, 1), Mov(R0, 2), Exit()], options: O()).RunXdp(e, ctx, out _));
+        Assert.Equal(XdpAction.Aborted, VmProgram.Create("dw", [Ldx(AccessSize.DoubleWord, R0, R1, 0), Exit()], options: O()).RunXdp(e, ctx, out _));
         ctx.IngressIfindex = 7;
         ctx.RxQueueIndex = 3;
-        var fields = VmProgram.Create("f", [Ldx(AccessSize.Word, R0, R1, 12), Ldx(AccessSize.Word, R2, R1, 16), Alu64(AluOperation.Lsh, R0, 8), Alu64R(AluOperation.Or, R0, R2), Exit()]);
+        var fields = VmProgram.Create("f", [Ldx(AccessSize.Word, R0, R1, 12), Ldx(AccessSize.Word, R2, R1, 16), Alu64(AluOperation.Lsh, R0, 8), Alu64R(AluOperation.Or, R0, R2), Exit()], options: O());
         Assert.Equal((XdpAction)(7 << 8 | 3), fields.RunXdp(e, ctx, out _));
     }
 
@@ -87,7 +93,7 @@ public class XdpRuntimeTests
             Stx(AccessSize.Byte, R2, R5, 0),
             Mov(R0, 2),
             Exit(),
-        ]);
+        ], options: O());
         var result = program.TestRun(new TestRunOptions { Data = new byte[] { 10, 0, 0 }, Repeat = 5 });
         Assert.Equal(15, result.DataOut[0]);
         Assert.True(result.NanosecondsPerRun > 0);
@@ -114,7 +120,7 @@ public class XdpRuntimeTests
             St(AccessSize.Word, R2, 0, 0x04030201),
             Mov(R0, 2),
             Exit(),
-        ]);
+        ], options: O());
         var packet = Enumerable.Range(0, 40).Select(i => (byte)i).ToArray();
         var result = program.TestRun(new TestRunOptions { Data = packet });
         Assert.Equal(XdpAction.Pass, result.Action);
@@ -126,7 +132,7 @@ public class XdpRuntimeTests
     [Fact]
     public void AdjustHeadBeyondTheHeadroomFails()
     {
-        var program = VmProgram.Create("toofar", [Mov(R2, -300), Call((int)HelperId.XdpAdjustHead), Exit()]);
+        var program = VmProgram.Create("toofar", [Mov(R2, -300), Call((int)HelperId.XdpAdjustHead), Exit()], options: O());
         var result = program.TestRun(new TestRunOptions { Data = new byte[64] });
         Assert.Equal(unchecked((uint)-Errno.EINVAL), (uint)result.ReturnValue);
         Assert.Equal(64, result.DataOut.Length);
@@ -138,7 +144,7 @@ public class XdpRuntimeTests
         using var e = new VmExecution();
         using var ctx = new XdpContext();
         ctx.SetPacket(new byte[64]);
-        var program = VmProgram.Create("redirect", [Mov(R1, 5), Mov(R2, 0), Call((int)HelperId.Redirect), Exit()]);
+        var program = VmProgram.Create("redirect", [Mov(R1, 5), Mov(R2, 0), Call((int)HelperId.Redirect), Exit()], options: O());
         Assert.Equal(XdpAction.Redirect, program.RunXdp(e, ctx, out _));
         Assert.Equal(new XdpRedirect(XdpRedirectKind.Interface, 5, null, 0), e.Redirect);
     }
@@ -172,7 +178,7 @@ public class XdpRuntimeTests
                 Exit(),
             ],
         });
-        using var collection = VmCollection.Load(spec, new VmOptions { CreateMap = s => new TestArrayMap(s) });
+        using var collection = VmCollection.Load(spec, new VmOptions { Engine = Engine, CreateMap = s => new TestArrayMap(s) });
         var program = collection.Program("count");
         for (int i = 0; i < 3; i++)
             Assert.Equal(XdpAction.Pass, program.TestRun(new TestRunOptions { Data = new byte[64] }).Action);
@@ -206,7 +212,7 @@ public class XdpRuntimeTests
                 Exit(),
             ],
         });
-        using var collection = VmCollection.Load(spec, new VmOptions { CreateMap = s => new TestArrayMap(s) });
+        using var collection = VmCollection.Load(spec, new VmOptions { Engine = Engine, CreateMap = s => new TestArrayMap(s) });
         Assert.Equal(XdpAction.Aborted, collection.Program("p").TestRun(new TestRunOptions { Data = new byte[64] }).Action);
     }
 }

@@ -1,0 +1,184 @@
+using SharpBpf.Asm;
+using SharpBpf.Helpers;
+using SharpBpf.Platform;
+using SharpBpf.Tests.Support;
+using SharpBpf.Tests.Vm;
+using SharpBpf.Tests.Xdp;
+using SharpBpf.Vm;
+using static SharpBpf.Asm.Register;
+using static SharpBpf.Tests.Vm.A;
+
+namespace SharpBpf.Tests.Jit;
+
+/// <summary>Every interpreter test, on the JIT.</summary>
+public class JitVmTests : InterpreterTests
+{
+    protected override VmEngine Engine => VmEngine.Jit;
+}
+
+/// <summary>Every callback and tail-call test, on the JIT.</summary>
+public class JitCallbackAndTailCallTests : CallbackAndTailCallTests
+{
+    protected override VmEngine Engine => VmEngine.Jit;
+}
+
+/// <summary>Every XDP runtime test, on the JIT.</summary>
+public class JitXdpRuntimeTests : XdpRuntimeTests
+{
+    protected override VmEngine Engine => VmEngine.Jit;
+}
+
+/// <summary>Every bpf_conformance file on the JIT.</summary>
+public class JitConformanceTests
+{
+    public static TheoryData<string> Files() => Conformance.ConformanceRunTests.Files();
+
+    [Theory]
+    [MemberData(nameof(Files))]
+    public void FileRunsOnTheJit(string file)
+    {
+        if (TestPaths.ConformanceDir is not { } dir)
+        {
+            Assert.Skip("the bpf_conformance vectors are absent (../shared/bpf_conformance or SHARPBPF_SHARED)");
+            return;
+        }
+        var outcome = ConformanceRunner.RunFile(Path.Combine(dir, file), VmEngine.Jit);
+        if (outcome.Verdict == ConformanceVerdict.Skipped)
+            Assert.Skip($"{file}: {outcome.Detail}");
+        Assert.True(outcome.Verdict == ConformanceVerdict.Passed, $"{file}: {outcome.Detail}");
+    }
+}
+
+public class JitCompilerTests
+{
+    private static readonly VmOptions Jit = new() { Engine = VmEngine.Jit, InstructionBudget = 100_000 };
+
+    [Fact]
+    public void ProgramsAreCompiledAtLoadAndNamed()
+    {
+        var p = VmProgram.Create("answer", [Mov(R0, 42), Exit()], ProgramType.Unspec, Jit);
+        Assert.NotNull(p.JitCompileTime);
+        using var e = new VmExecution(Jit);
+        Assert.Equal(42UL, p.Run(e));
+        var interpreted = VmProgram.Create("answer", [Mov(R0, 42), Exit()], ProgramType.Unspec);
+        Assert.Null(interpreted.JitCompileTime);
+    }
+
+    [Fact]
+    public void TrapsCarryTheInstructionIndexAndSourceLine()
+    {
+        var lines = new[] { new global::SharpBpf.Objects.SourceLine(2, "t.c", 7, 1, "x = *p;") };
+        var p = VmProgram.Create("t", [Lddw(R1, 0x1000), Mov(R0, 0), Ldx(AccessSize.Word, R0, R1, 0), Exit()], ProgramType.Unspec, Jit, lines);
+        using var e = new VmExecution(Jit);
+        var trap = Assert.Throws<VmTrapException>(() => p.Run(e));
+        Assert.Equal(TrapKind.MemoryAccess, trap.Kind);
+        Assert.Equal(2, trap.InstructionIndex);
+        Assert.Equal(7, trap.SourceLine?.Line);
+        Assert.Contains("t.c:7", trap.Message);
+    }
+
+    [Fact]
+    public void AtomicsMatchTheInterpreterForEveryOperationAndWidth()
+    {
+        AtomicOperation[] ops = [AtomicOperation.Add, AtomicOperation.Or, AtomicOperation.And, AtomicOperation.Xor,
+            AtomicOperation.FetchAdd, AtomicOperation.FetchOr, AtomicOperation.FetchAnd, AtomicOperation.FetchXor,
+            AtomicOperation.Xchg, AtomicOperation.CmpXchg];
+        foreach (var size in new[] { AccessSize.Word, AccessSize.DoubleWord })
+        {
+            foreach (var op in ops)
+            {
+                // mem = 0xf0f0_0000_ff00_ff0f; r0 = expected value for cmpxchg (equal to mem's low/whole value)
+                Instruction[] program =
+                [
+                    Lddw(R3, unchecked((long)0xf0f0_0000_ff00_ff0fUL)),
+                    Stx(AccessSize.DoubleWord, R10, R3, -8),
+                    Lddw(R1, 0x1234_5678_0f0f_3c3c),
+                    size == AccessSize.Word ? Lddw(R0, unchecked((long)0xff00_ff0fUL)) : MovR(R0, R3),
+                    Atomic(size, R10, R1, -8, op),
+                    Ldx(AccessSize.DoubleWord, R2, R10, -8),
+                    Alu64R(AluOperation.Xor, R0, R2),
+                    Alu64R(AluOperation.Xor, R0, R1),
+                    Exit(),
+                ];
+                Assert.Equal(RunOn(VmEngine.Interpreter, program), RunOn(VmEngine.Jit, program));
+            }
+        }
+    }
+
+    [Fact]
+    public void UncheckedModeRunsHandVerifiedProgramsWithTheSameResult()
+    {
+        // Stack, packet loads and ctx loads of data/data_end: safe by construction (bounds checked in the program).
+        Instruction[] program =
+        [
+            Ldx(AccessSize.Word, R2, R1, 0),               // data
+            Ldx(AccessSize.Word, R3, R1, 4),               // data_end
+            MovR(R4, R2),
+            Alu64(AluOperation.Add, R4, 14),
+            JmpR(JumpOperation.Jgt, R4, R3, 7),            // too short -> drop
+            Ldx(AccessSize.Half, R5, R2, 12),              // ethertype
+            Stx(AccessSize.DoubleWord, R10, R5, -8),
+            Ldx(AccessSize.DoubleWord, R0, R10, -8),
+            Alu64(AluOperation.Mov, R6, 0x55),
+            Stx(AccessSize.Byte, R2, R6, 0),               // write the packet
+            Alu64(AluOperation.And, R0, 0),
+            Mov(R0, 2),                                    // XDP_PASS
+            Exit(),
+        ];
+        foreach (var check in new[] { true, false })
+        {
+            foreach (var engine in new[] { VmEngine.Interpreter, VmEngine.Jit })
+            {
+                var p = VmProgram.Create("parse", program, ProgramType.Xdp, new VmOptions { Engine = engine, CheckMemory = check });
+                var packet = new byte[64];
+                packet[12] = 0x08;
+                var result = p.TestRun(new global::SharpBpf.Xdp.TestRunOptions { Data = packet });
+                Assert.Equal(2u, result.ReturnValue);
+                Assert.Equal(0x55, result.DataOut[0]);
+            }
+        }
+    }
+
+    [Fact]
+    public void CheckedModeStopsHostileProgramsWithoutHarm()
+    {
+        // Writes through wild, null, kernel-half and code pointers, huge offsets from r10, a write into the code.
+        long[] targets = [0, 8, 0x1000, unchecked((long)0xffff_8000_0000_0000UL), long.MaxValue, -8];
+        foreach (var target in targets)
+        {
+            var p = VmProgram.Create("hostile", [Lddw(R1, target), St(AccessSize.DoubleWord, R1, 0, 1), Mov(R0, 0), Exit()], ProgramType.Unspec, Jit);
+            using var e = new VmExecution(Jit);
+            Assert.Equal(TrapKind.MemoryAccess, Assert.Throws<VmTrapException>(() => p.Run(e)).Kind);
+        }
+        var callx = new Instruction(new OpCode(0x8d), R2, 0, 0, 0);
+        var bad = VmProgram.Create("callx", [Lddw(R2, 0x7fff_0000_1234), callx, Mov(R0, 0), Exit()], ProgramType.Xdp, Jit);
+        using (var e = new VmExecution(Jit))
+            Assert.Equal(TrapKind.BadCall, Assert.Throws<VmTrapException>(() => bad.Run(e)).Kind);
+        var loop = VmProgram.Create("spin", [Mov(R0, 0), Alu64(AluOperation.Add, R0, 1), Jmp(JumpOperation.Jne, R0, 0, -2), Exit()], ProgramType.Unspec, Jit);
+        using (var e = new VmExecution(Jit))
+        {
+            var trap = Assert.Throws<VmTrapException>(() => loop.Run(e));
+            Assert.Equal(TrapKind.BudgetExhausted, trap.Kind);
+            Assert.Equal(2, trap.InstructionIndex);
+        }
+    }
+
+    [Fact]
+    public void CompilesAThousandInstructionProgram()
+    {
+        var program = new List<Instruction> { Mov(R0, 1) };
+        for (int i = 0; i < 1000; i++)
+            program.Add(Alu64((AluOperation)((i % 3) switch { 0 => (int)AluOperation.Add, 1 => (int)AluOperation.Xor, _ => (int)AluOperation.Mul }), R0, i + 3));
+        program.Add(Exit());
+        var p = VmProgram.Create("big", program, ProgramType.Unspec, Jit);
+        Assert.NotNull(p.JitCompileTime);
+        Assert.Equal(RunOn(VmEngine.Interpreter, [.. program]), RunOn(VmEngine.Jit, [.. program]));
+    }
+
+    private static ulong RunOn(VmEngine engine, Instruction[] program)
+    {
+        var options = new VmOptions { Engine = engine, InstructionBudget = 100_000 };
+        using var e = new VmExecution(options);
+        return VmProgram.Create("t", program, HelperTable.Generic, options).Run(e);
+    }
+}
