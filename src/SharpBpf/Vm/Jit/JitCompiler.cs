@@ -41,11 +41,7 @@ internal static unsafe class JitCompiler
 {
     private const BindingFlags Any = BindingFlags.Public | BindingFlags.NonPublic | BindingFlags.Static | BindingFlags.Instance;
 
-    private static readonly MethodInfo s_load1 = Rt(nameof(JitRuntime.Load1)), s_load2 = Rt(nameof(JitRuntime.Load2)),
-        s_load4 = Rt(nameof(JitRuntime.Load4)), s_load8 = Rt(nameof(JitRuntime.Load8)),
-        s_load4Unchecked = Rt(nameof(JitRuntime.Load4Unchecked)),
-        s_store1 = Rt(nameof(JitRuntime.Store1)), s_store2 = Rt(nameof(JitRuntime.Store2)),
-        s_store4 = Rt(nameof(JitRuntime.Store4)), s_store8 = Rt(nameof(JitRuntime.Store8)),
+    private static readonly MethodInfo s_load4Unchecked = Rt(nameof(JitRuntime.Load4Unchecked)),
         s_checkAtomic = Rt(nameof(JitRuntime.CheckAtomic)), s_atomic32 = Rt(nameof(JitRuntime.Atomic32)),
         s_atomic64 = Rt(nameof(JitRuntime.Atomic64)), s_cmpxchg32 = Rt(nameof(JitRuntime.CmpXchg32)),
         s_cmpxchg64 = Rt(nameof(JitRuntime.CmpXchg64)), s_charge = Rt(nameof(JitRuntime.Charge)),
@@ -62,7 +58,11 @@ internal static unsafe class JitCompiler
         s_swap64 = typeof(BinaryPrimitives).GetMethod(nameof(BinaryPrimitives.ReverseEndianness), [typeof(ulong)])!;
 
     private static readonly FieldInfo s_callDepth = typeof(VmExecution).GetField(nameof(VmExecution.CallDepth), Any)!,
-        s_stackLow = typeof(VmExecution).GetField(nameof(VmExecution.StackLow), Any)!;
+        s_stackLow = typeof(VmExecution).GetField(nameof(VmExecution.StackLow), Any)!,
+        s_stackTop = typeof(VmExecution).GetField(nameof(VmExecution.StackTop), Any)!,
+        s_packetLow = typeof(VmExecution).GetField(nameof(VmExecution.PacketLow), Any)!,
+        s_packetSpan = typeof(VmExecution).GetField(nameof(VmExecution.PacketSpan), Any)!;
+    private static readonly MethodInfo s_loadSlow = Rt(nameof(JitRuntime.LoadSlow)), s_storeSlow = Rt(nameof(JitRuntime.StoreSlow));
 
     private static readonly Type[] s_parameters = [typeof(VmExecution), typeof(ulong*), typeof(int), typeof(int)];
 
@@ -101,7 +101,7 @@ internal static unsafe class JitCompiler
         private readonly DecodedInstruction[] _code;
         private readonly bool _checked;
         private readonly LocalBuilder[] _r = new LocalBuilder[11];
-        private readonly LocalBuilder _pc, _scratch, _address;
+        private readonly LocalBuilder _pc, _scratch, _address, _offset;
         private readonly Label[] _labels;
         private readonly Label _dispatch;
         private readonly bool[] _resumable;
@@ -117,6 +117,7 @@ internal static unsafe class JitCompiler
             _pc = il.DeclareLocal(typeof(int));
             _scratch = il.DeclareLocal(typeof(ulong));
             _address = il.DeclareLocal(typeof(ulong));
+            _offset = il.DeclareLocal(typeof(ulong));
             _labels = new Label[_code.Length];
             for (int i = 0; i < _labels.Length; i++)
                 _labels[i] = il.DefineLabel();
@@ -378,34 +379,121 @@ internal static unsafe class JitCompiler
             }
         }
 
+        /// <summary>
+        /// The inline check of checked mode, on the address in <c>_address</c>: branches to <paramref name="fast"/>
+        /// when [a, a+size) lies in the stack (current and callers' frames) or the packet, else falls through.
+        /// <code>
+        ///   if (a - StackLow &lt;= (StackTop - StackLow) - size) goto fast
+        ///   o = a - PacketLow; if (o &lt; PacketSpan &amp;&amp; PacketSpan - o >= size) goto fast
+        /// </code>
+        /// </summary>
+        private void FastCheck(int size, Label fast)
+        {
+            var il = _il;
+            var slow = il.DefineLabel();
+            il.Emit(OpCodes.Ldloc, _address);
+            il.Emit(OpCodes.Ldarg_0);
+            il.Emit(OpCodes.Ldfld, s_stackLow);
+            il.Emit(OpCodes.Sub);
+            il.Emit(OpCodes.Ldarg_0);
+            il.Emit(OpCodes.Ldfld, s_stackTop);
+            il.Emit(OpCodes.Ldarg_0);
+            il.Emit(OpCodes.Ldfld, s_stackLow);
+            il.Emit(OpCodes.Sub);
+            I8(size);
+            il.Emit(OpCodes.Sub);
+            il.Emit(OpCodes.Ble_Un, fast);
+            il.Emit(OpCodes.Ldloc, _address);
+            il.Emit(OpCodes.Ldarg_0);
+            il.Emit(OpCodes.Ldfld, s_packetLow);
+            il.Emit(OpCodes.Sub);
+            il.Emit(OpCodes.Stloc, _offset);
+            il.Emit(OpCodes.Ldloc, _offset);
+            il.Emit(OpCodes.Ldarg_0);
+            il.Emit(OpCodes.Ldfld, s_packetSpan);
+            il.Emit(OpCodes.Bge_Un, slow);
+            il.Emit(OpCodes.Ldarg_0);
+            il.Emit(OpCodes.Ldfld, s_packetSpan);
+            il.Emit(OpCodes.Ldloc, _offset);
+            il.Emit(OpCodes.Sub);
+            I8(size);
+            il.Emit(OpCodes.Bge_Un, fast);
+            il.MarkLabel(slow);
+        }
+
+        private void RawLoad(int size, bool signed)
+        {
+            var il = _il;
+            il.Emit(OpCodes.Conv_U);
+            if (size != 1)
+                il.Emit(OpCodes.Unaligned, (byte)1);
+            il.Emit(size switch
+            {
+                1 => signed ? OpCodes.Ldind_I1 : OpCodes.Ldind_U1,
+                2 => signed ? OpCodes.Ldind_I2 : OpCodes.Ldind_U2,
+                4 => signed ? OpCodes.Ldind_I4 : OpCodes.Ldind_U4,
+                _ => OpCodes.Ldind_I8,
+            });
+            if (size != 8)
+                il.Emit(signed ? OpCodes.Conv_I8 : OpCodes.Conv_U8);
+        }
+
         private void Load(in DecodedInstruction ins, int pc, int size, bool signed)
         {
             var il = _il;
-            if (_checked || size == 4)
+            if (_checked)
             {
-                il.Emit(OpCodes.Ldarg_0);
+                var fast = il.DefineLabel();
+                var done = il.DefineLabel();
                 Address(ins.Src, ins.Offset);
+                il.Emit(OpCodes.Stloc, _address);
+                FastCheck(size, fast);
+                il.Emit(OpCodes.Ldarg_0);
+                il.Emit(OpCodes.Ldloc, _address);
+                I4(size);
                 I4(pc);
-                Call(_checked
-                    ? size switch { 1 => s_load1, 2 => s_load2, 4 => s_load4, _ => s_load8 }
-                    : s_load4Unchecked);
+                Call(s_loadSlow);
                 if (signed)
                 {
                     il.Emit(size switch { 1 => OpCodes.Conv_I1, 2 => OpCodes.Conv_I2, _ => OpCodes.Conv_I4 });
                     il.Emit(OpCodes.Conv_I8);
                 }
+                St(ins.Dst);
+                il.Emit(OpCodes.Br, done);
+                il.MarkLabel(fast);
+                il.Emit(OpCodes.Ldloc, _address);
+                RawLoad(size, signed);
+                St(ins.Dst);
+                il.MarkLabel(done);
+                return;
             }
-            else
+            if (size == 4)
             {
+                il.Emit(OpCodes.Ldarg_0);
                 Address(ins.Src, ins.Offset);
-                il.Emit(OpCodes.Conv_U);
-                if (size != 1)
-                    il.Emit(OpCodes.Unaligned, (byte)1);
-                il.Emit(size switch { 1 => signed ? OpCodes.Ldind_I1 : OpCodes.Ldind_U1, 2 => signed ? OpCodes.Ldind_I2 : OpCodes.Ldind_U2, _ => OpCodes.Ldind_I8 });
-                if (size != 8)
-                    il.Emit(signed ? OpCodes.Conv_I8 : OpCodes.Conv_U8);
+                I4(pc);
+                Call(s_load4Unchecked);
+                if (signed)
+                {
+                    il.Emit(OpCodes.Conv_I4);
+                    il.Emit(OpCodes.Conv_I8);
+                }
+                St(ins.Dst);
+                return;
             }
+            Address(ins.Src, ins.Offset);
+            RawLoad(size, signed);
             St(ins.Dst);
+        }
+
+        private void RawStore(in DecodedInstruction ins, int size, bool reg)
+        {
+            var il = _il;
+            il.Emit(OpCodes.Conv_U);
+            Src64(ins, reg);
+            if (size != 1)
+                il.Emit(OpCodes.Unaligned, (byte)1);
+            il.Emit(size switch { 1 => OpCodes.Stind_I1, 2 => OpCodes.Stind_I2, 4 => OpCodes.Stind_I4, _ => OpCodes.Stind_I8 });
         }
 
         private void Store(in DecodedInstruction ins, int pc, int size, bool reg)
@@ -413,19 +501,26 @@ internal static unsafe class JitCompiler
             var il = _il;
             if (_checked)
             {
-                il.Emit(OpCodes.Ldarg_0);
+                var fast = il.DefineLabel();
+                var done = il.DefineLabel();
                 Address(ins.Dst, ins.Offset);
+                il.Emit(OpCodes.Stloc, _address);
+                FastCheck(size, fast);
+                il.Emit(OpCodes.Ldarg_0);
+                il.Emit(OpCodes.Ldloc, _address);
+                I4(size);
                 Src64(ins, reg);
                 I4(pc);
-                Call(size switch { 1 => s_store1, 2 => s_store2, 4 => s_store4, _ => s_store8 });
+                Call(s_storeSlow);
+                il.Emit(OpCodes.Br, done);
+                il.MarkLabel(fast);
+                il.Emit(OpCodes.Ldloc, _address);
+                RawStore(ins, size, reg);
+                il.MarkLabel(done);
                 return;
             }
             Address(ins.Dst, ins.Offset);
-            il.Emit(OpCodes.Conv_U);
-            Src64(ins, reg);
-            if (size != 1)
-                il.Emit(OpCodes.Unaligned, (byte)1);
-            il.Emit(size switch { 1 => OpCodes.Stind_I1, 2 => OpCodes.Stind_I2, 4 => OpCodes.Stind_I4, _ => OpCodes.Stind_I8 });
+            RawStore(ins, size, reg);
         }
 
         private void Atomic(in DecodedInstruction ins, int pc)

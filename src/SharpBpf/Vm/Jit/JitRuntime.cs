@@ -6,61 +6,20 @@ using SharpBpf.Xdp;
 namespace SharpBpf.Vm.Jit;
 
 /// <summary>
-/// The small static methods compiled code calls. The hot ones (loads, stores, the budget charge) are
-/// AggressiveInlining, so RyuJIT folds them into the DynamicMethod and only the slow paths stay calls; the cold ones
-/// (traps, frames, tail calls) are NoInlining so they do not bloat the compiled program.
+/// The static methods compiled code calls: slow paths of memory accesses, atomics, the budget charge (inlined),
+/// and the cold ones (traps, frames, tail calls), NoInlining so they do not bloat the compiled program.
 /// </summary>
 internal static unsafe class JitRuntime
 {
     private const ulong ContextSize = XdpContext.MetadataSize;
 
-    // ---- checked loads and stores: stack and packet inline, everything else through the VM's slow path ----------
-
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static ulong Load1(VmExecution e, ulong a, int pc) => e.InFastRegion(a, 1) ? *(byte*)a : LoadSlow(e, a, 1, pc);
-
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static ulong Load2(VmExecution e, ulong a, int pc) => e.InFastRegion(a, 2) ? Unsafe.ReadUnaligned<ushort>((void*)a) : LoadSlow(e, a, 2, pc);
-
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static ulong Load4(VmExecution e, ulong a, int pc) => e.InFastRegion(a, 4) ? Unsafe.ReadUnaligned<uint>((void*)a) : LoadSlow(e, a, 4, pc);
-
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static ulong Load8(VmExecution e, ulong a, int pc) => e.InFastRegion(a, 8) ? Unsafe.ReadUnaligned<ulong>((void*)a) : LoadSlow(e, a, 8, pc);
+    // ---- checked mode: the compiled code checks stack and packet inline and calls these for everything else ----
 
     [MethodImpl(MethodImplOptions.NoInlining)]
     public static ulong LoadSlow(VmExecution e, ulong a, int size, int pc)
     {
         e.CurrentInstruction = pc;
         return e.LoadSlow(a, size);
-    }
-
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static void Store1(VmExecution e, ulong a, ulong v, int pc)
-    {
-        if (e.InFastRegion(a, 1)) *(byte*)a = (byte)v;
-        else StoreSlow(e, a, 1, v, pc);
-    }
-
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static void Store2(VmExecution e, ulong a, ulong v, int pc)
-    {
-        if (e.InFastRegion(a, 2)) Unsafe.WriteUnaligned((void*)a, (ushort)v);
-        else StoreSlow(e, a, 2, v, pc);
-    }
-
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static void Store4(VmExecution e, ulong a, ulong v, int pc)
-    {
-        if (e.InFastRegion(a, 4)) Unsafe.WriteUnaligned((void*)a, (uint)v);
-        else StoreSlow(e, a, 4, v, pc);
-    }
-
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static void Store8(VmExecution e, ulong a, ulong v, int pc)
-    {
-        if (e.InFastRegion(a, 8)) Unsafe.WriteUnaligned((void*)a, v);
-        else StoreSlow(e, a, 8, v, pc);
     }
 
     [MethodImpl(MethodImplOptions.NoInlining)]

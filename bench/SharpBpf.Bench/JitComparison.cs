@@ -1,0 +1,205 @@
+using System.Buffers.Binary;
+using System.Diagnostics;
+using SharpBpf.Asm;
+using SharpBpf.Helpers;
+using SharpBpf.Linux;
+using SharpBpf.Objects;
+using SharpBpf.Platform;
+using SharpBpf.Vm;
+using SharpBpf.Xdp;
+
+namespace SharpBpf.Bench;
+
+/// <summary>
+/// The JIT against the kernel's JIT (BPF_PROG_TEST_RUN) and the interpreter, in one run, on the project's XDP bench
+/// programs (programs/bench/*.o): ns per test-run (median of 5 batches), ratios, the JIT's compile time per program,
+/// and ns per instruction on the long ALU loop. Run: <c>dotnet run -c Release --project bench/SharpBpf.Bench -- jit</c>
+/// (<c>--quick</c> for fewer repeats). The kernel column needs root and is skipped with the reason otherwise.
+/// </summary>
+public static class JitComparison
+{
+    private const int Batches = 5;
+
+    private sealed record Case(string Name, string Object, Action<VmCollection>? FillVm, Action<BpfCollection>? FillKernel, int Repeat);
+
+    public static int Run(string[] args)
+    {
+        bool quick = args.Contains("--quick");
+        int repeat = quick ? 100_000 : 1_000_000;
+        string root = FindRoot();
+        string? kernelSkip = Environment.IsPrivilegedProcess ? null : "not root: BPF_PROG_TEST_RUN needs CAP_BPF/CAP_NET_ADMIN";
+
+        var packet = UdpFrame(source: 0x0a000001, destination: 0xc0a80101);
+        Case[] cases =
+        [
+            new("drop-all", "xdp_drop.o", null, null, repeat),
+            new("parse", "xdp_parse.o", null, null, repeat),
+            new("hash lookup 1", "xdp_hash_lookup.o", v => FillHash(v.Map("sources"), 1), k => FillHash(k.Map("sources"), 1), repeat),
+            new("hash lookup 1k", "xdp_hash_lookup.o", v => FillHash(v.Map("sources"), 1000), k => FillHash(k.Map("sources"), 1000), repeat),
+            new("hash lookup 1M", "xdp_hash_lookup.o", v => FillHash(v.Map("sources"), 1 << 20), k => FillHash(k.Map("sources"), 1 << 20), repeat),
+            new("LPM 10k", "xdp_lpm_lookup.o", v => FillLpm(v.Map("prefixes"), 10_000), k => FillLpm(k.Map("prefixes"), 10_000), repeat),
+            new("MAC swap + TTL", "xdp_mac_swap.o", null, null, repeat),
+            new("ALU loop", "xdp_alu_loop.o", null, null, repeat / 100),
+        ];
+
+        Console.WriteLine($"JIT vs kernel vs interpreter: ns per test-run, median of {Batches} batches");
+        if (kernelSkip is not null)
+            Console.WriteLine($"kernel column skipped: {kernelSkip}");
+        Console.WriteLine($"{"program",-16} {"insns",6} {"compile",9} {"jit ns",9} {"kernel ns",10} {"interp ns",10} {"jit/kernel",11} {"interp/jit",11}");
+        string? only = args.SkipWhile(a => a != "--only").Skip(1).FirstOrDefault();
+        foreach (var c in cases)
+        {
+            if (only is not null && !c.Name.StartsWith(only, StringComparison.OrdinalIgnoreCase))
+                continue;
+            var spec = ObjectFile.Read(File.ReadAllBytes(Path.Combine(root, "programs", "bench", c.Object)), c.Object);
+            string programName = spec.Programs[0].Name;
+            using var jitCollection = VmCollection.Load(spec, new VmOptions { Engine = VmEngine.Jit });
+            using var interpCollection = VmCollection.Load(spec, new VmOptions { Engine = VmEngine.Interpreter });
+            c.FillVm?.Invoke(jitCollection);
+            c.FillVm?.Invoke(interpCollection);
+            var jit = jitCollection.Program(programName);
+            var interp = interpCollection.Program(programName);
+            double jitNs = Median(() => jit.TestRun(new TestRunOptions { Data = packet, Repeat = c.Repeat }).NanosecondsPerRun);
+            double interpNs = Median(() => interp.TestRun(new TestRunOptions { Data = packet, Repeat = Math.Max(1, c.Repeat / 10) }).NanosecondsPerRun);
+            double? kernelNs = null;
+            if (kernelSkip is null)
+            {
+                using var kernel = BpfCollection.Load(spec);
+                c.FillKernel?.Invoke(kernel);
+                var kp = kernel.Program(programName);
+                kernelNs = Median(() => kp.TestRun(new TestRunOptions { Data = packet, Repeat = c.Repeat }).NanosecondsPerRun);
+            }
+            Console.WriteLine($"{c.Name,-16} {jit.InstructionCount,6} {jit.JitCompileTime!.Value.TotalMilliseconds,7:F3}ms {jitNs,9:F1} " +
+                $"{(kernelNs is { } k ? k.ToString("F1") : "-"),10} {interpNs,10:F1} {(kernelNs is { } k2 ? (jitNs / k2).ToString("F2") : "-"),11} {interpNs / jitNs,11:F1}");
+            if (c.Name == "ALU loop")
+            {
+                long executed = ExecutedInstructions(jit, 1000);
+                Console.WriteLine($"  ALU loop: {executed} instructions per run; jit {jitNs / executed:F3} ns/insn" +
+                    (kernelNs is { } kk ? $", kernel {kk / executed:F3} ns/insn" : "") + $", interpreter {interpNs / executed:F3} ns/insn");
+            }
+        }
+        CompileTimeOf1000();
+        return 0;
+    }
+
+    /// <summary>Median compile time of a synthetic 1,000-instruction program (ALU, loads/stores, branches).</summary>
+    private static void CompileTimeOf1000()
+    {
+        var code = new List<Instruction>();
+        var random = new Random(7);
+        code.Add(new(new OpCode(0xb7), Register.R0, 0, 0, 0));
+        while (code.Count < 999)
+        {
+            switch (random.Next(4))
+            {
+                case 0: code.Add(new(new OpCode(0x7b), Register.R10, Register.R0, (short)(-8 * random.Next(1, 60)), 0)); break;
+                case 1: code.Add(new(new OpCode(0x79), Register.R2, Register.R10, (short)(-8 * random.Next(1, 60)), 0)); break;
+                case 2 when code.Count < 997: code.Add(new(new OpCode(0x25), Register.R0, 0, 1, random.Next())); break;
+                default: code.Add(new(new OpCode(0x0f), Register.R0, Register.R2, 0, 0)); break;
+            }
+        }
+        code.Add(new(new OpCode(0x95), 0, 0, 0, 0));
+        foreach (bool check in new[] { true, false })
+        {
+            var times = new List<double>();
+            for (int i = 0; i < 11; i++)
+            {
+                var p = VmProgram.Create("compile_1000", code, HelperTable.Generic, new VmOptions { Engine = VmEngine.Jit, CheckMemory = check });
+                times.Add(p.JitCompileTime!.Value.TotalMilliseconds);
+            }
+            times.Sort();
+            Console.WriteLine($"compile time, 1,000-instruction program ({(check ? "checked" : "unchecked")}): median {times[times.Count / 2]:F3} ms (min {times[0]:F3} ms) over {times.Count} compiles");
+        }
+    }
+
+    /// <summary>Instructions one run executes: the loop body (found at its backward jump) times the iterations plus the rest.</summary>
+    private static long ExecutedInstructions(VmProgram program, int iterations)
+    {
+        var code = program.Code;
+        for (int i = 0; i < program.InstructionCount; i++)
+        {
+            ref readonly var ins = ref code[i];
+            bool jump = (ins.Op & 0x07) is 0x05 or 0x06 && ins.Op is not (0x85 or 0x95 or 0x8d);
+            if (jump && ins.Offset <= i)
+            {
+                int body = i - ins.Offset + 1;
+                return (long)body * iterations + (program.InstructionCount - body);
+            }
+        }
+        return program.InstructionCount;
+    }
+
+    private static double Median(Func<double> measure)
+    {
+        measure(); // warm-up
+        var values = new double[Batches];
+        for (int i = 0; i < Batches; i++)
+            values[i] = measure();
+        Array.Sort(values);
+        return values[Batches / 2];
+    }
+
+    private static void FillHash(object map, int entries)
+    {
+        Span<byte> key = stackalloc byte[4];
+        Span<byte> value = stackalloc byte[4];
+        for (int i = 0; i < entries; i++)
+        {
+            // 10.0.0.1 (the frame's source, network order) first, then other addresses.
+            BinaryPrimitives.WriteUInt32BigEndian(key, 0x0a000001u + (uint)i);
+            BinaryPrimitives.WriteUInt32LittleEndian(value, (uint)i);
+            Update(map, key.ToArray(), value.ToArray());
+        }
+    }
+
+    private static void FillLpm(object map, int prefixes)
+    {
+        var key = new byte[8];
+        var value = new byte[4];
+        for (int i = 0; i < prefixes; i++)
+        {
+            // /24 prefixes 10.x.y.0 plus 192.168.1.0/24, which covers the frame's destination.
+            uint addr = i == 0 ? 0xc0a80100u : 0x0a000000u + ((uint)i << 8);
+            BinaryPrimitives.WriteUInt32LittleEndian(key, 24);
+            BinaryPrimitives.WriteUInt32BigEndian(key.AsSpan(4), addr);
+            Update(map, key, value);
+        }
+    }
+
+    private static void Update(object map, byte[] key, byte[] value)
+    {
+        switch (map)
+        {
+            case Maps.ManagedMap m: m.Update(key, value); break;
+            case BpfMap k: k.Update(key, value); break;
+            default: throw new UnreachableException(map.GetType().Name);
+        }
+    }
+
+    /// <summary>A 64-byte Ethernet / IPv4 / UDP frame.</summary>
+    private static byte[] UdpFrame(uint source, uint destination)
+    {
+        var f = new byte[64];
+        for (int i = 0; i < 12; i++)
+            f[i] = (byte)(i + 1);
+        f[12] = 0x08; f[13] = 0x00;                    // IPv4
+        f[14] = 0x45; f[16] = 0; f[17] = 50;           // version/ihl, total length
+        f[22] = 64; f[23] = 17;                        // TTL, UDP
+        BinaryPrimitives.WriteUInt32BigEndian(f.AsSpan(26), source);
+        BinaryPrimitives.WriteUInt32BigEndian(f.AsSpan(30), destination);
+        BinaryPrimitives.WriteUInt16BigEndian(f.AsSpan(34), 1234);
+        BinaryPrimitives.WriteUInt16BigEndian(f.AsSpan(36), 5678);
+        BinaryPrimitives.WriteUInt16BigEndian(f.AsSpan(38), 30);
+        return f;
+    }
+
+    private static string FindRoot()
+    {
+        for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
+        {
+            if (File.Exists(Path.Combine(dir.FullName, "programs", "build.sh")))
+                return dir.FullName;
+        }
+        throw new DirectoryNotFoundException("the repository root (programs/build.sh) was not found above the bench binary");
+    }
+}
