@@ -1,4 +1,5 @@
 using SharpBpf.Asm;
+using SharpBpf.Linux.Features;
 using SharpBpf.Linux.Interop;
 using SharpBpf.Objects;
 
@@ -39,25 +40,33 @@ public sealed class BpfCollection : IDisposable
         var maps = new Dictionary<string, BpfMap>(StringComparer.Ordinal);
         var loaded = new Dictionary<string, BpfProgram>(StringComparer.Ordinal);
         var pinnedHere = new List<string>();
+        BpfFd? btf = null;
         try
         {
-            var used = UsedMaps(programs);
+            btf = LoadBtf(bpf, spec, out var btfWarning);
+            var warnings = new List<string>();
+            if (btfWarning is not null)
+                warnings.Add(btfWarning);
+            var used = UsedMaps(spec, programs);
             foreach (var mapSpec in spec.Maps)
             {
                 // Unused maps are still created when the whole object is loaded (as libbpf does), so that
                 // a loader can fill them; with a program filter only what the chosen programs use.
                 if (options.Programs is not null && !used.Contains(mapSpec.Name))
                     continue;
-                maps[mapSpec.Name] = CreateMap(bpf, spec, mapSpec, options, pinnedHere);
+                maps[mapSpec.Name] = CreateMap(bpf, spec, mapSpec, options, pinnedHere, btf);
             }
             foreach (var programSpec in programs)
             {
-                loaded[programSpec.Name] = BpfProgram.Load(bpf, programSpec, maps, options, spec.License, spec.KernelVersion, btf: null);
+                loaded[programSpec.Name] = BpfProgram.Load(bpf, programSpec, maps, options, spec.License, spec.KernelVersion, btf);
             }
-            return new BpfCollection(maps, loaded);
+            FillInitialSlots(spec, maps, loaded);
+            btf?.Dispose();
+            return new BpfCollection(maps, loaded) { Warnings = warnings };
         }
         catch
         {
+            btf?.Dispose();
             foreach (var p in loaded.Values)
                 p.Dispose();
             foreach (var m in maps.Values)
@@ -79,18 +88,83 @@ public sealed class BpfCollection : IDisposable
         return result;
     }
 
-    private static HashSet<string> UsedMaps(List<ProgramSpec> programs)
+    private static HashSet<string> UsedMaps(CollectionSpec spec, List<ProgramSpec> programs)
     {
         var used = new HashSet<string>(StringComparer.Ordinal);
+        // Maps stored in the initial slots of a used map-in-map are used too.
+        void Add(string name)
+        {
+            if (!used.Add(name) || spec.FindMap(name) is not { } map || map.Type == Platform.MapType.ProgArray)
+                return;
+            foreach (var slot in map.InitialReferences)
+                Add(slot.Name);
+        }
         foreach (var p in programs)
             foreach (var insn in p.Instructions)
                 if (insn.IsLoadImmediate64 && insn.Reference is { } name
                     && (LoadImmediateSource)insn.Src is LoadImmediateSource.MapFd or LoadImmediateSource.MapValue)
-                    used.Add(name);
+                    Add(name);
         return used;
     }
 
-    private static BpfMap CreateMap(Bpf bpf, CollectionSpec spec, MapSpec mapSpec, BpfCollectionOptions options, List<string> pinnedHere)
+    /// <summary>Things that did not stop the load but a user may want to know (BTF refused, so no source lines).</summary>
+    public IReadOnlyList<string> Warnings { get; private init; } = [];
+
+    /// <summary>
+    /// Loads the object's BTF. Kinds this kernel lacks are rewritten into ones it has (as libbpf does); if the
+    /// kernel still refuses it, the load goes on without BTF, as libbpf's does, and says so in a warning.
+    /// </summary>
+    private static BpfFd? LoadBtf(Bpf bpf, CollectionSpec spec, out string? warning)
+    {
+        warning = null;
+        if (spec.Btf is null || spec.Btf.RawBytes.Length == 0)
+            return null;
+        var bytes = BtfSanitizer.Sanitize(spec.Btf.RawBytes.Span, BpfFeatures.HasBtfKind);
+        unsafe
+        {
+            fixed (byte* p = bytes)
+            {
+                var attr = new BtfLoadAttr { Btf = (ulong)p, BtfSize = (uint)bytes.Length };
+                int r = bpf.TryBtfLoad(ref attr);
+                if (r >= 0)
+                    return bpf.Adopt(r);
+                warning = $"the kernel refused the object's BTF ({Errno.Name(-r)}): loaded without it, so verifier messages have no source lines";
+                return null;
+            }
+        }
+    }
+
+    /// <summary>Stores maps into map-in-map slots and programs into program arrays, as the object's initial values say.</summary>
+    private static void FillInitialSlots(CollectionSpec spec, Dictionary<string, BpfMap> maps, Dictionary<string, BpfProgram> programs)
+    {
+        foreach (var mapSpec in spec.Maps)
+        {
+            if (mapSpec.InitialReferences.Count == 0 || !maps.TryGetValue(mapSpec.Name, out var map))
+                continue;
+            foreach (var slot in mapSpec.InitialReferences)
+            {
+                BpfFd? target = mapSpec.Type == Platform.MapType.ProgArray
+                    ? programs.GetValueOrDefault(slot.Name)?.Fd
+                    : maps.GetValueOrDefault(slot.Name)?.Fd;
+                if (target is null)
+                {
+                    if (mapSpec.Type == Platform.MapType.ProgArray && spec.FindProgram(slot.Name) is not null)
+                        continue; // a program not chosen for this load
+                    throw new BpfException($"map '{mapSpec.Name}': slot {slot.Key} names '{slot.Name}', which the object does not define");
+                }
+                try
+                {
+                    map.Update(BitConverter.GetBytes(slot.Key), BitConverter.GetBytes(target.Value));
+                }
+                catch (BpfSyscallException e)
+                {
+                    throw e.WithContext($"store '{slot.Name}' in slot {slot.Key}");
+                }
+            }
+        }
+    }
+
+    private static BpfMap CreateMap(Bpf bpf, CollectionSpec spec, MapSpec mapSpec, BpfCollectionOptions options, List<string> pinnedHere, BpfFd? btf)
     {
         string context = $"map '{mapSpec.Name}'";
         try
@@ -115,7 +189,7 @@ public sealed class BpfCollection : IDisposable
                     throw Bpf.Error(BpfCommand.BPF_OBJ_GET, -r).WithContext($"open pinned '{pinPath}'");
             }
 
-            var map = BpfMap.Create(bpf, mapSpec, btf: null, kernelName: KernelName(spec, mapSpec));
+            var map = BpfMap.Create(bpf, mapSpec, btf, kernelName: null);
             try
             {
                 if (mapSpec.InitialValue is { } initial)
@@ -169,12 +243,6 @@ public sealed class BpfCollection : IDisposable
 
     /// <summary>A map name as a bpffs entry: the kernel refuses '.' in pinned names, so it becomes '_'.</summary>
     public static string PinName(string mapName) => mapName.Replace('.', '_');
-
-    private static string KernelName(CollectionSpec spec, MapSpec map)
-    {
-        _ = spec;
-        return map.Name;
-    }
 
     private static void TryDelete(string path)
     {

@@ -59,6 +59,8 @@ public sealed unsafe class BpfMap : IDisposable
 
     internal static BpfMap Create(Bpf bpf, MapSpec spec, BpfFd? btf, string? kernelName)
     {
+        if (string.IsNullOrEmpty(kernelName))
+            kernelName = string.IsNullOrEmpty(spec.KernelName) ? spec.Name : spec.KernelName;
         BpfMap? inner = null;
         try
         {
@@ -78,12 +80,28 @@ public sealed unsafe class BpfMap : IDisposable
             if (spec.InnerMap is { } innerSpec)
             {
                 // The kernel copies the inner map's shape at creation; the template itself is not needed afterwards.
-                inner = Create(bpf, innerSpec, null, null);
+                inner = Create(bpf, innerSpec, btf, null);
                 attr.InnerMapFd = (uint)inner.Fd.Value;
             }
-            _ = btf;
-            var fd = bpf.MapCreate(ref attr);
-            return FromFd(bpf, fd, spec.Name);
+            if (btf is not null && (spec.BtfKeyTypeId != 0 || spec.BtfValueTypeId != 0))
+            {
+                attr.BtfFd = (uint)btf.Value;
+                attr.BtfKeyTypeId = spec.BtfKeyTypeId;
+                attr.BtfValueTypeId = spec.BtfValueTypeId;
+            }
+            attr.MapExtra = spec.MapExtra;
+            attr.NumaNode = spec.NumaNode;
+            // The BTF fd stays open for the whole collection load, so its number is stable here.
+            int r = bpf.Try(BpfCommand.BPF_MAP_CREATE, ref attr);
+            if (r < 0 && attr.BtfFd != 0)
+            {
+                // As libbpf: some map types (and older kernels) refuse type information; the map works without it.
+                attr.BtfFd = attr.BtfKeyTypeId = attr.BtfValueTypeId = 0;
+                r = bpf.Try(BpfCommand.BPF_MAP_CREATE, ref attr);
+            }
+            if (r < 0)
+                throw Bpf.Error(BpfCommand.BPF_MAP_CREATE, -r);
+            return FromFd(bpf, bpf.Adopt(r), spec.Name);
         }
         finally
         {

@@ -1,3 +1,4 @@
+using System.Buffers.Binary;
 using System.Text;
 using SharpBpf.Asm;
 using SharpBpf.Linux.Interop;
@@ -49,8 +50,6 @@ public sealed unsafe class BpfProgram : IDisposable, ITestRunnable
     {
         var code = InstructionCodec.Encode(ResolveReferences(spec, maps));
         var licenseBytes = Bpf.NulTerminated(string.IsNullOrEmpty(spec.License) ? license ?? "" : spec.License);
-        _ = btf;
-
         var attr = new ProgLoadAttr
         {
             ProgType = (uint)spec.Type,
@@ -60,6 +59,43 @@ public sealed unsafe class BpfProgram : IDisposable, ITestRunnable
             ProgName = ObjectName.From(spec.Name),
             ExpectedAttachType = spec.ExpectedAttachType ?? 0,
         };
+
+        // BTF func and line info, when the object's BTF was loaded (records use raw instruction offsets).
+        byte[]? funcInfo = null, lineInfo = null;
+        if (btf is not null && spec.FuncInfos.Count > 0)
+        {
+            funcInfo = new byte[spec.FuncInfos.Count * 8];
+            for (int i = 0; i < spec.FuncInfos.Count; i++)
+            {
+                BinaryPrimitives.WriteInt32LittleEndian(funcInfo.AsSpan(i * 8), spec.FuncInfos[i].InstructionOffset);
+                BinaryPrimitives.WriteUInt32LittleEndian(funcInfo.AsSpan(i * 8 + 4), spec.FuncInfos[i].TypeId);
+            }
+            if (spec.LineInfos.Count > 0)
+            {
+                lineInfo = new byte[spec.LineInfos.Count * 16];
+                for (int i = 0; i < spec.LineInfos.Count; i++)
+                {
+                    var l = spec.LineInfos[i];
+                    var span = lineInfo.AsSpan(i * 16);
+                    BinaryPrimitives.WriteInt32LittleEndian(span, l.InstructionOffset);
+                    BinaryPrimitives.WriteUInt32LittleEndian(span[4..], l.FileNameOffset);
+                    BinaryPrimitives.WriteUInt32LittleEndian(span[8..], l.LineOffset);
+                    BinaryPrimitives.WriteUInt32LittleEndian(span[12..], ((uint)l.Line << 10) | ((uint)l.Column & 0x3ff));
+                }
+            }
+        }
+        // The BTF fd stays open for the whole collection load, so its number is stable here.
+        if (btf is not null && funcInfo is not null)
+        {
+            attr.ProgBtfFd = (uint)btf.Value;
+            attr.FuncInfoRecSize = 8;
+            attr.FuncInfoCnt = (uint)spec.FuncInfos.Count;
+            if (lineInfo is not null)
+            {
+                attr.LineInfoRecSize = 16;
+                attr.LineInfoCnt = (uint)spec.LineInfos.Count;
+            }
+        }
 
         // Like libbpf: load without a log first (a log slows verification down), and only on failure load again
         // with one, growing the buffer while the kernel says it was too small (ENOSPC).
@@ -72,7 +108,11 @@ public sealed unsafe class BpfProgram : IDisposable, ITestRunnable
             fixed (byte* insns = code)
             fixed (byte* lic = licenseBytes)
             fixed (byte* logBuf = log)
+            fixed (byte* fi = funcInfo)
+            fixed (byte* li = lineInfo)
             {
+                attr.FuncInfo = attr.FuncInfoCnt > 0 ? (ulong)fi : 0;
+                attr.LineInfo = attr.LineInfoCnt > 0 ? (ulong)li : 0;
                 attr.Insns = (ulong)insns;
                 attr.License = (ulong)lic;
                 attr.LogBuf = (ulong)logBuf;
