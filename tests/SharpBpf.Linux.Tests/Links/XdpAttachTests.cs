@@ -205,8 +205,9 @@ public sealed class XdpAttachTests
                 Assert.Single(XdpHook.Query(env.Veth1Index).Programs);
 
                 File.Delete(pin);
-                // The link's last reference went with the pin; the kernel releases it right away.
-                Assert.Empty(XdpHook.Query(env.Veth1Index).Programs);
+                // The link's last reference went with the pin; the kernel frees the bpffs inode after an RCU grace
+                // period, and the link (detaching the program) with it: soon, not at once.
+                Assert.True(Eventually(() => XdpHook.Query(env.Veth1Index).Programs.Count == 0), "still attached 5 s after the pin was removed");
             });
         }
         env.AssertNoFdLeaks();
@@ -325,6 +326,19 @@ public sealed class XdpAttachTests
             env.Ns.Run(attachment.Dispose);
         }
         env.AssertNoFdLeaks();
+    }
+
+    /// <summary>True once <paramref name="condition"/> holds, polling for up to 5 s.</summary>
+    internal static bool Eventually(Func<bool> condition)
+    {
+        var deadline = DateTime.UtcNow.AddSeconds(5);
+        while (!condition())
+        {
+            if (DateTime.UtcNow > deadline)
+                return false;
+            Thread.Sleep(5);
+        }
+        return true;
     }
 
     private static ulong WaitForSum(Loaded a, Loaded b, ulong expected)
