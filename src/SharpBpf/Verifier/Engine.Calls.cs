@@ -78,6 +78,7 @@ internal sealed partial class Engine
         public int AllocSize = -1;
         public int Callback = -1;
         public RegisterState CallbackContext;
+        public bool ConstantKeyInRange;
     }
 
     private int CallHelper(Instruction insn)
@@ -85,6 +86,9 @@ internal sealed partial class Engine
         var id = (HelperId)insn.Immediate;
         if (!_platform.TryGetHelper(id, out var proto))
         {
+            if (_platform.KernelAllows(id))
+                throw new Refusal($"helper {"bpf_" + HelperPrototype.KernelName(id)}#{(int)id} is allowed for {_platform.ProgramType} programs by the kernel, but this verifier does not model its prototype yet",
+                    "verify this program with the kernel (sharpbpf verify --kernel)");
             if (PlatformTable.TryGetPrototype(id, out var known) || Enum.IsDefined(id))
                 throw new Refusal($"{_platform.ProgramType} programs may not call helper {(known?.Name ?? "bpf_" + HelperPrototype.KernelName(id))}#{(int)id}",
                     "this helper belongs to other program types; see the helpers this program type may call");
@@ -114,7 +118,11 @@ internal sealed partial class Engine
                 Frame.Registers[0] = RegisterState.NotInit;
                 break;
             case ReturnKind.MapValueOrNull:
-                Frame.Registers[0] = RegisterState.Pointer(RegisterType.MapValueOrNull) with { Map = info.Map, Id = NewId() };
+                // Since Linux 6.14 an array lookup with a constant key below max_entries cannot fail: the kernel
+                // gives a plain map value pointer, and programs that skip the NULL check load.
+                Frame.Registers[0] = info.ConstantKeyInRange
+                    ? RegisterState.Pointer(RegisterType.MapValue) with { Map = info.Map }
+                    : RegisterState.Pointer(RegisterType.MapValueOrNull) with { Map = info.Map, Id = NewId() };
                 break;
             case ReturnKind.RingbufMemoryOrNull:
             {
@@ -156,6 +164,26 @@ internal sealed partial class Engine
         return _pc + 1;
     }
 
+    /// <summary>The key's value when it is a 4-byte constant on the stack (zeroed bytes or a spilled constant).</summary>
+    private ulong? ConstantStackKey(RegisterState ptr, int size)
+    {
+        if (size != 4 || ptr.Type != RegisterType.Stack || ptr.HasVariableOffset)
+            return null;
+        var frame = _state.Frames[ptr.Frame];
+        int first = ptr.Offset + FrameState.StackSize;
+        if (first < 0 || first + 4 > FrameState.StackSize)
+            return null;
+        bool zero = true;
+        for (int i = first; i < first + 4; i++)
+            zero &= frame.StackBytes[i] == StackByte.Zero;
+        if (zero)
+            return 0;
+        if (first % 8 == 0 && frame.StackBytes[first] == StackByte.Spill && frame.Spills[first / 8] is { Type: RegisterType.Scalar } spilled
+            && spilled.Value.IsConst)
+            return (uint)spilled.Value.ConstValue;
+        return null;
+    }
+
     private static bool IsGplCompatible(string license) =>
         license is "GPL" or "GPL v2" or "GPL and additional rights" or "Dual BSD/GPL" or "Dual MIT/GPL" or "Dual MPL/GPL";
 
@@ -187,6 +215,9 @@ internal sealed partial class Engine
                     throw new Refusal($"R{(int)reg} argument {index + 1} of {name} must point to the map's {(key ? "key" : "value")} ({size} bytes) on the stack, in a map value or the packet, got {Got()}",
                         key ? "put the key in a local variable and pass its address: `bpf_map_lookup_elem(&map, &key)`" : null, reg);
                 CheckHelperMemory(reg, value, size, kind == ArgumentKind.UninitMapValue, name);
+                if (key && proto.Id == HelperId.MapLookupElem && map.Type is MapType.Array or MapType.PercpuArray
+                    && ConstantStackKey(value, (int)size) is { } k && k < map.MaxEntries)
+                    info.ConstantKeyInRange = true;
                 return;
             }
             case ArgumentKind.ReadableMemory:
