@@ -213,7 +213,7 @@ public sealed class PlatformTable
 
     /// <summary>True when the Linux kernel (6.18, root) lets this program type call the helper, whether or not
     /// SharpBpf models its prototype (see <see cref="TryGetHelper"/> for the ones it does).</summary>
-    public bool KernelAllows(HelperId id) => Array.IndexOf(_kernelAllowed, (int)id) >= 0 || Allows(id);
+    public bool KernelAllows(HelperId id) => _kernelAllowed.Length > 0 ? Array.IndexOf(_kernelAllowed, (int)id) >= 0 : Allows(id);
 
     /// <summary>XDP (xdp_func_proto): its own helpers over the base set.</summary>
     public static PlatformTable Xdp { get; } = new(ProgramType.Xdp, ContextLayout.XdpMd, Select(
