@@ -51,13 +51,14 @@ public sealed class XdpFilterService(XdpFilter filter, IOptions<XdpFilterOptions
 
     public async Task StopAsync(CancellationToken cancellationToken)
     {
+        // Detach first, on the calling thread: interfaces are named in that thread's network namespace.
+        if (settings.DetachOnStop)
+            DetachAll();
         if (metrics is not null)
         {
             await metrics.DisposeAsync();
             metrics = null;
         }
-        if (settings.DetachOnStop)
-            DetachAll();
     }
 
     private void DetachAll()
