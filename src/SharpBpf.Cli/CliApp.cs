@@ -25,6 +25,8 @@ public static class CliApp
         root.Subcommands.Add(Commands.MapCommand.Build());
         root.Subcommands.Add(Commands.FeaturesCommand.Build());
         root.Subcommands.Add(Commands.XdpCommand.Build());
+        root.Subcommands.Add(Commands.FilterCommand.Build());
+        root.Subcommands.Add(Commands.DemoCommand.Build());
         return root;
     }
 
