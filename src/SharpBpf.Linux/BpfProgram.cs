@@ -137,7 +137,7 @@ public sealed unsafe class BpfProgram : IDisposable, ITestRunnable
             int errno = -result;
             if (log is null)
             {
-                logSize = Math.Max(options.VerifierLogSize, 4096);
+                logSize = Math.Max(options.VerifierLogSize, 64);
                 continue;
             }
             if (errno == Errno.ENOSPC && log.Length < MaxLogSize)
