@@ -1,7 +1,10 @@
 using System.Diagnostics;
 using System.Runtime.InteropServices;
 using BenchmarkDotNet.Attributes;
+using BenchmarkDotNet.Configs;
 using BenchmarkDotNet.Engines;
+using BenchmarkDotNet.Jobs;
+using BenchmarkDotNet.Toolchains.InProcess.Emit;
 using SharpBpf.Linux;
 using SharpBpf.Linux.Features;
 using SharpBpf.Objects;
@@ -81,10 +84,21 @@ internal static class KernelBench
 }
 
 /// <summary>
+/// Kernel benchmarks run in process (they share the machine's kernel anyway, and the default out-of-process build
+/// is slow on a busy machine): a few monitored iterations, since each operation is tens of microseconds or more.
+/// </summary>
+public sealed class KernelBenchConfig : ManualConfig
+{
+    public KernelBenchConfig() =>
+        AddJob(Job.Default.WithToolchain(InProcessEmitToolchain.Instance).WithStrategy(RunStrategy.Monitoring)
+            .WithWarmupCount(3).WithIterationCount(15).WithInvocationCount(16).WithUnrollFactor(1));
+}
+
+/// <summary>
 /// Open + load of an object with four maps and one XDP program: SharpBpf (read, create maps, load BTF and the
 /// program, close) against libbpf doing the same in the same process (baseline; about 0.5 ms on this machine).
 /// </summary>
-[SimpleJob(RunStrategy.Monitoring, warmupCount: 3, iterationCount: 15, invocationCount: 20)]
+[Config(typeof(KernelBenchConfig))]
 public class KernelLoad
 {
     private string _path = null!;
@@ -132,7 +146,7 @@ public class KernelLoad
 /// Reading every entry of a 10k-entry hash map, per entry: one GET_NEXT_KEY + LOOKUP per entry against
 /// BPF_MAP_LOOKUP_BATCH (SharpBpf and libbpf, batches of 1024). Baseline: libbpf batched (about 0.3 us per entry).
 /// </summary>
-[SimpleJob(RunStrategy.Monitoring, warmupCount: 3, iterationCount: 15, invocationCount: 4)]
+[Config(typeof(KernelBenchConfig))]
 public unsafe class KernelMapIteration
 {
     private const int Entries = 10_000;
