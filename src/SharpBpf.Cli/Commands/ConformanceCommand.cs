@@ -42,7 +42,7 @@ public static class ConformanceCommand
                 }
             }
 
-            var outcomes = files.Select(f => ConformanceRunner.RunFile(f, selected, ConformanceAssembler.Assemble)).ToList();
+            var outcomes = files.Select(f => ConformanceRunner.RunFile(f, selected)).ToList();
             int passed = outcomes.Count(o => o.Verdict == ConformanceVerdict.Passed);
             int failed = outcomes.Count(o => o.Verdict == ConformanceVerdict.Failed);
             int skipped = outcomes.Count(o => o.Verdict == ConformanceVerdict.Skipped);
@@ -81,10 +81,4 @@ public static class ConformanceCommand
         });
         return command;
     }
-}
-
-/// <summary>Assembles bpf_conformance <c>-- asm</c> text; null until the project's assembler is in this build.</summary>
-internal static class ConformanceAssembler
-{
-    public static Func<string, IReadOnlyList<SharpBpf.Asm.Instruction>>? Assemble => null;
 }

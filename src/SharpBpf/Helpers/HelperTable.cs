@@ -120,6 +120,11 @@ public sealed unsafe class HelperTable
         (HelperId.Loop, nameof(VmHelpers.Loop)),
         (HelperId.ForEachMapElem, nameof(VmHelpers.ForEachMapElem)),
         (HelperId.CsumDiff, nameof(VmHelpers.CsumDiff)),
+        (HelperId.RingbufOutput, nameof(VmHelpers.RingbufOutput)),
+        (HelperId.RingbufReserve, nameof(VmHelpers.RingbufReserve)),
+        (HelperId.RingbufSubmit, nameof(VmHelpers.RingbufSubmit)),
+        (HelperId.RingbufDiscard, nameof(VmHelpers.RingbufDiscard)),
+        (HelperId.RingbufQuery, nameof(VmHelpers.RingbufQuery)),
     ];
 
     private static readonly (HelperId, string)[] s_xdp =

@@ -38,8 +38,9 @@ public static unsafe class VmHelpers
         var m = Map(e, map, "bpf_map_lookup_elem");
         Check(e, key, (ulong)m.KeySize, false, "bpf_map_lookup_elem key");
         byte* value = m.LookupForProgram((byte*)key, e.Cpu);
-        if (value != null && e.CheckMemory)
-            e.AddRegion((ulong)value, (ulong)m.ValueSize, writable: true);
+        // A map-in-map lookup gives an inner map handle, which is not memory the program may touch.
+        if (value != null && e.CheckMemory && m.Type is not (MapType.ArrayOfMaps or MapType.HashOfMaps))
+            e.AddRegion((ulong)value, (ulong)m.ValueSize, writable: !m.IsReadOnlyForProgram);
         return (ulong)value;
     }
 
@@ -120,6 +121,53 @@ public static unsafe class VmHelpers
         }
         return count;
     }
+
+    // ---- ring buffers -------------------------------------------------------------------------------------------
+
+    private static RingBufferMap Ring(VmExecution e, ulong map, string helper) =>
+        Map(e, map, helper) as RingBufferMap ?? throw e.Trap(TrapKind.BadHelperArgument, $"{helper}: the map is not a ring buffer");
+
+    public static ulong RingbufOutput(VmExecution e, ulong map, ulong data, ulong size, ulong flags, ulong r5)
+    {
+        var ring = Ring(e, map, "bpf_ringbuf_output");
+        Check(e, data, size, false, "bpf_ringbuf_output data");
+        return (ulong)(long)ring.Output((byte*)data, size, flags);
+    }
+
+    public static ulong RingbufReserve(VmExecution e, ulong map, ulong size, ulong flags, ulong r4, ulong r5)
+    {
+        var ring = Ring(e, map, "bpf_ringbuf_reserve");
+        byte* sample = ring.Reserve(size, flags);
+        if (sample != null && e.CheckMemory)
+            e.AddRegion((ulong)sample, size, writable: true);
+        return (ulong)sample;
+    }
+
+    private static void Commit(VmExecution e, ulong sample, ulong flags, bool discard, string helper)
+    {
+        var ring = e.Program?.Collection?.RingBufferOf(sample)
+            ?? throw e.Trap(TrapKind.BadHelperArgument, $"{helper}: 0x{sample:x} is not a reserved ring buffer sample");
+        e.RemoveRegion(sample);
+        if (discard)
+            ring.Discard((byte*)sample, flags);
+        else
+            ring.Submit((byte*)sample, flags);
+    }
+
+    public static ulong RingbufSubmit(VmExecution e, ulong sample, ulong flags, ulong r3, ulong r4, ulong r5)
+    {
+        Commit(e, sample, flags, discard: false, "bpf_ringbuf_submit");
+        return 0;
+    }
+
+    public static ulong RingbufDiscard(VmExecution e, ulong sample, ulong flags, ulong r3, ulong r4, ulong r5)
+    {
+        Commit(e, sample, flags, discard: true, "bpf_ringbuf_discard");
+        return 0;
+    }
+
+    public static ulong RingbufQuery(VmExecution e, ulong map, ulong flags, ulong r3, ulong r4, ulong r5) =>
+        Ring(e, map, "bpf_ringbuf_query").Query(flags);
 
     // ---- time, random, cpu -----------------------------------------------------------------------------------------
 
@@ -224,6 +272,13 @@ public static unsafe class VmHelpers
             throw e.Trap(TrapKind.BadHelperArgument, $"bpf_tail_call: map '{m.Name}' is not a program array");
         if (index >= (ulong)m.MaxEntries || e.TailCalls >= e.Options.MaxTailCalls)
             return null;
+        if (m is ProgramArrayMap programs)
+        {
+            if (programs.GetProgram((uint)index) is not VmProgram next)
+                return null;
+            e.TailCalls++;
+            return next;
+        }
         uint key = (uint)index;
         byte* value = m.LookupForProgram((byte*)&key, e.Cpu);
         if (value == null)
@@ -366,11 +421,23 @@ public static unsafe class VmHelpers
             _ => throw e.Trap(TrapKind.BadHelperArgument, $"bpf_redirect_map: map '{m.Name}' ({m.Type}) is not a devmap, cpumap or xskmap"),
         };
         uint k = (uint)key;
+        if (m is IRedirectMap redirect)
+        {
+            if (!redirect.TryGetTarget(k, out var target))
+                return flags & 3;
+            uint index = target.Kind switch
+            {
+                RedirectTargetKind.Device => target.IfIndex,
+                RedirectTargetKind.Cpu => target.Cpu,
+                _ => target.QueueId,
+            };
+            e.Redirect = new XdpRedirect(kind, index, m.Name, flags);
+            return (ulong)XdpAction.Redirect;
+        }
         byte* value = m.LookupForProgram((byte*)&k, e.Cpu);
         if (value == null)
             return flags & 3;
-        uint index = kind == XdpRedirectKind.Interface && m.ValueSize >= 4 ? *(uint*)value : k;
-        e.Redirect = new XdpRedirect(kind, index, m.Name, flags);
+        e.Redirect = new XdpRedirect(kind, kind == XdpRedirectKind.Interface && m.ValueSize >= 4 ? *(uint*)value : k, m.Name, flags);
         return (ulong)XdpAction.Redirect;
     }
 }

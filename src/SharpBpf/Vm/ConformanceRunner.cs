@@ -1,5 +1,6 @@
 using System.Globalization;
 using SharpBpf.Asm;
+using SharpBpf.Conformance;
 using SharpBpf.Helpers;
 
 namespace SharpBpf.Vm;
@@ -26,28 +27,22 @@ public sealed record ConformanceOutcome(string File, ConformanceVerdict Verdict,
 /// </summary>
 public static class ConformanceRunner
 {
-    private static readonly HashSet<string> s_knownSections = ["asm", "raw", "mem", "result", "error", "c", "no register offset"];
-
     /// <summary>Options of conformance runs: checked memory, and registers must be written before they are read.</summary>
     public static VmOptions Options { get; } = new() { CheckMemory = true, RequireInitializedRegisters = true, InstructionBudget = 1L << 24 };
 
-    /// <summary>Runs one file. <paramref name="assemble"/> turns <c>-- asm</c> text into instructions; when it is null
-    /// only files with a <c>-- raw</c> section can run and the others are skipped, saying so.</summary>
-    public static ConformanceOutcome RunFile(string path, VmEngine engine, Func<string, IReadOnlyList<Instruction>>? assemble)
+    /// <summary>Runs one file (parsed with <see cref="ConformanceFile"/>, assembled with the project's assembler).</summary>
+    public static ConformanceOutcome RunFile(string path, VmEngine engine)
     {
         var name = System.IO.Path.GetFileName(path);
-        var sections = ReadSections(File.ReadAllText(path));
-        bool negative = sections.ContainsKey("error") ||
+        var file = ConformanceFile.Load(path);
+        bool negative = file.ExpectsError ||
             System.IO.Path.GetFileName(System.IO.Path.GetDirectoryName(System.IO.Path.GetFullPath(path))) == "negative";
-        foreach (var section in sections.Keys)
+        if (file.SkipReason is { } skip)
         {
-            if (!s_knownSections.Contains(section))
-            {
-                // The reference runner skips such files; a negative one is refused either way.
-                return negative
-                    ? new(name, ConformanceVerdict.Passed, $"refused: unknown section '-- {section}'", true)
-                    : new(name, ConformanceVerdict.Skipped, $"unknown section '-- {section}'", false);
-            }
+            // The reference runner skips such files; a negative one is refused either way.
+            return negative
+                ? new(name, ConformanceVerdict.Passed, $"refused: {skip}", true)
+                : new(name, ConformanceVerdict.Skipped, skip, false);
         }
         if (engine != VmEngine.Interpreter)
             return new(name, ConformanceVerdict.Skipped, $"the {engine.ToName()} engine is not built yet", negative);
@@ -56,52 +51,18 @@ public static class ConformanceRunner
             ? new(name, ConformanceVerdict.Passed, $"refused: {why}", true)
             : new(name, ConformanceVerdict.Failed, why, false);
 
-        ulong? expected = null;
-        if (sections.TryGetValue("result", out var resultText))
-        {
-            if (!TryParseResult(resultText, out var value))
-                return Refused($"cannot read the expected result '{resultText.Trim()}'");
-            expected = value;
-        }
+        ulong? expected = file.ExpectedResult;
         if (!negative && expected is null)
             return new(name, ConformanceVerdict.Failed, "no '-- result' section", false);
-
-        IReadOnlyList<Instruction> instructions;
-        try
-        {
-            if (sections.TryGetValue("raw", out var raw))
-                instructions = InstructionCodec.Decode(ParseHex(raw));
-            else if (sections.TryGetValue("asm", out var asm))
-            {
-                if (assemble is null)
-                    return new(name, ConformanceVerdict.Skipped, "the file is assembly and no assembler is available in this build", negative);
-                instructions = assemble(asm);
-            }
-            else
-                return Refused("no program");
-        }
-        catch (BpfException ex)
-        {
-            return Refused(ex.Message);
-        }
-        catch (FormatException ex)
-        {
-            return Refused(ex.Message);
-        }
-        byte[] memory;
-        try
-        {
-            memory = sections.TryGetValue("mem", out var mem) ? ParseHex(mem) : [];
-        }
-        catch (FormatException ex)
-        {
-            return Refused(ex.Message);
-        }
+        if (file.AssemblyError is { } assemblyError)
+            return Refused(assemblyError.Message);
+        if (file.Instructions is not { } instructions)
+            return Refused("no program");
 
         ulong actual;
         try
         {
-            actual = Run(instructions, memory);
+            actual = Run(instructions, file.Memory);
         }
         catch (BpfException ex)
         {
@@ -127,42 +88,6 @@ public static class ConformanceRunner
         return program.Run(execution, memory);
     }
 
-    /// <summary>Splits a file into its <c>-- name</c> sections (comments removed).</summary>
-    public static Dictionary<string, string> ReadSections(string text)
-    {
-        var sections = new Dictionary<string, string>(StringComparer.Ordinal);
-        string? current = null;
-        var body = new System.Text.StringBuilder();
-        void Flush()
-        {
-            if (current is not null)
-                sections[current] = body.ToString();
-            body.Clear();
-        }
-        foreach (var rawLine in text.Split('\n'))
-        {
-            var line = rawLine.TrimEnd('\r');
-            if (line.StartsWith("-- ", StringComparison.Ordinal) || line == "--")
-            {
-                Flush();
-                current = line.Length > 3 ? line[3..].Trim() : "";
-                continue;
-            }
-            if (current is "c")
-            {
-                body.AppendLine(line);
-                continue;
-            }
-            int hash = line.IndexOf('#');
-            if (hash >= 0)
-                line = line[..hash];
-            if (current is not null)
-                body.AppendLine(line);
-        }
-        Flush();
-        return sections;
-    }
-
     /// <summary>Hex bytes separated by white space (or 64-bit words written as 0x...).</summary>
     public static byte[] ParseHex(string text)
     {
@@ -183,18 +108,5 @@ public static class ConformanceRunner
                 bytes.Add(byte.Parse(token.AsSpan(i, 2), NumberStyles.HexNumber, CultureInfo.InvariantCulture));
         }
         return [.. bytes];
-    }
-
-    private static bool TryParseResult(string text, out ulong value)
-    {
-        var t = text.Trim();
-        if (t.StartsWith("0x", StringComparison.OrdinalIgnoreCase))
-            return ulong.TryParse(t.AsSpan(2), NumberStyles.HexNumber, CultureInfo.InvariantCulture, out value);
-        if (t.StartsWith('-') && long.TryParse(t, NumberStyles.Integer, CultureInfo.InvariantCulture, out var signed))
-        {
-            value = (ulong)signed;
-            return true;
-        }
-        return ulong.TryParse(t, NumberStyles.Integer, CultureInfo.InvariantCulture, out value);
     }
 }

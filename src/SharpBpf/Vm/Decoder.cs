@@ -168,7 +168,7 @@ internal static class Decoder
                         (true, 32) => VmOp.MovSx64From32,
                         (false, 8) => VmOp.MovSx32From8,
                         (false, 16) => VmOp.MovSx32From16,
-                        _ => throw Refuse($"movsx offset {off} is not 8, 16{(is64 ? " or 32" : "")}"),
+                        _ => throw Refuse(is64 ? $"movsx offset {off} is not 8, 16 or 32" : $"movsx offset {off} is not 8 or 16"),
                     };
                     d.Offset = 0;
                     return d;

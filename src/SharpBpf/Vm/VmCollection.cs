@@ -39,8 +39,14 @@ public sealed unsafe class VmCollection : IDisposable
                 if (mapSpec.InitialValue is not null)
                 {
                     var value = GlobalValue(_maps[i]);
-                    StaticRegions.Add(((ulong)value, (ulong)_maps[i].ValueSize, !mapSpec.Freeze));
+                    StaticRegions.Add(((ulong)value, (ulong)_maps[i].ValueSize, !mapSpec.Freeze && !_maps[i].IsReadOnlyForProgram));
                 }
+            }
+            foreach (var map in _maps)
+            {
+                // Program arrays written from user code name programs by VmProgram.Id, where the kernel takes fds.
+                if (map is ProgramArrayMap programs)
+                    programs.ProgramResolver = id => VmProgram.FromId(id);
             }
             foreach (var program in spec.Programs)
             {
@@ -63,8 +69,7 @@ public sealed unsafe class VmCollection : IDisposable
         return new VmCollection(spec, options ?? VmOptions.Default);
     }
 
-    private static ManagedMap DefaultCreateMap(MapSpec spec) =>
-        throw new BpfNotSupportedException("managed maps", detail: $"map '{spec.Name}': no map factory is available in this build; pass VmOptions.CreateMap");
+    private static ManagedMap DefaultCreateMap(MapSpec spec) => MapFactory.Create(spec);
 
     public IReadOnlyDictionary<string, VmProgram> Programs => _programs;
 
@@ -82,17 +87,40 @@ public sealed unsafe class VmCollection : IDisposable
     /// <summary>Global-data values the programs may touch in every run: (start, length, writable).</summary>
     internal List<(ulong Start, ulong Length, bool Writable)> StaticRegions { get; } = [];
 
-    /// <summary>The map a program-visible handle stands for, or null.</summary>
+    /// <summary>The map a program-visible handle stands for, or null. Handles of the collection's own maps resolve
+    /// with one subtraction; an inner map (what a map-in-map lookup returns) through the maps' handle registry.</summary>
     internal ManagedMap? ResolveMap(ulong handle)
     {
         ulong offset = handle - (ulong)_handles;
         if (offset >= (ulong)_maps.Length * HandleSize || offset % HandleSize != 0)
-            return null;
+            return ManagedMap.FromProgramHandle((void*)handle);
         return _maps[(int)(offset / HandleSize)];
     }
 
-    /// <summary>Called after each run: nothing to release yet (map memory reclamation is the maps' business).</summary>
+    /// <summary>The ring buffer map that handed out <paramref name="sample"/>, or null.</summary>
+    internal RingBufferMap? RingBufferOf(ulong sample)
+    {
+        foreach (var map in _maps)
+        {
+            if (map is RingBufferMap ring && ring.IsReservedSample((byte*)sample))
+                return ring;
+        }
+        return null;
+    }
+
+    /// <summary>Called after each run: nothing to release per run.</summary>
     internal void EndRun() { }
+
+    /// <summary>
+    /// Lets the maps reuse memory of elements deleted or replaced during runs (programs may hold pointers to them
+    /// until their run ends, so maps only retire such memory). Call it when no program of the collection is
+    /// running, e.g. between batches of packets.
+    /// </summary>
+    public void ReclaimMaps()
+    {
+        foreach (var map in _maps)
+            map?.Reclaim();
+    }
 
     private static byte* GlobalValue(ManagedMap map)
     {
@@ -119,7 +147,10 @@ public sealed unsafe class VmCollection : IDisposable
                 uint offset = (uint)(insn.Constant >> 32);
                 if (offset >= (uint)map.ValueSize)
                     throw new VmLoadException(program, index, $"offset {offset} is outside the value of map '{name}' ({map.ValueSize} bytes)");
-                return (long)(GlobalValue(map) + offset);
+                var value = GlobalValue(map);
+                if (!StaticRegions.Exists(r => r.Start == (ulong)value))
+                    StaticRegions.Add(((ulong)value, (ulong)map.ValueSize, !map.IsReadOnlyForProgram));
+                return (long)(value + offset);
             }
         }
     }

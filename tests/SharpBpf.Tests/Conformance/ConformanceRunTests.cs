@@ -1,4 +1,3 @@
-using SharpBpf.Asm;
 using SharpBpf.Tests.Support;
 using SharpBpf.Vm;
 
@@ -7,9 +6,6 @@ namespace SharpBpf.Tests.Conformance;
 /// <summary>Every bpf_conformance file on the interpreter: positives must give their r0, negatives must be refused.</summary>
 public class ConformanceRunTests
 {
-    /// <summary>Assembles <c>-- asm</c> sections; null until the project's assembler is in this build.</summary>
-    private static readonly Func<string, IReadOnlyList<Instruction>>? Assemble = null;
-
     public static TheoryData<string> Files()
     {
         var data = new TheoryData<string>();
@@ -32,7 +28,7 @@ public class ConformanceRunTests
             Assert.Skip("the bpf_conformance vectors are absent (../shared/bpf_conformance or SHARPBPF_SHARED)");
             return;
         }
-        var outcome = ConformanceRunner.RunFile(Path.Combine(dir, file), VmEngine.Interpreter, Assemble);
+        var outcome = ConformanceRunner.RunFile(Path.Combine(dir, file), VmEngine.Interpreter);
         if (outcome.Verdict == ConformanceVerdict.Skipped)
             Assert.Skip($"{file}: {outcome.Detail}");
         Assert.True(outcome.Verdict == ConformanceVerdict.Passed, $"{file}: {outcome.Detail}");

@@ -183,3 +183,114 @@ public class InterpreterTests
         Assert.Throws<VmTrapException>(() => VmProgram.Create("t", [Ldx(AccessSize.Word, R0, R1, 1), Exit()], HelperTable.Conformance).Run(e, memory));
     }
 }
+
+public class CallbackAndTailCallTests
+{
+    [Fact]
+    public void BpfLoopRunsTheCallbackUntilItReturnsOne()
+    {
+        // r1 = 100 (iterations), r2 = &callback, r3 = r10 - 8 (ctx: a counter), r4 = 0; call bpf_loop.
+        // callback(i, ctx): *ctx += i; return i == 9 ? 1 : 0
+        var program = VmProgram.Create("loop",
+        [
+            St(AccessSize.DoubleWord, R10, -8, 0),
+            Mov(R1, 100),
+            new Instruction(new OpCode(0x18), R2, (Register)4, 0, 9),   // lddw r2, callback: raw slot 2 + 1 + 9 = 12
+            MovR(R3, R10),
+            Alu64(AluOperation.Add, R3, -8),
+            Mov(R4, 0),
+            Call((int)global::SharpBpf.Platform.HelperId.Loop),
+            Ldx(AccessSize.DoubleWord, R1, R10, -8),
+            Alu64(AluOperation.Lsh, R0, 32),
+            Alu64R(AluOperation.Or, R0, R1),
+            Exit(),
+            // callback at raw slot 12
+            Ldx(AccessSize.DoubleWord, R3, R2, 0),
+            Alu64R(AluOperation.Add, R3, R1),
+            Stx(AccessSize.DoubleWord, R2, R3, 0),
+            Mov(R0, 0),
+            Jmp(JumpOperation.Jne, R1, 9, 1),
+            Mov(R0, 1),
+            Exit(),
+        ], global::SharpBpf.Platform.ProgramType.Xdp);
+        using var e = new VmExecution();
+        // 10 iterations (0..9), sum 45.
+        Assert.Equal((10UL << 32) | 45UL, program.Run(e));
+    }
+
+    private static global::SharpBpf.Objects.CollectionSpec TailCallSpec(int selfCalls)
+    {
+        // "entry" tail-calls "chain" (slot 0); "chain" counts in .data and tail-calls itself.
+        var spec = new global::SharpBpf.Objects.CollectionSpec();
+        spec.Maps.Add(new global::SharpBpf.Objects.MapSpec { Name = "jumps", Type = global::SharpBpf.Platform.MapType.ProgArray, KeySize = 4, ValueSize = 4, MaxEntries = 2 });
+        spec.Maps.Add(new global::SharpBpf.Objects.MapSpec { Name = ".data", Type = global::SharpBpf.Platform.MapType.Array, KeySize = 4, ValueSize = 8, MaxEntries = 1, InitialValue = new byte[8] });
+        Instruction[] TailCall(int slot) =>
+        [
+            new Instruction(new OpCode(0x18), R2, (Register)1, 0, 0) { Reference = "jumps" },
+            Mov(R3, slot),
+            Call((int)global::SharpBpf.Platform.HelperId.TailCall),
+        ];
+        spec.Programs.Add(new global::SharpBpf.Objects.ProgramSpec { Name = "entry", SectionName = "xdp", Type = global::SharpBpf.Platform.ProgramType.Xdp,
+            Instructions = [.. TailCall(0), Mov(R0, 1), Exit()] });
+        spec.Programs.Add(new global::SharpBpf.Objects.ProgramSpec { Name = "chain", SectionName = "xdp", Type = global::SharpBpf.Platform.ProgramType.Xdp,
+            Instructions =
+            [
+                new Instruction(new OpCode(0x18), R6, (Register)2, 0, 0) { Reference = ".data" },
+                Ldx(AccessSize.DoubleWord, R7, R6, 0),
+                Alu64(AluOperation.Add, R7, 1),
+                Stx(AccessSize.DoubleWord, R6, R7, 0),
+                .. TailCall(0),
+                Mov(R0, 2),
+                Exit(),
+            ] });
+        return spec;
+    }
+
+    [Fact]
+    public void TailCallsReplaceTheProgramAndStopAt33()
+    {
+        using var collection = VmCollection.Load(TailCallSpec(0), new VmOptions { CreateMap = s => new TestArrayMap(s) });
+        var chain = collection.Program("chain");
+        collection.Map("jumps").Update(BitConverter.GetBytes(0u), BitConverter.GetBytes(chain.Id));
+        var result = collection.Program("entry").TestRun(new global::SharpBpf.Xdp.TestRunOptions { Data = new byte[64] });
+        // entry -> chain (1) -> chain ... 33 tail calls in all, then the last chain falls through and returns PASS.
+        Assert.Equal(global::SharpBpf.Xdp.XdpAction.Pass, result.Action);
+        var value = new byte[8];
+        collection.Map(".data").TryLookup(BitConverter.GetBytes(0u), value);
+        Assert.Equal(33UL, BitConverter.ToUInt64(value));
+    }
+
+    [Fact]
+    public void AnEmptyTailCallSlotFallsThrough()
+    {
+        using var collection = VmCollection.Load(TailCallSpec(0), new VmOptions { CreateMap = s => new TestArrayMap(s) });
+        var result = collection.Program("entry").TestRun(new global::SharpBpf.Xdp.TestRunOptions { Data = new byte[64] });
+        Assert.Equal(global::SharpBpf.Xdp.XdpAction.Drop, result.Action);
+    }
+
+    [Fact]
+    public void CallxToGarbageTraps()
+    {
+        using var e = new VmExecution();
+        var callx = new Instruction(new OpCode(0x8d), R2, 0, 0, 0);
+        var trap = Assert.Throws<VmTrapException>(() =>
+            VmProgram.Create("t", [Lddw(R2, 0x7fff_0000_1234), callx, Mov(R0, 0), Exit()], global::SharpBpf.Platform.ProgramType.Xdp).Run(e));
+        Assert.Equal(TrapKind.BadCall, trap.Kind);
+        Assert.Equal(1, trap.InstructionIndex);
+    }
+
+    [Fact]
+    public void UnalignedAndOverlappingStackAccessesWork()
+    {
+        using var e = new VmExecution();
+        var p = VmProgram.Create("t",
+        [
+            Lddw(R1, 0x1122334455667788),
+            Stx(AccessSize.DoubleWord, R10, R1, -11),       // unaligned
+            St(AccessSize.Half, R10, -7, 0x0000),           // overlaps the middle of it
+            Ldx(AccessSize.DoubleWord, R0, R10, -11),
+            Exit(),
+        ], global::SharpBpf.Platform.ProgramType.Xdp);
+        Assert.Equal(0x1122000055667788UL, p.Run(e));
+    }
+}

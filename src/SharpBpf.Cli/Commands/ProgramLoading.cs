@@ -1,0 +1,66 @@
+using SharpBpf.Objects;
+using SharpBpf.Platform;
+using SharpBpf.Vm;
+
+namespace SharpBpf.Cli.Commands;
+
+/// <summary>Loads an object file into the managed VM and picks the program a command runs (test-run, run).</summary>
+internal static class ProgramLoading
+{
+    /// <summary>The collection and program, or null after writing why to <paramref name="error"/>.</summary>
+    public static (VmCollection Collection, VmProgram Program)? Load(string command, string path, string? programName, VmEngine engine, TextWriter error)
+    {
+        CollectionSpec spec;
+        try
+        {
+            spec = ObjectFile.Open(path);
+        }
+        catch (Exception e) when (e is BpfException or IOException or UnauthorizedAccessException)
+        {
+            error.WriteLine($"sharpbpf {command}: {Path.GetFileName(path)}: {e.Message}");
+            return null;
+        }
+        ProgramSpec? program;
+        if (programName is not null)
+        {
+            program = spec.FindProgram(programName);
+            if (program is null)
+            {
+                error.WriteLine($"sharpbpf {command}: {Path.GetFileName(path)}: no program '{programName}' (it has: {string.Join(", ", spec.Programs.Select(p => p.Name))})");
+                return null;
+            }
+        }
+        else
+        {
+            var xdp = spec.Programs.Where(p => p.Type == ProgramType.Xdp).ToList();
+            if (xdp.Count != 1)
+            {
+                error.WriteLine(xdp.Count == 0
+                    ? $"sharpbpf {command}: {Path.GetFileName(path)}: no XDP program in the object"
+                    : $"sharpbpf {command}: {Path.GetFileName(path)}: several XDP programs ({string.Join(", ", xdp.Select(p => p.Name))}); choose one with --program");
+                return null;
+            }
+            program = xdp[0];
+        }
+        if (program.Type != ProgramType.Xdp)
+        {
+            error.WriteLine($"sharpbpf {command}: program '{program.Name}' is a {program.Type} program; only XDP programs can be run here");
+            return null;
+        }
+        // Load only the chosen program (and every map): other programs of the object may use helpers or contexts
+        // this runtime does not model.
+        var single = new CollectionSpec { License = spec.License, KernelVersion = spec.KernelVersion };
+        single.Maps.AddRange(spec.Maps);
+        single.Programs.Add(program);
+        try
+        {
+            var collection = VmCollection.Load(single, new VmOptions { Engine = engine });
+            return (collection, collection.Program(program.Name));
+        }
+        catch (BpfException e)
+        {
+            error.WriteLine($"sharpbpf {command}: {Path.GetFileName(path)}: {e.Message}");
+            return null;
+        }
+    }
+}

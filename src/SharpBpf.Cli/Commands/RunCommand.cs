@@ -1,0 +1,174 @@
+using System.CommandLine;
+using System.Diagnostics;
+using System.Text.Json;
+using SharpBpf.Pcap;
+using SharpBpf.Vm;
+using SharpBpf.Xdp;
+using Spectre.Console;
+
+namespace SharpBpf.Cli.Commands;
+
+/// <summary>
+/// <c>sharpbpf run FILE.o [--program NAME] --pcap IN [--out OUT.pcap] [--engine E] [--json]</c>: runs an XDP program
+/// over every packet of a pcap or pcapng file, writes the packets that leave (PASS and TX, as the program left
+/// them) to OUT, and prints a per-action summary and the trace_printk lines.
+/// </summary>
+public static class RunCommand
+{
+    /// <summary>Files at least this big get a progress bar on an interactive terminal.</summary>
+    private const long ProgressThreshold = 4 << 20;
+
+    public static Command Build()
+    {
+        var file = new Argument<FileInfo>("file") { Description = "A BPF ELF object built by clang (-target bpf)." };
+        var program = new Option<string?>("--program") { Description = "The program to run (default: the object's only XDP program)" };
+        var pcap = new Option<FileInfo>("--pcap") { Description = "Input packets (pcap or pcapng, Ethernet)", Required = true };
+        var outFile = new Option<FileInfo?>("--out") { Description = "Write the packets that leave (PASS and TX) to this pcap file" };
+        var engine = EngineOption.Create();
+        var json = new Option<bool>("--json") { Description = "Print the summary as JSON" };
+        var command = new Command("run", "Run an XDP program over the packets of a pcap/pcapng file")
+        {
+            file, program, pcap, outFile, engine, json,
+        };
+        command.SetAction(parse =>
+        {
+            var output = parse.InvocationConfiguration.Output;
+            var error = parse.InvocationConfiguration.Error;
+            var selected = parse.GetValue(engine);
+            if (!EngineOption.EnsureAvailable(selected, error))
+                return CliApp.ExitRefused;
+            var loaded = ProgramLoading.Load("run", parse.GetRequiredValue(file).FullName, parse.GetValue(program), selected, error);
+            if (loaded is not { } l)
+                return CliApp.ExitRefused;
+            using var collection = l.Collection;
+            bool asJson = parse.GetValue(json);
+            var input = parse.GetRequiredValue(pcap);
+            try
+            {
+                var summary = Run(l.Program, collection, input, parse.GetValue(outFile), asJson ? null : output);
+                if (asJson)
+                    output.WriteLine(JsonSerializer.Serialize(summary.ToJson(l.Program.Name, selected.ToName(), parse.GetValue(outFile)?.Name), new JsonSerializerOptions { WriteIndented = true }));
+                else
+                    summary.Print(output, l.Program.Name);
+                return 0;
+            }
+            catch (Exception e) when (e is BpfException or IOException or UnauthorizedAccessException)
+            {
+                error.WriteLine($"sharpbpf run: {input.Name}: {e.Message}");
+                return CliApp.ExitRefused;
+            }
+        });
+        return command;
+    }
+
+    internal sealed class Summary
+    {
+        public long Packets;
+        public long Written;
+        public readonly SortedDictionary<string, long> Actions = new(StringComparer.Ordinal);
+        public readonly Dictionary<XdpRedirect, long> Redirects = [];
+        public long Traps;
+        public readonly List<string> FirstTraps = [];
+        public readonly List<string> Trace = [];
+        public double NanosecondsPerPacket;
+
+        public object ToJson(string program, string engine, string? outName) => new
+        {
+            program,
+            engine,
+            packets = Packets,
+            actions = Actions,
+            redirects = Redirects.Select(r => new { kind = r.Key.Kind.ToString().ToLowerInvariant(), index = r.Key.Index, map = r.Key.MapName, count = r.Value }),
+            traps = Traps,
+            first_traps = FirstTraps,
+            trace = Trace,
+            @out = outName,
+            written = Written,
+            ns_per_packet = Math.Round(NanosecondsPerPacket, 1),
+        };
+
+        public void Print(TextWriter output, string program)
+        {
+            output.WriteLine($"{Packets} packets through '{program}' ({NanosecondsPerPacket:F0} ns per packet)");
+            foreach (var (action, count) in Actions)
+                output.WriteLine($"  {action,-13} {count}");
+            foreach (var (target, count) in Redirects)
+                output.WriteLine($"  redirect to {target.Kind.ToString().ToLowerInvariant()} {target.Index}{(target.MapName is null ? "" : $" (map '{target.MapName}')")}: {count}");
+            if (Traps > 0)
+            {
+                output.WriteLine($"  {Traps} run(s) trapped (XDP_ABORTED), first:");
+                foreach (var trap in FirstTraps)
+                    output.WriteLine($"    {trap}");
+            }
+            if (Written > 0)
+                output.WriteLine($"  {Written} packets written");
+        }
+    }
+
+    internal static Summary Run(VmProgram program, VmCollection collection, FileInfo input, FileInfo? outFile, TextWriter? liveTrace)
+    {
+        var summary = new Summary();
+        using var stream = File.OpenRead(input.FullName);
+        using var reader = new PcapReader(stream, leaveOpen: true);
+        using var writer = outFile is null ? null : PcapWriter.Create(outFile.FullName, LinkType.Ethernet, reader.SnapLength > 0 ? reader.SnapLength : 262144);
+        using var execution = new VmExecution();
+        using var context = new XdpContext();
+        execution.TraceSink = line =>
+        {
+            summary.Trace.Add(line);
+            liveTrace?.WriteLine($"trace: {line}");
+        };
+        var watch = new Stopwatch();
+
+        void Process(PcapPacket packet)
+        {
+            if (packet.LinkType != LinkType.Ethernet)
+                throw new BpfException($"packet {packet.Index}: link type {packet.LinkType} is not Ethernet; XDP programs see Ethernet frames");
+            context.SetPacket(packet.Data);
+            watch.Start();
+            var action = program.RunXdp(execution, context, out var trap);
+            watch.Stop();
+            summary.Packets++;
+            var name = TestRunCommand.ActionName(action);
+            summary.Actions[name] = summary.Actions.GetValueOrDefault(name) + 1;
+            if (trap is not null)
+            {
+                summary.Traps++;
+                if (summary.FirstTraps.Count < 5)
+                    summary.FirstTraps.Add($"packet {packet.Index}: {trap.Message}");
+            }
+            if (action == XdpAction.Redirect && execution.Redirect is { } target)
+                summary.Redirects[target] = summary.Redirects.GetValueOrDefault(target) + 1;
+            if (writer is not null && action is XdpAction.Pass or XdpAction.Tx)
+            {
+                writer.Write(context.Packet, packet.TimestampNanoseconds);
+                summary.Written++;
+            }
+            if ((summary.Packets & 4095) == 0)
+                collection.ReclaimMaps();
+        }
+
+        bool progress = liveTrace is not null && !Console.IsOutputRedirected && input.Length >= ProgressThreshold;
+        if (progress)
+        {
+            AnsiConsole.Progress().Start(ctx =>
+            {
+                var task = ctx.AddTask($"running {input.Name}", maxValue: input.Length);
+                foreach (var packet in reader)
+                {
+                    Process(packet);
+                    if ((summary.Packets & 1023) == 0)
+                        task.Value = stream.Position;
+                }
+                task.Value = input.Length;
+            });
+        }
+        else
+        {
+            foreach (var packet in reader)
+                Process(packet);
+        }
+        summary.NanosecondsPerPacket = summary.Packets == 0 ? 0 : watch.Elapsed.TotalNanoseconds / summary.Packets;
+        return summary;
+    }
+}
