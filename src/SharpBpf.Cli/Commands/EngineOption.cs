@@ -35,6 +35,14 @@ internal static class EngineOption
             case VmEngine.Jit:
                 error.WriteLine("engine 'jit' is not built yet; use --engine interpreter");
                 return false;
+            case VmEngine.Kernel when !vmOnly:
+                // The kernel engine needs BPF here: say in one sentence why not (not root, no bpf(2)).
+                if (SharpBpf.Linux.Features.BpfFeatures.Unavailable is { } why)
+                {
+                    error.WriteLine($"engine 'kernel': {why}");
+                    return false;
+                }
+                return true;
             default:
                 error.WriteLine(vmOnly
                     ? "engine 'kernel' is not available for this command yet; use --engine interpreter"
