@@ -19,6 +19,7 @@ public static class CliApp
         root.Subcommands.Add(Commands.ConformancePluginCommand.Build());
         root.Subcommands.Add(Commands.AsmCommand.Build());
         root.Subcommands.Add(Commands.DisasmCommand.Build());
+        root.Subcommands.Add(Commands.VerifyCommand.Build());
         root.Subcommands.Add(Commands.TestRunCommand.Build());
         root.Subcommands.Add(Commands.RunCommand.Build());
         root.Subcommands.Add(Commands.ProgCommand.Build());
