@@ -17,8 +17,13 @@ public static class CliApp
         root.Subcommands.Add(Commands.InspectCommand.Build());
         root.Subcommands.Add(Commands.ConformanceCommand.Build());
         root.Subcommands.Add(Commands.ConformancePluginCommand.Build());
+        root.Subcommands.Add(Commands.AsmCommand.Build());
         root.Subcommands.Add(Commands.TestRunCommand.Build());
         root.Subcommands.Add(Commands.RunCommand.Build());
+        root.Subcommands.Add(Commands.ProgCommand.Build());
+        root.Subcommands.Add(Commands.MapCommand.Build());
+        root.Subcommands.Add(Commands.FeaturesCommand.Build());
+        root.Subcommands.Add(Commands.XdpCommand.Build());
         return root;
     }
 

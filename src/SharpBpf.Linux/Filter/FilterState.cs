@@ -99,38 +99,64 @@ public sealed class FilterState
     public int Add(FilterRule rule)
     {
         ArgumentNullException.ThrowIfNull(rule);
+        return AddRange([rule])[0];
+    }
+
+    /// <summary>Adds rules in order and returns their ids; reads the maps once, so it suits thousands of rules. Stops
+    /// at the first rule refused (the rules before it stay added).</summary>
+    public IReadOnlyList<int> AddRange(IEnumerable<FilterRule> rules)
+    {
+        ArgumentNullException.ThrowIfNull(rules);
         lock (gate)
         {
-            var entries = Entries(rule);
-            var existing = entries.Select(e => (Entry: e, Value: Read(e))).Where(e => e.Value is not null).ToList();
-            if (existing.Count > 0)
+            var snapshot = Scan();
+            var ids = new List<int>();
+            uint nextId = 1;
+            foreach (var rule in rules)
             {
-                var ids = existing.Select(e => e.Value!.Value.Id).Distinct().ToList();
-                var current = List().Where(s => ids.Contains((uint)s.Id)).ToList();
-                if (existing.Count == entries.Count && current.Count == 1 && current[0].Rule == rule)
-                    return current[0].Id;
-                throw new FilterRuleException(
-                    $"'{rule}' overlaps {string.Join(", ", current.Select(c => $"rule #{c.Id} '{c.Rule}'"))}: remove it first");
-            }
-
-            var id = FreeId();
-            ResetHits(id);
-            var written = new List<MapEntry>();
-            try
-            {
-                foreach (var entry in entries)
+                ArgumentNullException.ThrowIfNull(rule);
+                var entries = Entries(rule);
+                // Exact keys only: a lookup in an LPM trie would answer with the longest prefix that covers the key.
+                var existing = entries.Where(snapshot.ContainsKey).Select(e => snapshot[e]).ToList();
+                if (existing.Count > 0)
                 {
-                    Write(entry, id, rule.Action);
-                    written.Add(entry);
+                    var existingIds = existing.Select(v => v.Id).Distinct().ToList();
+                    var current = Rebuild(snapshot.Where(p => existingIds.Contains(p.Value.Id))).ToList();
+                    if (existing.Count == entries.Count && current.Count == 1 && current[0].Rule == rule)
+                    {
+                        ids.Add(current[0].Id);
+                        continue;
+                    }
+                    throw new FilterRuleException(
+                        $"'{rule}' overlaps {string.Join(", ", current.Select(c => $"rule #{c.Id} '{c.Rule}'"))}: remove it first");
                 }
+
+                var used = snapshot.Values.Select(v => v.Id).ToHashSet();
+                while (used.Contains(nextId))
+                    nextId++;
+                if (nextId >= MaxRules)
+                    throw new FilterRuleException($"cannot add '{rule}': the filter already holds {MaxRules - 1} rules, as many as it can");
+                var id = (int)nextId;
+                ResetHits(id);
+                var written = new List<MapEntry>();
+                try
+                {
+                    foreach (var entry in entries)
+                    {
+                        Write(entry, id, rule.Action);
+                        written.Add(entry);
+                        snapshot[entry] = new RuleValue((uint)id, rule.Action);
+                    }
+                }
+                catch (BpfException e)
+                {
+                    foreach (var entry in written)
+                        Erase(entry);
+                    throw new FilterRuleException($"cannot add '{rule}': {e.Message}", e);
+                }
+                ids.Add(id);
             }
-            catch (BpfException e)
-            {
-                foreach (var entry in written)
-                    Erase(entry);
-                throw new FilterRuleException($"cannot add '{rule}': {e.Message}", e);
-            }
-            return id;
+            return ids;
         }
     }
 
@@ -140,18 +166,19 @@ public sealed class FilterState
         ArgumentNullException.ThrowIfNull(rule);
         lock (gate)
         {
+            var snapshot = Scan();
             var entries = Entries(rule);
-            var found = entries.Select(e => (Entry: e, Value: Read(e))).Where(e => e.Value is not null).ToList();
+            var found = entries.Where(snapshot.ContainsKey).ToList();
             if (found.Count == 0)
                 throw new FilterRuleException($"no rule matches '{rule.Match}'");
-            var ids = found.Select(e => e.Value!.Value.Id).Distinct().ToList();
-            if (ids.Count > 1 || found.Count != entries.Count || AllEntries().Count(e => e.Value.Id == ids[0]) != found.Count)
+            var ids = found.Select(e => snapshot[e].Id).Distinct().ToList();
+            if (ids.Count > 1 || found.Count != entries.Count || snapshot.Values.Count(v => v.Id == ids[0]) != found.Count)
             {
-                var current = List().Where(s => ids.Contains((uint)s.Id));
+                var current = Rebuild(snapshot.Where(p => ids.Contains(p.Value.Id)));
                 throw new FilterRuleException(
                     $"'{rule.Match}' is only part of {string.Join(", ", current.Select(c => $"rule #{c.Id} '{c.Rule}'"))}: remove that rule as it was added");
             }
-            foreach (var (entry, _) in found)
+            foreach (var entry in found)
                 Erase(entry);
             return (int)ids[0];
         }
@@ -180,17 +207,7 @@ public sealed class FilterState
     }
 
     /// <summary>The rules, ordered by id, with their hit counters.</summary>
-    public IReadOnlyList<FilterRuleStatus> List()
-    {
-        var rules = new List<FilterRuleStatus>();
-        foreach (var group in AllEntries().GroupBy(e => (e.Value.Id, e.Value.Action, Kind: KindOf(e.Entry.Map))))
-        {
-            var (packets, bytes) = Hits(group.Key.Id);
-            foreach (var rule in Rebuild(group.Key.Kind, group.Key.Action, group.Select(g => g.Entry)))
-                rules.Add(new FilterRuleStatus((int)group.Key.Id, rule, packets, bytes));
-        }
-        return [.. rules.OrderBy(r => r.Id)];
-    }
+    public IReadOnlyList<FilterRuleStatus> List() => [.. Rebuild(AllEntries().Select(e => KeyValuePair.Create(e.Entry, e.Value)))];
 
     /// <summary>Packets and bytes per returned action, summed over CPUs.</summary>
     public FilterStatistics ReadStatistics()
@@ -227,7 +244,19 @@ public sealed class FilterState
 
     // ---- map entries --------------------------------------------------------------------------------------------
 
-    private readonly record struct MapEntry(string Map, byte[] Key);
+    /// <summary>One key of one map. Equal when map and key bytes are equal.</summary>
+    private readonly record struct MapEntry(string Map, byte[] Key)
+    {
+        public bool Equals(MapEntry other) => Map == other.Map && Key.AsSpan().SequenceEqual(other.Key);
+
+        public override int GetHashCode()
+        {
+            var hash = new HashCode();
+            hash.Add(Map);
+            hash.AddBytes(Key);
+            return hash.ToHashCode();
+        }
+    }
 
     private readonly record struct RuleValue(uint Id, FilterAction Action);
 
@@ -335,15 +364,18 @@ public sealed class FilterState
         }
     }
 
-    private int FreeId()
+    /// <summary>Every rule entry of every rule map, by exact key.</summary>
+    private Dictionary<MapEntry, RuleValue> Scan() => AllEntries().ToDictionary(e => e.Entry, e => e.Value);
+
+    /// <summary>Rules (with their hits) from map entries grouped by rule id.</summary>
+    private IEnumerable<FilterRuleStatus> Rebuild(IEnumerable<KeyValuePair<MapEntry, RuleValue>> entries)
     {
-        var used = AllEntries().Select(e => e.Value.Id).ToHashSet();
-        for (uint id = 1; id < MaxRules; id++)
+        foreach (var group in entries.GroupBy(e => (e.Value.Id, e.Value.Action, Kind: KindOf(e.Key.Map))).OrderBy(g => g.Key.Id))
         {
-            if (!used.Contains(id))
-                return (int)id;
+            var (packets, bytes) = Hits(group.Key.Id);
+            foreach (var rule in Rebuild(group.Key.Kind, group.Key.Action, group.Select(g => g.Key)))
+                yield return new FilterRuleStatus((int)group.Key.Id, rule, packets, bytes);
         }
-        throw new FilterRuleException($"the filter already holds {MaxRules - 1} rules, as many as it can");
     }
 
     private void ResetHits(uint id) => ResetHits((int)id);

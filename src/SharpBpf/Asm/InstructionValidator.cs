@@ -9,7 +9,7 @@ namespace SharpBpf.Asm;
 public static class InstructionValidator
 {
     /// <summary>Validates raw program bytes, including the reserved fields of each lddw's second slot.</summary>
-    public static List<Instruction> Validate(ReadOnlySpan<byte> bytes, IsaVersion version = IsaVersion.V4)
+    public static List<Instruction> ValidateBytes(ReadOnlySpan<byte> bytes, IsaVersion version = IsaVersion.V4)
     {
         var instructions = InstructionCodec.Decode(bytes);
         int slot = 0;

@@ -5,11 +5,11 @@ namespace SharpBpf.Asm;
 /// <summary>ISA versions as the kernel and LLVM (-mcpu=v1..v4) name them: the first version an opcode appears in.</summary>
 public enum IsaVersion
 {
-    /// <summary>The original eBPF set (incl. the legacy packet loads).</summary>
+    /// <summary>The original eBPF set (incl. the legacy packet loads and, as LLVM has it, the 64-bit atomics).</summary>
     V1 = 1,
     /// <summary>Adds jlt/jle/jslt/jsle.</summary>
     V2 = 2,
-    /// <summary>Adds the JMP32 class and the atomic operations.</summary>
+    /// <summary>Adds alu32 use, the JMP32 class and the 32-bit atomics beyond lock add.</summary>
     V3 = 3,
     /// <summary>Adds sdiv/smod, movsx, sign-extending loads, bswap, ja32 (gotol) and callx.</summary>
     V4 = 4,
@@ -268,8 +268,11 @@ public static class IsaTable
         ];
         foreach (var (size, suffix) in new[] { (AccessSize.DoubleWord, ""), (AccessSize.Word, "32") })
         {
+            // As in LLVM: lock add is the original XADD and the 64-bit fetch/xchg/cmpxchg forms (Linux 5.12) are not
+            // tied to a -mcpu version (v1); the 32-bit forms beyond lock add need alu32 (v3).
             foreach (var (op, name) in atomics)
-                Add(OpCode.Memory(InstructionClass.Stx, AccessMode.Atomic, size), $"lock {name}{suffix}", OperandForm.MemSrc, UnusedFields.None, IsaVersion.V3, SelectorField.Immediate, (int)op);
+                Add(OpCode.Memory(InstructionClass.Stx, AccessMode.Atomic, size), $"lock {name}{suffix}", OperandForm.MemSrc, UnusedFields.None,
+                    op == AtomicOperation.Add || size == AccessSize.DoubleWord ? IsaVersion.V1 : IsaVersion.V3, SelectorField.Immediate, (int)op);
         }
 
         list.Sort((a, b) => a.OpCode != b.OpCode ? a.OpCode.CompareTo(b.OpCode) : a.SelectorValue.CompareTo(b.SelectorValue));

@@ -25,6 +25,8 @@ public sealed class BtfSpec
     private readonly int typeStart;
     private readonly int stringStart;
     private readonly int stringLength;
+    private readonly Dictionary<uint, string> strings = [];
+    private Dictionary<(string, BtfKind?), BtfType>? byName;
 
     private BtfSpec(BtfType[] types, byte[] raw, int typeStart, int stringStart, int stringLength)
     {
@@ -51,17 +53,33 @@ public sealed class BtfSpec
     /// <summary>The first type with this name (and kind, when given), or null.</summary>
     public BtfType? FindByName(string name, BtfKind? kind = null)
     {
-        foreach (var t in types)
+        if (byName is null)
         {
-            if (t.Name == name && (kind is null || t.Kind == kind))
-                return t;
+            var index = new Dictionary<(string, BtfKind?), BtfType>();
+            foreach (var t in types)
+            {
+                index.TryAdd((t.Name, null), t);
+                index.TryAdd((t.Name, t.Kind), t);
+            }
+            byName = index;
         }
-        return null;
+        return byName.GetValueOrDefault((name, kind));
     }
 
     /// <summary>The string at an offset of the string table.</summary>
-    public string GetString(uint offset) =>
-        ElfFile.ReadString(raw.AsSpan(stringStart, stringLength), offset, ".BTF string");
+    public string GetString(uint offset)
+    {
+        // Line info names the same file and source lines many times over: decode each string once.
+        lock (strings)
+        {
+            if (strings.TryGetValue(offset, out var cached))
+                return cached;
+        }
+        var text = ElfFile.ReadString(raw.AsSpan(stringStart, stringLength), offset, ".BTF string");
+        lock (strings)
+            strings[offset] = text;
+        return text;
+    }
 
     /// <summary>Skips typedefs, modifiers (const, volatile, restrict), type tags and vars, with loop detection.</summary>
     public BtfType SkipQualifiers(uint id)

@@ -22,6 +22,8 @@ public sealed class ElfFile
     private readonly ReadOnlyMemory<byte> data;
     private readonly ElfSection[] sections;
     private readonly ElfSymbol[] symbols;
+    private Dictionary<string, ElfSection>? sectionsByName;
+    private Dictionary<uint, List<ElfSection>>? relocationsByTarget;
 
     private ElfFile(ReadOnlyMemory<byte> data, ElfSection[] sections, ElfSymbol[] symbols, ushort type)
     {
@@ -134,12 +136,37 @@ public sealed class ElfFile
     /// <summary>The first section with this name, or null.</summary>
     public ElfSection? FindSection(string name)
     {
-        foreach (var s in sections)
+        if (sectionsByName is null)
         {
-            if (s.Index != 0 && s.Name == name)
-                return s;
+            var index = new Dictionary<string, ElfSection>(StringComparer.Ordinal);
+            foreach (var s in sections)
+            {
+                if (s.Index != 0)
+                    index.TryAdd(s.Name, s);
+            }
+            sectionsByName = index;
         }
-        return null;
+        return sectionsByName.GetValueOrDefault(name);
+    }
+
+    /// <summary>The SHT_REL / SHT_RELA sections that apply to a section (sh_info = its index).</summary>
+    public IReadOnlyList<ElfSection> RelocationSectionsFor(ElfSection target)
+    {
+        if (relocationsByTarget is null)
+        {
+            var index = new Dictionary<uint, List<ElfSection>>();
+            foreach (var s in sections)
+            {
+                if (s.Type is ElfSectionType.Rel or ElfSectionType.Rela)
+                {
+                    if (!index.TryGetValue(s.Info, out var list))
+                        index[s.Info] = list = [];
+                    list.Add(s);
+                }
+            }
+            relocationsByTarget = index;
+        }
+        return relocationsByTarget.TryGetValue((uint)target.Index, out var found) ? found : [];
     }
 
     /// <summary>The section a symbol is defined in, or null for undefined, absolute and common symbols.</summary>

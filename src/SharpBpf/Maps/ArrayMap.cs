@@ -47,7 +47,7 @@ public sealed unsafe class ArrayMap : ManagedMap
         SpecCheck.Flags(spec, allowed);
         SpecCheck.Require(spec, !(percpu && (spec.Flags & (uint)MapCreateFlags.Mmapable) != 0), Errno.EINVAL,
             "a per-CPU array cannot be mmapable");
-        SpecCheck.Require(spec, percpu ? spec.ValueSize <= SpecCheck.PerCpuValueMax : spec.ValueSize <= SpecCheck.KmallocMax,
+        SpecCheck.Require(spec, percpu ? spec.ValueSize <= SpecCheck.PerCpuValueMax : spec.ValueSize <= int.MaxValue,
             Errno.E2BIG, $"value size {spec.ValueSize} is too big");
         var cpus = percpu ? PossibleCpus : 1;
         var total = (long)Round8((int)spec.ValueSize) * spec.MaxEntries * cpus;
@@ -114,6 +114,23 @@ public sealed unsafe class ArrayMap : ManagedMap
     }
 
     public override int DeleteFromProgram(byte* key) => -Errno.EINVAL;
+
+    public override int ForEachForProgram(MapElementVisitor visitor, int cpu)
+    {
+        ArgumentNullException.ThrowIfNull(visitor);
+        if ((uint)cpu >= (uint)_cpus && _percpu)
+            return -Errno.EINVAL;
+        uint index = 0;
+        var visited = 0;
+        for (; index < (uint)MaxEntries; index++)
+        {
+            var key = index; // the visitor may write through the key pointer: give it a copy
+            visited++;
+            if (!visitor((byte*)&key, ElementPointer(index, _percpu ? cpu : 0)))
+                break;
+        }
+        return visited;
+    }
 
     public override bool TryLookup(ReadOnlySpan<byte> key, Span<byte> value)
     {

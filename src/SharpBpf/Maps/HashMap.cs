@@ -73,11 +73,11 @@ public sealed unsafe class HashMap : ManagedMap
         SpecCheck.MaxEntriesNonZero(spec);
         SpecCheck.Require(spec, spec.KeySize > 0, Errno.EINVAL, "key size must be greater than 0");
         SpecCheck.ValueSizeNonZero(spec);
-        SpecCheck.Require(spec, spec.KeySize <= SpecCheck.MaxStack, Errno.E2BIG,
-            $"key size {spec.KeySize} is over {SpecCheck.MaxStack} (keys live on the program stack)");
-        SpecCheck.Require(spec, percpu ? spec.ValueSize <= SpecCheck.PerCpuValueMax
-                                       : spec.ValueSize < SpecCheck.KmallocMax - SpecCheck.MaxStack - 64,
-            Errno.E2BIG, $"value size {spec.ValueSize} is too big");
+        // As the kernel: key and value together must fit one allocation (user space could not reach them otherwise).
+        SpecCheck.Require(spec, (long)spec.KeySize + spec.ValueSize < SpecCheck.KmallocMax - SpecCheck.HashElementHeader,
+            Errno.E2BIG, $"key size {spec.KeySize} plus value size {spec.ValueSize} is too big");
+        SpecCheck.Require(spec, !percpu || spec.ValueSize <= SpecCheck.PerCpuValueMax, Errno.E2BIG,
+            $"per-CPU value size {spec.ValueSize} is over {SpecCheck.PerCpuValueMax}");
         return spec;
     }
 
@@ -171,6 +171,25 @@ public sealed unsafe class HashMap : ManagedMap
     }
 
     public override int DeleteFromProgram(byte* key) => DeleteCore(key) ? 0 : -Errno.ENOENT;
+
+    public override int ForEachForProgram(MapElementVisitor visitor, int cpu)
+    {
+        ArgumentNullException.ThrowIfNull(visitor);
+        if (_percpu && (uint)cpu >= (uint)_cpus)
+            return -Errno.EINVAL;
+        var visited = 0;
+        // Lock-free, like the lookups: the visitor may update or delete elements (retired nodes stay readable).
+        for (uint bucket = 0; bucket <= _bucketMask; bucket++)
+        {
+            for (var node = (byte*)Volatile.Read(ref _buckets[bucket]); node != null; node = Next(node))
+            {
+                visited++;
+                if (!visitor(node + OffKey, node + _valueOffset + (_percpu ? cpu * _valueStride : 0)))
+                    return visited;
+            }
+        }
+        return visited;
+    }
 
     /// <summary>
     /// The update: <paramref name="cpu"/> is the CPU whose value a program sets (other CPUs of a new element are
@@ -401,6 +420,12 @@ public sealed unsafe class HashMap : ManagedMap
     {
         lock (_lock)
             _pool.Reclaim();
+    }
+
+    private protected override void ReclaimBefore(long oldestActive)
+    {
+        lock (_lock)
+            _pool.ReclaimBefore(oldestActive);
     }
 
     /// <summary>Retired nodes waiting for <see cref="Reclaim"/> (for tests and diagnostics).</summary>

@@ -370,5 +370,11 @@ public sealed unsafe class LpmTrieMap : ManagedMap
             _values.Reclaim();
     }
 
+    private protected override void ReclaimBefore(long oldestActive)
+    {
+        lock (_lock)
+            _values.ReclaimBefore(oldestActive);
+    }
+
     protected override void Dispose(bool disposing) => _values?.Dispose();
 }

@@ -100,6 +100,15 @@ public abstract unsafe partial class ManagedMap
     /// </summary>
     public virtual void Reclaim() { }
 
+    /// <summary>
+    /// Makes reusable the memory no program run in progress can still reach, for engines that bracket runs with
+    /// <see cref="ProgramRuns.Enter"/>/<see cref="ProgramRuns.Exit"/>: safe to call at any time, from any thread.
+    /// </summary>
+    public void ReclaimUnreachable() => ReclaimBefore(ProgramRuns.OldestActive());
+
+    /// <summary>Reuses memory retired at or before epoch <paramref name="oldestActive"/>.</summary>
+    private protected virtual void ReclaimBefore(long oldestActive) { }
+
     /// <summary>The exception for a refused operation on this map.</summary>
     protected MapException Fail(string operation, int errno) => new(Name, operation, errno);
 
@@ -382,4 +391,18 @@ public abstract unsafe partial class ManagedMap
         if (nextKey.Length != KeySize)
             throw new ArgumentException($"map '{Name}': next key must be {KeySize} bytes, got {nextKey.Length}");
     }
+}
+
+/// <summary>Called by <see cref="ManagedMap.ForEachForProgram"/> for each element; return false to stop.</summary>
+public unsafe delegate bool MapElementVisitor(byte* key, byte* value);
+
+public abstract unsafe partial class ManagedMap
+{
+    /// <summary>
+    /// bpf_for_each_map_elem: calls <paramref name="visitor"/> with pointers to each element's key and value (the
+    /// value for <paramref name="cpu"/> in per-CPU maps), which stay valid during the call, and returns how many
+    /// elements were visited (the one that stopped the walk included), or -EINVAL for map types the kernel does
+    /// not iterate (only hash and array kinds). Elements deleted by the visitor meanwhile are safe to touch.
+    /// </summary>
+    public virtual int ForEachForProgram(MapElementVisitor visitor, int cpu) => -Errno.EINVAL;
 }

@@ -26,6 +26,7 @@ public static class MapFactory
             MapType.Cpumap => new CpuMap(spec),
             MapType.Xskmap => new XskMap(spec),
             MapType.ArrayOfMaps or MapType.HashOfMaps => new MapOfMaps(spec),
+            MapType.PerfEventArray => new PerfEventArrayMap(spec),
             _ => throw new BpfNotSupportedException($"map type {spec.Type} in the managed VM",
                 detail: $"map '{spec.Name}'"),
         };

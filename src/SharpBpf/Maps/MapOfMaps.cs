@@ -48,15 +48,14 @@ public sealed unsafe class MapOfMaps : ManagedMap
         if (isArray)
             SpecCheck.KeySize(spec, 4);
         else
-            SpecCheck.Require(spec, spec.KeySize is > 0 and <= SpecCheck.MaxStack, Errno.EINVAL,
-                $"key size must be 1 to {SpecCheck.MaxStack}, got {spec.KeySize}");
+            SpecCheck.Require(spec, spec.KeySize > 0, Errno.EINVAL, "key size must be greater than 0");
         SpecCheck.Flags(spec, isArray
             ? (uint)(MapCreateFlags.NumaNode | MapCreateFlags.ReadOnly | MapCreateFlags.WriteOnly)
             : (uint)(MapCreateFlags.NoPrealloc | MapCreateFlags.NumaNode | MapCreateFlags.ZeroSeed |
                      MapCreateFlags.ReadOnly | MapCreateFlags.WriteOnly));
         SpecCheck.Require(spec, spec.MaxEntries <= 1 << 24, Errno.ENOMEM, $"{spec.MaxEntries} entries are too many");
         var inner = spec.InnerMap;
-        SpecCheck.Require(spec, inner is not null, Errno.EBADF, "the inner map template is missing");
+        SpecCheck.Require(spec, inner is not null, Errno.EINVAL, "the inner map template is missing");
         SpecCheck.Require(spec, inner!.Type is not (MapType.ArrayOfMaps or MapType.HashOfMaps), Errno.EINVAL,
             "an inner map cannot itself hold maps");
         SpecCheck.Require(spec, inner.Type is not MapType.ProgArray, Errno.ENOTSUPP,
@@ -193,6 +192,8 @@ public sealed unsafe class MapOfMaps : ManagedMap
         _isArray ? ArrayKeys.Next(this, key, nextKey) : _table!.TryGetNextKey(key, nextKey);
 
     public override void Reclaim() => _table?.Reclaim();
+
+    private protected override void ReclaimBefore(long oldestActive) => _table?.ReclaimUnreachable();
 
     protected override void Dispose(bool disposing)
     {

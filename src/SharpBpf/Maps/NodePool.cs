@@ -15,7 +15,7 @@ internal sealed unsafe class NodePool : IDisposable
     private readonly int _nodeSize;
     private readonly List<nint> _chunks = [];
     private readonly Stack<nint> _free = new();
-    private readonly List<nint> _retired = [];
+    private readonly List<(nint Node, long Epoch)> _retired = [];
     private byte* _bump;
     private int _bumpLeft;
     private int _nextChunkNodes = 16;
@@ -55,13 +55,24 @@ internal sealed unsafe class NodePool : IDisposable
     public void Return(byte* node) => _free.Push((nint)node);
 
     /// <summary>A node unlinked from a live structure: readers may still be on it.</summary>
-    public void Retire(byte* node) => _retired.Add((nint)node);
+    public void Retire(byte* node) => _retired.Add(((nint)node, ProgramRuns.Retire()));
 
     public void Reclaim()
     {
-        foreach (var node in _retired)
+        foreach (var (node, _) in _retired)
             _free.Push(node);
         _retired.Clear();
+    }
+
+    /// <summary>Reuses nodes retired at or before <paramref name="oldestActive"/>, the start epoch of the oldest run
+    /// in progress: no run can reach them any more.</summary>
+    public void ReclaimBefore(long oldestActive)
+    {
+        // Epochs grow with the list, so the reusable nodes are a prefix of it.
+        var count = 0;
+        while (count < _retired.Count && _retired[count].Epoch <= oldestActive)
+            _free.Push(_retired[count++].Node);
+        _retired.RemoveRange(0, count);
     }
 
     public void Dispose()

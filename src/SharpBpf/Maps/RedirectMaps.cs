@@ -134,8 +134,7 @@ public sealed unsafe class DevMap : RedirectArrayMap
         ValidateArrayShape(spec, 1 << 24);
         SpecCheck.Require(spec, spec.ValueSize is 4 or 8, Errno.EINVAL,
             $"value size must be 4 (ifindex) or 8 (struct bpf_devmap_val), got {spec.ValueSize}");
-        SpecCheck.Flags(spec, (uint)(MapCreateFlags.NumaNode | MapCreateFlags.ReadOnly | MapCreateFlags.WriteOnly |
-                                     MapCreateFlags.ReadOnlyProgram));
+        SpecCheck.Flags(spec, (uint)(MapCreateFlags.NumaNode | MapCreateFlags.ReadOnly | MapCreateFlags.WriteOnly));
         return spec;
     }
 
@@ -306,7 +305,8 @@ public sealed unsafe class XskMap : RedirectArrayMap
 
 /// <summary>
 /// BPF_MAP_TYPE_DEVMAP_HASH: devmap entries keyed by any u32 (often the ifindex itself), with hash semantics:
-/// NOEXIST/EXIST, E2BIG when full, ENOENT deleting an absent key; an ifindex of 0 is EINVAL.
+/// NOEXIST on a present key is EEXIST (BPF_EXIST on an absent key inserts, as the kernel does), E2BIG when full,
+/// ENOENT deleting an absent key; an ifindex of 0 is EINVAL.
 /// </summary>
 public sealed unsafe class DevMapHash : ManagedMap, IRedirectMap
 {
@@ -327,8 +327,7 @@ public sealed unsafe class DevMapHash : ManagedMap, IRedirectMap
         SpecCheck.KeySize(spec, 4);
         SpecCheck.Require(spec, spec.ValueSize is 4 or 8, Errno.EINVAL,
             $"value size must be 4 (ifindex) or 8 (struct bpf_devmap_val), got {spec.ValueSize}");
-        SpecCheck.Flags(spec, (uint)(MapCreateFlags.NumaNode | MapCreateFlags.ReadOnly | MapCreateFlags.WriteOnly |
-                                     MapCreateFlags.ReadOnlyProgram));
+        SpecCheck.Flags(spec, (uint)(MapCreateFlags.NumaNode | MapCreateFlags.ReadOnly | MapCreateFlags.WriteOnly));
         return spec;
     }
 
@@ -356,7 +355,7 @@ public sealed unsafe class DevMapHash : ManagedMap, IRedirectMap
         EnsureUserCanWrite("update");
         if ((ulong)flags > (ulong)MapUpdateFlags.Exist || MemoryMarshal.Read<uint>(value) == 0)
             throw Fail("update", Errno.EINVAL);
-        _table.Update(key, value, flags);
+        _table.Update(key, value, flags == MapUpdateFlags.NoExist ? flags : MapUpdateFlags.Any);
     }
 
     public override bool Delete(ReadOnlySpan<byte> key)
@@ -367,6 +366,8 @@ public sealed unsafe class DevMapHash : ManagedMap, IRedirectMap
 
     public override bool TryGetNextKey(ReadOnlySpan<byte> key, Span<byte> nextKey) => _table.TryGetNextKey(key, nextKey);
     public override void Reclaim() => _table.Reclaim();
+
+    private protected override void ReclaimBefore(long oldestActive) => _table.ReclaimUnreachable();
 
     protected override void Dispose(bool disposing)
     {

@@ -56,7 +56,9 @@ public sealed unsafe class RingBufferMap : ManagedMap
         SpecCheck.Require(spec, spec.MaxEntries != 0 && (spec.MaxEntries & (spec.MaxEntries - 1)) == 0 &&
                                 spec.MaxEntries % 4096 == 0, Errno.EINVAL,
             $"size (max entries) must be a power of 2 and a multiple of the page size, got {spec.MaxEntries}");
-        SpecCheck.Require(spec, spec.MaxEntries <= 1u << 30, Errno.E2BIG, $"size {spec.MaxEntries} is too big");
+        // The kernel maps larger rings lazily; we allocate twice the size up front, so we stop at 1 GiB.
+        SpecCheck.Require(spec, spec.MaxEntries <= 1u << 30, Errno.ENOMEM,
+            $"size {spec.MaxEntries} is over the managed VM's 1 GiB limit for a ring buffer");
         return spec;
     }
 

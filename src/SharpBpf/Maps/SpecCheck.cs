@@ -12,8 +12,9 @@ internal static class SpecCheck
     /// <summary>PCPU_MIN_UNIT_SIZE: the bound on one per-CPU value.</summary>
     public const int PerCpuValueMax = 32 << 10;
 
-    /// <summary>MAX_BPF_STACK: keys of hash maps live on the program stack.</summary>
-    public const int MaxStack = 512;
+    /// <summary>Bytes the kernel's hash element header takes from the one-allocation bound (an approximation of
+    /// sizeof(struct htab_elem); it only matters for keys and values of about 4 MiB).</summary>
+    public const int HashElementHeader = 48;
 
     /// <summary>Our own bound on what one managed map may preallocate, so a hostile spec cannot exhaust memory.</summary>
     public const long MaxPreallocBytes = 1L << 31;

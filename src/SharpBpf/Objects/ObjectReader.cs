@@ -29,6 +29,7 @@ internal sealed class ObjectReader
     private readonly CollectionSpec spec = new();
     private readonly Dictionary<(int Section, ulong Offset), MapSpec> mapsByLocation = [];
     private readonly Dictionary<int, MapSpec> globalData = [];
+    private readonly HashSet<string> mapNames = [];
     private readonly Dictionary<int, List<Function>> functionsBySection = [];
     private BtfSpec? btf;
     private BtfExt? ext;
@@ -100,14 +101,21 @@ internal sealed class ObjectReader
         }
     }
 
+    private Dictionary<(int Section, string Name), ElfSymbol>? symbolIndex;
+
+    /// <summary>The first named symbol (not a section symbol) with this name in this section, or null.</summary>
     private ElfSymbol? FindSymbol(string name, int sectionIndex)
     {
-        foreach (var s in elf.Symbols)
+        if (symbolIndex is null)
         {
-            if (s.SectionIndex == sectionIndex && s.Name == name && s.Type != ElfSymbolType.Section)
-                return s;
+            symbolIndex = [];
+            foreach (var s in elf.Symbols)
+            {
+                if (s.Type != ElfSymbolType.Section && s.Name.Length > 0)
+                    symbolIndex.TryAdd((s.SectionIndex, s.Name), s);
+            }
         }
-        return null;
+        return symbolIndex.TryGetValue((sectionIndex, name), out var found) ? found : null;
     }
 
     private void ReadLicenseAndVersion()
@@ -158,6 +166,8 @@ internal sealed class ObjectReader
                 InitialValue = section.Type == ElfSectionType.NoBits ? new byte[section.Size] : elf.GetContents(section).ToArray(),
                 BtfValueTypeId = btf?.FindByName(section.Name, BtfKind.DataSec)?.Id ?? 0,
             };
+            if (!mapNames.Add(map.Name))
+                throw new ObjectFileException("two global-data sections have this name", section.Name);
             spec.Maps.Add(map);
             globalData[section.Index] = map;
         }
@@ -227,7 +237,7 @@ internal sealed class ObjectReader
 
     private void AddMap(MapSpec map, ElfSection section, ulong offset)
     {
-        if (spec.FindMap(map.Name) is not null)
+        if (!mapNames.Add(map.Name))
             throw new ObjectFileException("a map with this name is declared twice", section.Name, map.Name, (long)offset);
         if (!mapsByLocation.TryAdd((section.Index, offset), map))
             throw new ObjectFileException("two maps share one offset", section.Name, map.Name, (long)offset);
@@ -260,11 +270,13 @@ internal sealed class ObjectReader
             definitions.Add((map, offset, Math.Max(size, def.Size), valuesOffset));
         }
 
+        definitions.Sort((a, b) => a.Offset.CompareTo(b.Offset));
+
         // .values initialisers of map-in-map and program arrays: a relocation per filled slot, against the map or program.
         foreach (var rel in RelocationsFor(section))
         {
             var symbol = elf.Symbols[rel.SymbolIndex];
-            var owner = definitions.Find(d => rel.Offset >= d.Offset && rel.Offset < d.Offset + d.Size);
+            var owner = FindDefinition(definitions, rel.Offset);
             if (owner.Map is null)
                 throw new ObjectFileException("relocation outside every map definition", section.Name, symbol.Name, (long)rel.Offset);
             if (owner.ValuesOffset == ulong.MaxValue || rel.Offset < owner.Offset + owner.ValuesOffset || (rel.Offset - owner.Offset - owner.ValuesOffset) % 8 != 0)
@@ -278,6 +290,26 @@ internal sealed class ObjectReader
                 throw new ObjectFileException("'values' slot refers to an unnamed symbol", section.Name, owner.Map.Name, (long)rel.Offset);
             owner.Map.InitialReferences.Add(new MapSlotReference((uint)key, symbol.Name));
         }
+    }
+
+    /// <summary>The map definition (sorted by offset) whose bytes hold a section offset, or default.</summary>
+    private static (MapSpec Map, ulong Offset, ulong Size, ulong ValuesOffset) FindDefinition(List<(MapSpec Map, ulong Offset, ulong Size, ulong ValuesOffset)> sorted, ulong offset)
+    {
+        int lo = 0, hi = sorted.Count - 1, found = -1;
+        while (lo <= hi)
+        {
+            int mid = (lo + hi) >>> 1;
+            if (sorted[mid].Offset <= offset)
+            {
+                found = mid;
+                lo = mid + 1;
+            }
+            else
+            {
+                hi = mid - 1;
+            }
+        }
+        return found >= 0 && offset - sorted[found].Offset < sorted[found].Size ? sorted[found] : default;
     }
 
     private MapSpec ParseMapDefinition(BtfComposite def, string name, string sectionName, bool inner, out ulong valuesOffset)
@@ -398,13 +430,10 @@ internal sealed class ObjectReader
 
     private IEnumerable<ElfRelocation> RelocationsFor(ElfSection target)
     {
-        foreach (var s in elf.Sections)
+        foreach (var s in elf.RelocationSectionsFor(target))
         {
-            if (s.Type is ElfSectionType.Rel or ElfSectionType.Rela && s.Info == (uint)target.Index)
-            {
-                foreach (var r in elf.ReadRelocations(s))
-                    yield return r;
-            }
+            foreach (var r in elf.ReadRelocations(s))
+                yield return r;
         }
     }
 
@@ -449,14 +478,14 @@ internal sealed class ObjectReader
         }
     }
 
+    private ILookup<int, ElfSymbol>? functionSymbols;
+
     private List<Function> SplitFunctions(ElfSection section)
     {
         bool isText = section.Name == ".text";
         long slots = (long)(section.Size / RawInstruction.Size);
-        var symbols = elf.Symbols
-            .Where(s => s.SectionIndex == section.Index && s.Type == ElfSymbolType.Function)
-            .OrderBy(s => s.Value)
-            .ToList();
+        functionSymbols ??= elf.Symbols.Where(s => s.Type == ElfSymbolType.Function).ToLookup(s => (int)s.SectionIndex);
+        var symbols = functionSymbols[section.Index].OrderBy(s => s.Value).ToList();
         var result = new List<Function>(symbols.Count);
         var code = elf.GetContents(section);
         if (symbols.Count == 0)
@@ -646,6 +675,47 @@ internal sealed class ObjectReader
         }
     }
 
+    private readonly Dictionary<string, BtfFuncInfo[]> sortedFuncInfos = [];
+    private readonly Dictionary<string, BtfLineInfo[]> sortedLineInfos = [];
+    private readonly Dictionary<string, BtfCoreRelocation[]> sortedCoreRelocations = [];
+
+    /// <summary>A section's BTF.ext records sorted by instruction offset, made once, so each function finds its own by binary search.</summary>
+    private static T[] SortedRecords<T>(Dictionary<string, T[]> cache, Dictionary<string, List<T>> records, string section, Func<T, int> offset)
+    {
+        if (cache.TryGetValue(section, out var sorted))
+            return sorted;
+        sorted = records.TryGetValue(section, out var list) ? [.. list] : [];
+        if (!IsSorted(sorted, offset))
+            sorted = [.. sorted.OrderBy(offset)]; // stable: records at one offset keep their order
+        cache[section] = sorted;
+        return sorted;
+    }
+
+    private static bool IsSorted<T>(T[] items, Func<T, int> offset)
+    {
+        for (int i = 1; i < items.Length; i++)
+        {
+            if (offset(items[i - 1]) > offset(items[i]))
+                return false;
+        }
+        return true;
+    }
+
+    private static void AddInRange<T>(T[] sorted, Function f, Func<T, int> offset, Action<T> add)
+    {
+        int lo = 0, hi = sorted.Length;
+        while (lo < hi)
+        {
+            int mid = (lo + hi) >>> 1;
+            if (offset(sorted[mid]) < f.Start)
+                lo = mid + 1;
+            else
+                hi = mid;
+        }
+        for (int i = lo; i < sorted.Length && offset(sorted[i]) < f.Start + f.RawLength; i++)
+            add(sorted[i]);
+    }
+
     private ProgramSpec Link(Function program)
     {
         var layout = new List<Function> { program };
@@ -706,34 +776,14 @@ internal sealed class ObjectReader
             foreach (var f in layout)
             {
                 int shift = bases[f] - f.Start;
-                if (ext.FuncInfos.TryGetValue(f.Section.Name, out var funcs))
-                {
-                    foreach (var r in funcs)
-                    {
-                        if (r.InstructionOffset >= f.Start && r.InstructionOffset < f.Start + f.RawLength)
-                            spec.FuncInfos.Add(r with { InstructionOffset = r.InstructionOffset + shift });
-                    }
-                }
-                if (ext.LineInfos.TryGetValue(f.Section.Name, out var lines))
-                {
-                    foreach (var r in lines)
-                    {
-                        if (r.InstructionOffset >= f.Start && r.InstructionOffset < f.Start + f.RawLength)
-                            spec.LineInfos.Add(r with { InstructionOffset = r.InstructionOffset + shift });
-                    }
-                }
-                if (ext.CoreRelocations.TryGetValue(f.Section.Name, out var relocations))
-                {
-                    foreach (var r in relocations)
-                    {
-                        if (r.InstructionOffset >= f.Start && r.InstructionOffset < f.Start + f.RawLength)
-                            spec.CoreRelocations.Add(r with { InstructionOffset = r.InstructionOffset + shift });
-                    }
-                }
+                AddInRange(SortedRecords(sortedFuncInfos, ext.FuncInfos, f.Section.Name, r => r.InstructionOffset), f, r => r.InstructionOffset,
+                    r => spec.FuncInfos.Add(r with { InstructionOffset = r.InstructionOffset + shift }));
+                AddInRange(SortedRecords(sortedLineInfos, ext.LineInfos, f.Section.Name, r => r.InstructionOffset), f, r => r.InstructionOffset,
+                    r => spec.LineInfos.Add(r with { InstructionOffset = r.InstructionOffset + shift }));
+                AddInRange(SortedRecords(sortedCoreRelocations, ext.CoreRelocations, f.Section.Name, r => r.InstructionOffset), f, r => r.InstructionOffset,
+                    r => spec.CoreRelocations.Add(r with { InstructionOffset = r.InstructionOffset + shift }));
             }
-            spec.FuncInfos.Sort((a, b) => a.InstructionOffset.CompareTo(b.InstructionOffset));
-            spec.LineInfos.Sort((a, b) => a.InstructionOffset.CompareTo(b.InstructionOffset));
-            spec.CoreRelocations.Sort((a, b) => a.InstructionOffset.CompareTo(b.InstructionOffset));
+            // Already sorted: functions were laid out at increasing offsets and each one's records come sorted.
             foreach (var line in spec.LineInfos)
             {
                 int index = slotToIndex[line.InstructionOffset];

@@ -181,4 +181,25 @@ public sealed class FilterStateTests
         state.ResetCounters();
         Assert.Equal(0UL, state.ReadStatistics().TotalPackets);
     }
+
+    [Fact]
+    public void ANarrowerPrefixUnderAWiderOneIsItsOwnRule()
+    {
+        // An LPM lookup of 10.1.2.3/32 answers with 10.0.0.0/8's value; the state must not take that for the same key.
+        var wide = state.Add(FilterRule.Ip("10.0.0.0/8", FilterDirection.Source));
+        var narrow = state.Add(FilterRule.Ip("10.1.2.3", FilterDirection.Source, FilterAction.Allow));
+        Assert.NotEqual(wide, narrow);
+        Assert.Equal(["deny ip 10.0.0.0/8 src", "allow ip 10.1.2.3/32 src"], state.List().Select(r => r.Rule.ToString()));
+        Assert.Equal(narrow, state.Remove(FilterRule.Ip("10.1.2.3", FilterDirection.Source)));
+        Assert.Throws<FilterRuleException>(() => state.Remove(FilterRule.Ip("10.1.2.3", FilterDirection.Source)));
+        Assert.Single(state.List());
+    }
+
+    [Fact]
+    public void AddRangeGivesIdsInOrder()
+    {
+        var rules = Enumerable.Range(0, 300).Select(i => FilterRule.Ip($"10.{i / 256}.{i % 256}.0/24", FilterDirection.Source)).ToList();
+        Assert.Equal(Enumerable.Range(1, 300), state.AddRange(rules));
+        Assert.Equal(300, state.List().Count);
+    }
 }

@@ -3,7 +3,7 @@ using SharpBpf.Linux.Filter;
 namespace SharpBpf.Linux.Tests.Filter;
 
 /// <summary>A plain key/value map with a capacity, to test rule management without a kernel or a VM.</summary>
-internal sealed class InMemoryFilterMap(string name, int keySize, int userValueSize, int capacity, bool isArray = false) : IFilterMap
+internal sealed class InMemoryFilterMap(string name, int keySize, int userValueSize, int capacity, bool isArray = false, bool isLpm = false) : IFilterMap
 {
     private readonly SortedDictionary<string, byte[]> entries = new(StringComparer.Ordinal);
 
@@ -14,7 +14,9 @@ internal sealed class InMemoryFilterMap(string name, int keySize, int userValueS
 
     public bool TryLookup(ReadOnlySpan<byte> key, Span<byte> value)
     {
-        if (!entries.TryGetValue(Convert.ToHexString(key), out var stored))
+        if (!entries.TryGetValue(Convert.ToHexString(key), out var stored) && isLpm)
+            stored = LongestPrefix(key.ToArray());
+        if (stored is null)
         {
             if (!isArray || !InArray(key))
                 return false;
@@ -51,16 +53,38 @@ internal sealed class InMemoryFilterMap(string name, int keySize, int userValueS
         return false;
     }
 
+    /// <summary>As the kernel's LPM trie answers a lookup, from user space too: the longest stored prefix that covers
+    /// the key's first prefixlen bits.</summary>
+    private byte[]? LongestPrefix(byte[] key)
+    {
+        var length = BitConverter.ToInt32(key);
+        byte[]? best = null;
+        var bestLength = -1;
+        foreach (var (hex, value) in entries)
+        {
+            var stored = Convert.FromHexString(hex);
+            var storedLength = BitConverter.ToInt32(stored);
+            if (storedLength > length || storedLength <= bestLength)
+                continue;
+            var covers = true;
+            for (var bit = 0; bit < storedLength && covers; bit++)
+                covers = ((stored[4 + bit / 8] ^ key[4 + bit / 8]) & (0x80 >> (bit % 8))) == 0;
+            if (covers)
+                (best, bestLength) = (value, storedLength);
+        }
+        return best;
+    }
+
     private bool InArray(ReadOnlySpan<byte> key) => BitConverter.ToUInt32(key) < capacity;
 
     /// <summary>The filter's ten maps with the sizes of programs/include/xdp_filter.h, per-CPU maps for <paramref name="cpus"/> CPUs.</summary>
     public static Dictionary<string, InMemoryFilterMap> FilterMaps(int cpus = 2, int ruleCapacity = 16384) => new()
     {
         [FilterState.ConfigMap] = new(FilterState.ConfigMap, 4, 8, 1, isArray: true),
-        [FilterState.SourceV4Map] = new(FilterState.SourceV4Map, 8, 8, ruleCapacity),
-        [FilterState.DestinationV4Map] = new(FilterState.DestinationV4Map, 8, 8, ruleCapacity),
-        [FilterState.SourceV6Map] = new(FilterState.SourceV6Map, 20, 8, ruleCapacity),
-        [FilterState.DestinationV6Map] = new(FilterState.DestinationV6Map, 20, 8, ruleCapacity),
+        [FilterState.SourceV4Map] = new(FilterState.SourceV4Map, 8, 8, ruleCapacity, isLpm: true),
+        [FilterState.DestinationV4Map] = new(FilterState.DestinationV4Map, 8, 8, ruleCapacity, isLpm: true),
+        [FilterState.SourceV6Map] = new(FilterState.SourceV6Map, 20, 8, ruleCapacity, isLpm: true),
+        [FilterState.DestinationV6Map] = new(FilterState.DestinationV6Map, 20, 8, ruleCapacity, isLpm: true),
         [FilterState.PortsMap] = new(FilterState.PortsMap, 4, 8, ruleCapacity),
         [FilterState.MacsMap] = new(FilterState.MacsMap, 8, 8, ruleCapacity),
         [FilterState.ProtocolsMap] = new(FilterState.ProtocolsMap, 4, 8, 256, isArray: true),

@@ -26,10 +26,11 @@ internal sealed class Bpffs : IDisposable
         catch (IOException) { }
     }
 
-    public static (int Code, string Output) Run(string file, string args)
+    public static (int Code, string Output) Run(string file, string args, string? workingDirectory = null)
     {
         using var p = Process.Start(new ProcessStartInfo(file, args)
         {
+            WorkingDirectory = workingDirectory ?? "",
             RedirectStandardOutput = true,
             RedirectStandardError = true,
         })!;

@@ -1,7 +1,5 @@
 using SharpBpf.Linux.Interop;
 
-[assembly: CollectionBehavior(DisableTestParallelization = true)]
-
 namespace SharpBpf.Linux.Tests.Support;
 
 /// <summary>Gate for tests that need the real kernel: skips, with the reason, where there is no BPF.</summary>

@@ -91,7 +91,7 @@ public class ConformanceFilesTests
         var e = Assert.ThrowsAny<InstructionException>(() =>
         {
             if (file.RawProgram is not null)
-                InstructionValidator.Validate(file.RawProgram);
+                InstructionValidator.ValidateBytes(file.RawProgram);
             else
                 InstructionValidator.Validate(file.Instructions);
         });

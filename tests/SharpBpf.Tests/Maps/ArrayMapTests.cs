@@ -56,7 +56,8 @@ public unsafe class ArrayMapTests
     [InlineData(4u, 4u, 0u, 0u, Errno.EINVAL)]   // max entries 0
     [InlineData(4u, 4u, 1u, 1u, Errno.EINVAL)]   // BPF_F_NO_PREALLOC is not an array flag
     [InlineData(4u, 4u, 1u, 0x18u, Errno.EINVAL)] // read-only and write-only together
-    [InlineData(4u, 5u << 20, 1u, 0u, Errno.E2BIG)]
+    [InlineData(4u, 1u << 31, 1u, 0u, Errno.E2BIG)]
+    [InlineData(4u, 1u << 30, 4u, 0u, Errno.ENOMEM)] // our bound on preallocation
     public void BadSpecsAreRefusedSayingWhy(uint key, uint value, uint max, uint flags, int errno)
     {
         var e = Assert.Throws<MapException>(() => Create(MapType.Array, key, value, max, flags, name: "counters"));

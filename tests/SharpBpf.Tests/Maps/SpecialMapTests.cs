@@ -160,7 +160,7 @@ public unsafe class SpecialMapTests
         Assert.True(outer.Delete(U64(1)));
         Assert.Null(outer.GetInnerMap(U64(1)));
 
-        Assert.Equal(Errno.EBADF, ThrowsErrno(() => MapFactory.Create(new MapSpec
+        Assert.Equal(Errno.EINVAL, ThrowsErrno(() => MapFactory.Create(new MapSpec
         {
             Name = "o", Type = MapType.ArrayOfMaps, KeySize = 4, ValueSize = 4, MaxEntries = 1,
         })));

@@ -1,0 +1,147 @@
+using System.Diagnostics;
+using System.Text.Json;
+using SharpBpf.Linux.Features;
+
+namespace SharpBpf.Cli.Tests;
+
+/// <summary>prog, map and features against the real kernel, in a private bpffs.</summary>
+public sealed class KernelCommandTests : IDisposable
+{
+    private readonly string _bpffs;
+
+    public KernelCommandTests()
+    {
+        if (BpfFeatures.Unavailable is { } why)
+            Assert.Skip(why);
+        _bpffs = Directory.CreateTempSubdirectory("sharpbpf-cli-").FullName;
+        if (Exec("mount", $"-t bpf bpf {_bpffs}") != 0)
+        {
+            Directory.Delete(_bpffs);
+            Assert.Skip("cannot mount a bpffs here");
+        }
+    }
+
+    public void Dispose()
+    {
+        if (_bpffs is null)
+            return;
+        Exec("umount", _bpffs); // drops every pin made under it
+        Directory.Delete(_bpffs, recursive: true);
+    }
+
+    private static int Exec(string file, string args)
+    {
+        using var p = Process.Start(new ProcessStartInfo(file, args) { RedirectStandardError = true, RedirectStandardOutput = true })!;
+        p.WaitForExit(30_000);
+        return p.ExitCode;
+    }
+
+    private static string Fixture(string name)
+    {
+        for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
+            if (File.Exists(Path.Combine(dir.FullName, "SharpBpf.slnx")))
+                return Path.Combine(dir.FullName, "tests", "testdata", name + ".o");
+        throw new InvalidOperationException("cannot find the repository root");
+    }
+
+    private static async Task<(int Code, string Out, string Err)> Run(params string[] args)
+    {
+        var output = new StringWriter();
+        var error = new StringWriter();
+        int code = await CliApp.RunAsync(args, output, error);
+        return (code, output.ToString(), error.ToString());
+    }
+
+    [Fact]
+    public async Task LoadPinShowAndEditMaps()
+    {
+        var (code, output, error) = await Run("prog", "load", Fixture("xdp_maps"), "--pin", _bpffs, "--json");
+        Assert.True(code == 0, error);
+        using var load = JsonDocument.Parse(output);
+        var program = load.RootElement.GetProperty("programs")[0];
+        Assert.Equal("xdp_count", program.GetProperty("name").GetString());
+        uint id = program.GetProperty("id").GetUInt32();
+        var pin = Path.Combine(_bpffs, "xdp_count");
+        Assert.True(File.Exists(pin));
+
+        // The program outlived the command (pinned): show it by pin path and by id.
+        (code, output, _) = await Run("prog", "show", "--pinned", pin, "--json");
+        Assert.Equal(0, code);
+        using (var show = JsonDocument.Parse(output))
+            Assert.Equal(id, show.RootElement.GetProperty("id").GetUInt32());
+        (code, output, _) = await Run("prog", "show", id.ToString());
+        Assert.Equal(0, code);
+        Assert.Contains("xdp_count", output);
+        (code, output, _) = await Run("prog", "list", "--json");
+        Assert.Equal(0, code);
+        using (var list = JsonDocument.Parse(output))
+            Assert.Contains(list.RootElement.EnumerateArray(), p => p.GetProperty("id").GetUInt32() == id);
+
+        // The flows map is used by the program: find its id, then edit it by id.
+        uint flowsId = load.RootElement.GetProperty("maps").EnumerateArray().Single(m => m.GetProperty("name").GetString() == "flows").GetProperty("id").GetUInt32();
+        var value = "01 00 00 00 00 00 00 00 40 00 00 00 00 00 00 00";
+        (code, _, error) = await Run("map", "update", flowsId.ToString(), "--key", "07 00 00 00", "--value", value, "--flags", "noexist");
+        Assert.True(code == 0, error);
+        (code, _, error) = await Run("map", "update", flowsId.ToString(), "--key", "07 00 00 00", "--value", value, "--flags", "noexist");
+        Assert.Equal(1, code);
+        Assert.Contains("EEXIST", error);
+        (code, output, _) = await Run("map", "lookup", flowsId.ToString(), "--key", "07000000", "--json");
+        Assert.Equal(0, code);
+        using (var entry = JsonDocument.Parse(output))
+            Assert.Equal(value, entry.RootElement.GetProperty("value").GetString());
+        (code, output, _) = await Run("map", "dump", flowsId.ToString(), "--json");
+        Assert.Equal(0, code);
+        using (var dump = JsonDocument.Parse(output))
+        {
+            Assert.Equal("Hash", dump.RootElement.GetProperty("map").GetProperty("type").GetString());
+            Assert.Single(dump.RootElement.GetProperty("entries").EnumerateArray());
+        }
+        (code, _, _) = await Run("map", "delete", flowsId.ToString(), "--key", "07 00 00 00");
+        Assert.Equal(0, code);
+        (code, _, error) = await Run("map", "lookup", flowsId.ToString(), "--key", "07 00 00 00");
+        Assert.Equal(1, code);
+        Assert.Contains("has no key 07 00 00 00", error);
+    }
+
+    [Fact]
+    public async Task PerCpuDumpShowsEveryCpu()
+    {
+        var (code, output, error) = await Run("prog", "load", Fixture("xdp_maps"), "--pin", _bpffs, "--json");
+        Assert.True(code == 0, error);
+        using var load = JsonDocument.Parse(output);
+        uint verdictsId = load.RootElement.GetProperty("maps").EnumerateArray().Single(m => m.GetProperty("name").GetString() == "verdicts").GetProperty("id").GetUInt32();
+        (code, _, error) = await Run("map", "update", verdictsId.ToString(), "--key", "02 00 00 00", "--value", "05 00 00 00 00 00 00 00");
+        Assert.True(code == 0, error);
+        (code, output, _) = await Run("map", "lookup", verdictsId.ToString(), "--key", "02 00 00 00", "--json");
+        Assert.Equal(0, code);
+        using var entry = JsonDocument.Parse(output);
+        var values = entry.RootElement.GetProperty("values").EnumerateArray().Select(v => v.GetString()).ToList();
+        Assert.Equal(SharpBpf.Linux.BpfMap.PossibleCpus.Count, values.Count);
+        Assert.All(values, v => Assert.Equal("05 00 00 00 00 00 00 00", v));
+    }
+
+    [Fact]
+    public async Task RefusalsAreExitOneWithAMessage()
+    {
+        var (code, _, error) = await Run("map", "show", "--pinned", Path.Combine(_bpffs, "missing"));
+        Assert.Equal(1, code);
+        Assert.Contains("BPF_OBJ_GET: ENOENT", error);
+        (code, _, error) = await Run("prog", "show");
+        Assert.Equal(2, code);
+        Assert.Contains("give either an ID or --pinned PATH", error);
+        (code, _, error) = await Run("map", "lookup", "1", "--key", "zz");
+        Assert.Equal(1, code);
+    }
+
+    [Fact]
+    public async Task FeaturesJsonListsXdpAndBtfKinds()
+    {
+        var (code, output, _) = await Run("features", "--json");
+        Assert.Equal(0, code);
+        using var doc = JsonDocument.Parse(output);
+        var features = doc.RootElement.GetProperty("features").EnumerateArray().ToList();
+        Assert.Contains(features, f => f.GetProperty("category").GetString() == "program type" && f.GetProperty("name").GetString() == "Xdp" && f.GetProperty("supported").GetBoolean());
+        Assert.Contains(features, f => f.GetProperty("name").GetString() == "bpf_link for XDP");
+        Assert.Contains(features, f => f.GetProperty("category").GetString() == "btf kind");
+    }
+}
