@@ -147,6 +147,7 @@ public sealed unsafe class HelperTable
         (HelperId.XdpLoadBytes, nameof(VmHelpers.XdpLoadBytes)),
         (HelperId.XdpStoreBytes, nameof(VmHelpers.XdpStoreBytes)),
         (HelperId.XdpGetBuffLen, nameof(VmHelpers.XdpGetBuffLen)),
+        (HelperId.PerfEventOutput, nameof(VmHelpers.PerfEventOutput)),
     ];
 
     /// <summary>Helpers XDP programs may call in the managed VM.</summary>
