@@ -57,10 +57,15 @@ public sealed class ConformanceFile
     public static ConformanceFile Load(string path) =>
         Parse(File.ReadAllText(path), Path.GetFileNameWithoutExtension(path));
 
-    /// <summary>Parses the text of a .data file.</summary>
+    /// <summary>
+    /// Parses the text of a .data file. For convenience a single-line string that names an existing file is read
+    /// as that file (the same as <see cref="Load"/>); a .data file's text always has several lines.
+    /// </summary>
     public static ConformanceFile Parse(string text, string name = "")
     {
         ArgumentNullException.ThrowIfNull(text);
+        if (!text.Contains('\n', StringComparison.Ordinal) && text.Length > 0 && File.Exists(text))
+            return Load(text);
         var file = new ConformanceFile(name);
         var sections = new Dictionary<string, (StringBuilder Text, int FirstLine)>(StringComparer.Ordinal);
         string? current = null;

@@ -72,3 +72,54 @@ public class AssemblerFuzzTests
         Assert.True(refused > 0 && refused < runs, $"{refused} of {runs} mutations refused");
     }
 }
+
+/// <summary>Random instruction bytes: validation only ever throws InstructionException, and both syntaxes print them.</summary>
+public class RandomInstructionTests
+{
+    [Fact]
+    public void RandomSlotsAreRefusedCleanlyOrPrintAndReassemble()
+    {
+        var random = new Random(9669);
+        var bytes = new byte[64];
+        int valid = 0;
+        for (int run = 0; run < 5000; run++)
+        {
+            random.NextBytes(bytes);
+            // Bias the opcodes towards valid ones so the accepting path is exercised too.
+            for (int slot = 0; slot < 8; slot++)
+            {
+                if (random.Next(2) == 0)
+                    bytes[slot * 8] = IsaTable.Entries[random.Next(IsaTable.Entries.Count)].OpCode;
+            }
+            List<Instruction> program;
+            try
+            {
+                program = InstructionCodec.Decode(bytes);
+            }
+            catch (InstructionException)
+            {
+                continue; // a trailing lddw without its second slot
+            }
+            foreach (var insn in program)
+            {
+                _ = Disassembler.Format(insn);
+                if (IsaTable.Find(insn) is not null)
+                {
+                    try
+                    {
+                        InstructionValidator.ValidateInstruction(insn, 0);
+                    }
+                    catch (InstructionException)
+                    {
+                        continue;
+                    }
+                    valid++;
+                    // The second lddw slot's reserved fields are not part of the logical instruction.
+                    Assert.Equal([insn], Assembler.Assemble(Disassembler.Format(insn, AsmSyntax.Conformance)));
+                }
+            }
+            try { InstructionValidator.ValidateBytes(bytes); } catch (InstructionException) { }
+        }
+        Assert.True(valid > 100, $"only {valid} valid instructions were generated");
+    }
+}

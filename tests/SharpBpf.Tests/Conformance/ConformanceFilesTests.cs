@@ -98,3 +98,76 @@ public class ConformanceFilesTests
         return e.Message;
     }
 }
+
+public class ConformanceFileParserTests
+{
+    [Fact]
+    public void ReadsEverySection()
+    {
+        var file = ConformanceFile.Parse("""
+            # header comment
+            -- asm
+            mov %r0, 1   # comment
+            exit
+            -- mem
+            aa bb
+            0c
+            -- result
+            0xffffffffffffffff
+            -- c
+            int main() { return -- x; }
+            -- no register offset
+            """, "sample");
+        Assert.Equal("sample", file.Name);
+        Assert.Null(file.SkipReason);
+        Assert.Null(file.AssemblyError);
+        Assert.Equal(2, file.Instructions!.Count);
+        Assert.Equal(new byte[] { 0xaa, 0xbb, 0x0c }, file.Memory);
+        Assert.Equal(ulong.MaxValue, file.ExpectedResult);
+        Assert.False(file.ExpectsError);
+    }
+
+    [Fact]
+    public void RawWinsOverAsmAndReadsWords()
+    {
+        var file = ConformanceFile.Parse("-- asm\nmov %r0, 7\nexit\n-- raw\n0x00000002000000b7\n95 00 00 00 00 00 00 00\n-- result\n2\n");
+        Assert.Equal([Insn.Mov(Register.R0, 2), Insn.Exit()], file.Instructions);
+        Assert.Equal(2UL, file.ExpectedResult);
+    }
+
+    [Fact]
+    public void AssemblyErrorsAreKeptWithTheLineOfTheDataFile()
+    {
+        var file = ConformanceFile.Parse("# c\n# d\n-- asm\nmov %r0, 1\nmvo %r0, 2\nexit\n-- error\nbad\n");
+        Assert.Null(file.Instructions);
+        var e = Assert.IsType<AssemblerException>(file.AssemblyError);
+        Assert.Equal(5, e.Line);
+        Assert.Equal("bad", file.ExpectedError);
+        Assert.True(file.ExpectsError);
+    }
+
+    [Fact]
+    public void UnknownSectionsSkipTheFile()
+    {
+        var file = ConformanceFile.Parse("-- asm\nexit\n-- plugin_only\nx\n-- result\n0\n");
+        Assert.Equal("unknown section '-- plugin_only'", file.SkipReason);
+    }
+
+    [Fact]
+    public void ParseAcceptsAPathToo()
+    {
+        var path = Path.Combine(Path.GetTempPath(), $"sharpbpf-{Guid.NewGuid():N}.data");
+        File.WriteAllText(path, "-- asm\nmov32 %r0, 3\nexit\n-- result\n0x3\n");
+        try
+        {
+            var file = ConformanceFile.Parse(path);
+            Assert.Equal(Path.GetFileNameWithoutExtension(path), file.Name);
+            Assert.Equal(3UL, file.ExpectedResult);
+            Assert.Equal(2, file.Instructions!.Count);
+        }
+        finally
+        {
+            File.Delete(path);
+        }
+    }
+}
