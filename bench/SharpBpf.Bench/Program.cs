@@ -1,6 +1,10 @@
 using BenchmarkDotNet.Running;
 
-if (args.Length > 0 && args[0] == "jit")
-    return SharpBpf.Bench.JitComparison.Run(args[1..]);
+// Wall-clock reports that need a live kernel setup rather than BenchmarkDotNet's harness, by name.
+if (args is ["filter-veth", .. var rest])
+    return SharpBpf.Bench.FilterVethBench.Run(rest);
+if (args is ["jit", .. var jitArgs])
+    return SharpBpf.Bench.JitComparison.Run(jitArgs);
+
 BenchmarkSwitcher.FromAssembly(typeof(Program).Assembly).Run(args);
 return 0;

@@ -19,12 +19,15 @@ public static class CliApp
         root.Subcommands.Add(Commands.ConformancePluginCommand.Build());
         root.Subcommands.Add(Commands.AsmCommand.Build());
         root.Subcommands.Add(Commands.DisasmCommand.Build());
+        root.Subcommands.Add(Commands.VerifyCommand.Build());
         root.Subcommands.Add(Commands.TestRunCommand.Build());
         root.Subcommands.Add(Commands.RunCommand.Build());
         root.Subcommands.Add(Commands.ProgCommand.Build());
         root.Subcommands.Add(Commands.MapCommand.Build());
         root.Subcommands.Add(Commands.FeaturesCommand.Build());
         root.Subcommands.Add(Commands.XdpCommand.Build());
+        root.Subcommands.Add(Commands.FilterCommand.Build());
+        root.Subcommands.Add(Commands.DemoCommand.Build());
         return root;
     }
 

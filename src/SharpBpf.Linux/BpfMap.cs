@@ -164,6 +164,26 @@ public sealed unsafe class BpfMap : IDisposable
         return target is null || target.Contains("bpf-map", StringComparison.Ordinal);
     }
 
+    /// <summary>
+    /// The map's BTF as the kernel holds it, with the key and value type ids, or null when the map has none.
+    /// Used to print keys and values as C values (<see cref="BtfValueFormatter"/>).
+    /// </summary>
+    public (SharpBpf.Btf.BtfSpec Btf, uint KeyTypeId, uint ValueTypeId)? GetBtf()
+    {
+        var info = _bpf.GetInfo<BpfMapInfo>(Fd);
+        if (info.BtfId == 0 || info.BtfValueTypeId == 0)
+            return null;
+        using var btfFd = _bpf.GetFdById(BpfCommand.BPF_BTF_GET_FD_BY_ID, info.BtfId);
+        var head = _bpf.GetInfo<BpfBtfInfo>(btfFd);
+        var bytes = new byte[head.BtfSize];
+        fixed (byte* p = bytes)
+        {
+            var withData = new BpfBtfInfo { Btf = (ulong)p, BtfSize = (uint)bytes.Length };
+            _bpf.GetInfo(btfFd, ref withData);
+        }
+        return (SharpBpf.Btf.BtfSpec.Parse(bytes), info.BtfKeyTypeId, info.BtfValueTypeId);
+    }
+
     public MapInfo GetInfo() => MapInfo.From(_bpf.GetInfo<BpfMapInfo>(Fd));
 
     /// <summary>Pins the map at <paramref name="path"/> on a bpffs, so it outlives this process.</summary>

@@ -137,7 +137,7 @@ public sealed unsafe class BpfProgram : IDisposable, ITestRunnable
             int errno = -result;
             if (log is null)
             {
-                logSize = Math.Max(options.VerifierLogSize, 4096);
+                logSize = Math.Max(options.VerifierLogSize, 64);
                 continue;
             }
             if (errno == Errno.ENOSPC && log.Length < MaxLogSize)
@@ -180,6 +180,14 @@ public sealed unsafe class BpfProgram : IDisposable, ITestRunnable
                 // Low 32 bits: the fd; high 32 bits: the value offset (MapValue) or 0 (MapFd).
                 long constant = (long)(((ulong)insn.Constant & 0xFFFF_FFFF_0000_0000UL) | (uint)map.Fd.Value);
                 resolved = insn with { Constant = constant };
+            }
+            else if (insn.Reference is { } symbol
+                && ((insn.IsLoadImmediate64 && (LoadImmediateSource)insn.Src == LoadImmediateSource.BtfId)
+                    || (insn.OpCode.Value == 0x85 && (byte)insn.Src == 2)))
+            {
+                // __ksym variables and kfunc calls need their BTF ids looked up in the kernel's vmlinux BTF.
+                throw new BpfNotSupportedException("kernel symbol resolution (__ksym variables and kfunc calls)", detail:
+                    $"SharpBpf does not resolve them against vmlinux BTF yet: program '{spec.Name}', instruction {rawIndex} refers to '{symbol}'");
             }
             result.Add(resolved);
             rawIndex += insn.RawSize;

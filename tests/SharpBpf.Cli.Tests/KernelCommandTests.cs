@@ -144,4 +144,50 @@ public sealed class KernelCommandTests : IDisposable
         Assert.Contains(features, f => f.GetProperty("name").GetString() == "bpf_link for XDP");
         Assert.Contains(features, f => f.GetProperty("category").GetString() == "btf kind");
     }
+
+    private static string Program(string name)
+    {
+        var testdata = Path.GetDirectoryName(Fixture("x"))!;
+        return Path.Combine(testdata, "..", "..", "programs", name);
+    }
+
+    private const string Frame = "101112131415202122232425" + "0800" + "4500000000000000" + "4011" + "000000000000000000000000000000000000000000000000000000000000000000000000";
+
+    [Fact]
+    public async Task TestRunOnTheKernelAgreesWithTheInterpreter()
+    {
+        var (code, kernelOut, error) = await Run("test-run", Program("bench/xdp_mac_swap.o"), "--data-hex", Frame, "--engine", "kernel", "--repeat", "3", "--json");
+        Assert.True(code == 0, error);
+        (code, var vmOut, error) = await Run("test-run", Program("bench/xdp_mac_swap.o"), "--data-hex", Frame, "--engine", "interpreter", "--repeat", "3", "--json");
+        Assert.True(code == 0, error);
+        using var kernel = JsonDocument.Parse(kernelOut);
+        using var vm = JsonDocument.Parse(vmOut);
+        Assert.Equal("kernel", kernel.RootElement.GetProperty("engine").GetString());
+        Assert.Equal(vm.RootElement.GetProperty("retval").GetUInt64(), kernel.RootElement.GetProperty("retval").GetUInt64());
+        Assert.Equal(vm.RootElement.GetProperty("data_out").GetString(), kernel.RootElement.GetProperty("data_out").GetString());
+    }
+
+    [Fact]
+    public async Task RunOverAPcapOnTheKernel()
+    {
+        var pcap = Path.Combine(Path.GetTempPath(), $"sharpbpf-kernel-run-{Environment.ProcessId}.pcap");
+        var outPcap = pcap + ".out";
+        try
+        {
+            using (var writer = SharpBpf.Pcap.PcapWriter.Create(pcap, SharpBpf.Pcap.LinkType.Ethernet, 65535))
+                for (int i = 0; i < 5; i++)
+                    writer.Write(Convert.FromHexString(Frame), i * 1000L);
+            var (code, output, error) = await Run("run", Program("bench/xdp_mac_swap.o"), "--pcap", pcap, "--out", outPcap, "--engine", "kernel", "--json");
+            Assert.True(code == 0, error);
+            using var doc = JsonDocument.Parse(output);
+            Assert.Equal(5, doc.RootElement.GetProperty("packets").GetInt32());
+            Assert.Equal(5, doc.RootElement.GetProperty("actions").GetProperty("XDP_TX").GetInt32());
+            Assert.Equal(5, doc.RootElement.GetProperty("written").GetInt32());
+        }
+        finally
+        {
+            File.Delete(pcap);
+            File.Delete(outPcap);
+        }
+    }
 }

@@ -48,6 +48,29 @@ public class ObjectLoadTests
     }
 
     [Fact]
+    public void KeysAndValuesPrintAsCValuesFromTheKernelsBtf()
+    {
+        KernelTest.RequireBpf();
+        using var leaks = new FdLeakCheck();
+        using var c = BpfCollection.Load(ObjectFile.Open(Repo.TestData("xdp_maps.o")));
+        c.Program("xdp_count").TestRun(new TestRunOptions { Data = Udp(100) });
+
+        var data = c.Maps.Values.Single(m => m.Name == ".data");
+        var btf = data.GetBtf()!.Value;
+        Assert.Equal("{packets_seen = 8, drop_port = 9}", BtfValueFormatter.Format(btf.Btf, btf.ValueTypeId, data.Lookup(new byte[4])));
+        var rodata = c.Maps.Values.Single(m => m.Name == ".rodata");
+        var rbtf = rodata.GetBtf()!.Value;
+        Assert.Equal("{max_len = 1500, allow_big = 0}", BtfValueFormatter.Format(rbtf.Btf, rbtf.ValueTypeId, rodata.Lookup(new byte[4])));
+
+        var flows = c.Map("flows");
+        var fbtf = flows.GetBtf()!.Value;
+        var (key, value) = flows.Entries().Single();
+        Assert.Equal("1", BtfValueFormatter.Format(fbtf.Btf, fbtf.KeyTypeId, key)); // ingress_ifindex of a test run is lo
+        Assert.Equal("{packets = 1, bytes = 100}", BtfValueFormatter.Format(fbtf.Btf, fbtf.ValueTypeId, value));
+        Assert.Null(c.Map("verdicts").GetBtf()); // key_size/value_size maps carry no types
+    }
+
+    [Fact]
     public void MapInMapAndProgramArrayAreFilledFromInitialValues()
     {
         KernelTest.RequireBpf();
@@ -92,6 +115,7 @@ public class ObjectLoadTests
         var objects = Directory.GetFiles(Repo.Programs(""), "*.o", SearchOption.AllDirectories)
             .Concat(Directory.GetFiles(Path.Combine(Repo.Root, "tests", "testdata"), "*.o", SearchOption.AllDirectories))
             .Where(p => !p.EndsWith("core.o", StringComparison.Ordinal)) // kprobe with CO-RE: not an XDP object
+            .Where(p => !p.EndsWith("ksyms.o", StringComparison.Ordinal)) // needs vmlinux BTF resolution: see below
             .ToList();
         Assert.NotEmpty(objects);
         var failures = new List<string>();
@@ -109,6 +133,16 @@ public class ObjectLoadTests
             }
         }
         Assert.True(failures.Count == 0, string.Join("\n\n", failures));
+    }
+
+    [Fact]
+    public void KernelSymbolsAreANamedMissingFeature()
+    {
+        KernelTest.RequireBpf();
+        using var leaks = new FdLeakCheck();
+        var e = Assert.Throws<BpfNotSupportedException>(() => BpfCollection.Load(ObjectFile.Open(Repo.TestData("ksyms.o"))));
+        Assert.Contains("kernel symbol resolution", e.Message);
+        Assert.Contains("refers to '", e.Message);
     }
 
     [Fact]

@@ -18,7 +18,8 @@ public static class DisasmCommand
         var file = new Argument<FileInfo>("file") { Description = "A BPF ELF object built by clang (-target bpf)." };
         var program = new Option<string?>("--program", "-p") { Description = "Only this program (by function name)." };
         var source = new Option<bool>("--source", "-S") { Description = "Interleave C source lines from BTF line info." };
-        var syntax = new Option<AsmSyntax>("--syntax") { Description = "llvm (as llvm-objdump -d prints) or asm (the assembler's syntax).", DefaultValueFactory = _ => AsmSyntax.Llvm };
+        var syntax = new Option<string>("--syntax") { Description = "llvm (as llvm-objdump -d prints) or asm (the assembler's syntax).", DefaultValueFactory = _ => "llvm" };
+        syntax.AcceptOnlyFromAmong("llvm", "asm");
         var json = new Option<bool>("--json") { Description = "Print stable JSON (documented in docs/cli.md)." };
         var command = new Command("disasm", "Disassemble the programs of a BPF object file.") { file, program, source, syntax, json };
         command.SetAction(parse =>
@@ -47,7 +48,7 @@ public static class DisasmCommand
                 return CliApp.ExitRefused;
             }
 
-            var chosenSyntax = parse.GetValue(syntax);
+            var chosenSyntax = parse.GetValue(syntax) == "asm" ? AsmSyntax.Conformance : AsmSyntax.Llvm;
             if (parse.GetValue(json))
             {
                 var report = programs.Select(p => Describe(p, chosenSyntax)).ToList();

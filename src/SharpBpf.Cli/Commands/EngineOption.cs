@@ -33,6 +33,14 @@ internal static class EngineOption
             case VmEngine.Interpreter:
             case VmEngine.Jit:
                 return true;
+            case VmEngine.Kernel when !vmOnly:
+                // The kernel engine needs BPF here: say in one sentence why not (not root, no bpf(2)).
+                if (SharpBpf.Linux.Features.BpfFeatures.Unavailable is { } why)
+                {
+                    error.WriteLine($"engine 'kernel': {why}");
+                    return false;
+                }
+                return true;
             default:
                 error.WriteLine(vmOnly
                     ? "engine 'kernel' is not available for this command yet; use --engine interpreter"

@@ -23,7 +23,12 @@ public static class MapCommand
     }
 
     /// <summary>One entry as JSON: the value, or for per-CPU maps one value per possible CPU.</summary>
-    internal sealed record Entry(string Key, string? Value, IReadOnlyList<string>? Values);
+    internal sealed record Entry(string Key, string? Value, IReadOnlyList<string>? Values)
+    {
+        /// <summary>Key and value as C values from the map's BTF (per-CPU: one per CPU, joined), when it has BTF.</summary>
+        public string? KeyText { get; init; }
+        public string? ValueText { get; init; }
+    }
 
     internal sealed record DumpReport(MapInfo Map, IReadOnlyList<Entry> Entries);
 
@@ -247,13 +252,39 @@ public static class MapCommand
     private static Option<string> KeyOption() =>
         new("--key") { Description = "The key as hex bytes, e.g. \"01 00 00 00\" (little-endian 1 for a u32 key).", Required = true };
 
-    private static Entry ToEntry(BpfMap map, byte[] key, byte[] value) =>
-        map.IsPerCpu
+    private static Entry ToEntry(BpfMap map, byte[] key, byte[] value)
+    {
+        var entry = map.IsPerCpu
             ? new Entry(KernelCli.Hex(key), null, [.. map.SplitPerCpu(value).Select(v => KernelCli.Hex(v))])
             : new Entry(KernelCli.Hex(key), KernelCli.Hex(value), null);
+        if (BtfOf(map) is not { } btf)
+            return entry;
+        var valueText = map.IsPerCpu
+            ? "[" + string.Join(", ", map.SplitPerCpu(value).Select(v => BtfValueFormatter.Format(btf.Btf, btf.ValueTypeId, v))) + "]"
+            : BtfValueFormatter.Format(btf.Btf, btf.ValueTypeId, value);
+        return entry with
+        {
+            KeyText = btf.KeyTypeId != 0 ? BtfValueFormatter.Format(btf.Btf, btf.KeyTypeId, key) : null,
+            ValueText = valueText,
+        };
+    }
+
+    private static readonly System.Runtime.CompilerServices.ConditionalWeakTable<BpfMap, Tuple<(SharpBpf.Btf.BtfSpec Btf, uint KeyTypeId, uint ValueTypeId)?>> s_btf = [];
+
+    private static (SharpBpf.Btf.BtfSpec Btf, uint KeyTypeId, uint ValueTypeId)? BtfOf(BpfMap map) =>
+        s_btf.GetValue(map, m =>
+        {
+            try { return Tuple.Create(m.GetBtf()); }
+            catch (BpfException) { return Tuple.Create<(SharpBpf.Btf.BtfSpec, uint, uint)?>(null); }
+        }).Item1;
 
     private static void WriteEntry(TextWriter output, Entry e)
     {
+        if (e.ValueText is not null)
+        {
+            output.WriteLine($"key: {e.KeyText ?? e.Key}  value: {e.ValueText}");
+            return;
+        }
         if (e.Values is null)
         {
             output.WriteLine($"key: {e.Key}  value: {e.Value}");

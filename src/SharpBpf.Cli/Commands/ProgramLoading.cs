@@ -10,6 +10,46 @@ internal static class ProgramLoading
     /// <summary>The collection and program, or null after writing why to <paramref name="error"/>.</summary>
     public static (VmCollection Collection, VmProgram Program)? Load(string command, string path, string? programName, VmEngine engine, TextWriter error)
     {
+        if (Select(command, path, programName, error) is not { } chosen)
+            return null;
+        var (spec, program) = chosen;
+        // Load only the chosen program (and every map): other programs of the object may use helpers or contexts
+        // this runtime does not model.
+        var single = new CollectionSpec { License = spec.License, KernelVersion = spec.KernelVersion };
+        single.Maps.AddRange(spec.Maps);
+        single.Programs.Add(program);
+        try
+        {
+            var collection = VmCollection.Load(single, new VmOptions { Engine = engine });
+            return (collection, collection.Program(program.Name));
+        }
+        catch (BpfException e)
+        {
+            error.WriteLine($"sharpbpf {command}: {Path.GetFileName(path)}: {e.Message}");
+            return null;
+        }
+    }
+
+    /// <summary>The chosen program loaded into the kernel (--engine kernel), or null after writing why.</summary>
+    public static SharpBpf.Linux.KernelEngine? LoadKernel(string command, string path, string? programName, TextWriter error)
+    {
+        if (Select(command, path, programName, error) is not { } chosen)
+            return null;
+        try
+        {
+            // The kernel loads the whole object's BTF and the maps the chosen program uses.
+            return SharpBpf.Linux.KernelEngine.Load(chosen.Spec, chosen.Program.Name);
+        }
+        catch (BpfException e)
+        {
+            error.WriteLine($"sharpbpf {command}: {Path.GetFileName(path)}: {e.Message}");
+            return null;
+        }
+    }
+
+    /// <summary>Reads the object and picks the program (the named one, or the only XDP program).</summary>
+    private static (CollectionSpec Spec, ProgramSpec Program)? Select(string command, string path, string? programName, TextWriter error)
+    {
         CollectionSpec spec;
         try
         {
@@ -47,20 +87,6 @@ internal static class ProgramLoading
             error.WriteLine($"sharpbpf {command}: program '{program.Name}' is a {program.Type} program; only XDP programs can be run here");
             return null;
         }
-        // Load only the chosen program (and every map): other programs of the object may use helpers or contexts
-        // this runtime does not model.
-        var single = new CollectionSpec { License = spec.License, KernelVersion = spec.KernelVersion };
-        single.Maps.AddRange(spec.Maps);
-        single.Programs.Add(program);
-        try
-        {
-            var collection = VmCollection.Load(single, new VmOptions { Engine = engine });
-            return (collection, collection.Program(program.Name));
-        }
-        catch (BpfException e)
-        {
-            error.WriteLine($"sharpbpf {command}: {Path.GetFileName(path)}: {e.Message}");
-            return null;
-        }
+        return (spec, program);
     }
 }

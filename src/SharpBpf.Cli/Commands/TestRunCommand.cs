@@ -54,11 +54,31 @@ public static class TestRunCommand
             var selected = parse.GetValue(engine);
             if (!EngineOption.EnsureAvailable(selected, error))
                 return CliApp.ExitRefused;
-            var loaded = ProgramLoading.Load("test-run", parse.GetRequiredValue(file).FullName, parse.GetValue(program), selected, error);
-            if (loaded is not { } l)
+            IDisposable owner;
+            ITestRunnable runnable;
+            if (selected == VmEngine.Kernel)
+            {
+                if (ProgramLoading.LoadKernel("test-run", parse.GetRequiredValue(file).FullName, parse.GetValue(program), error) is not { } kernel)
+                    return CliApp.ExitRefused;
+                (owner, runnable) = (kernel, kernel);
+            }
+            else
+            {
+                if (ProgramLoading.Load("test-run", parse.GetRequiredValue(file).FullName, parse.GetValue(program), selected, error) is not { } l)
+                    return CliApp.ExitRefused;
+                (owner, runnable) = (l.Collection, l.Program);
+            }
+            using var collection = owner;
+            TestRunResult result;
+            try
+            {
+                result = runnable.TestRun(new TestRunOptions { Data = packet, Repeat = runs });
+            }
+            catch (BpfException e)
+            {
+                error.WriteLine($"sharpbpf test-run: {e.Message}");
                 return CliApp.ExitRefused;
-            using var collection = l.Collection;
-            var result = l.Program.TestRun(new TestRunOptions { Data = packet, Repeat = runs });
+            }
             if (parse.GetValue(json))
             {
                 output.WriteLine(JsonSerializer.Serialize(new

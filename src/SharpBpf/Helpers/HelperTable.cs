@@ -43,12 +43,19 @@ public sealed unsafe class HelperTable
     private readonly HelperDescriptor?[] _byId = new HelperDescriptor?[Capacity];
     private readonly nint* _functions;
 
-    private HelperTable(string programKind, IEnumerable<(HelperId Id, string Method)> entries, IEnumerable<(int Id, string Name, string Method)>? extra = null)
+    private readonly PlatformTable? _platform;
+
+    private HelperTable(string programKind, PlatformTable? platform, IEnumerable<(HelperId Id, string Method)> entries, IEnumerable<(int Id, string Name, string Method)>? extra = null)
     {
         ProgramKind = programKind;
+        _platform = platform;
         _functions = (nint*)System.Runtime.InteropServices.NativeMemory.AllocZeroed(Capacity, (nuint)sizeof(nint));
         foreach (var (id, method) in entries)
-            Add((int)id, KernelName(id), method);
+        {
+            // The platform table (shared with the verifier) says what the program type may call.
+            if (platform is null || platform.Allows(id))
+                Add((int)id, KernelName(id), method);
+        }
         if (extra is not null)
         {
             foreach (var (id, name, method) in extra)
@@ -82,9 +89,12 @@ public sealed unsafe class HelperTable
     /// <summary>Why a call to helper <paramref name="id"/> is refused.</summary>
     public string DescribeRefusal(int id)
     {
-        if (Enum.IsDefined((HelperId)id))
-            return $"helper {KernelName((HelperId)id)} (id {id}) is not available to {ProgramKind} programs in the managed VM";
-        return $"unknown helper id {id}";
+        if (!Enum.IsDefined((HelperId)id))
+            return $"unknown helper id {id}";
+        var name = KernelName((HelperId)id);
+        if (_platform is not null && !_platform.Allows((HelperId)id))
+            return $"{ProgramKind} programs may not call helper {name} (id {id})";
+        return $"helper {name} (id {id}) is not available to {ProgramKind} programs in the managed VM";
     }
 
     /// <summary>bpf_ plus the kernel's snake_case name.</summary>
@@ -137,19 +147,20 @@ public sealed unsafe class HelperTable
         (HelperId.XdpLoadBytes, nameof(VmHelpers.XdpLoadBytes)),
         (HelperId.XdpStoreBytes, nameof(VmHelpers.XdpStoreBytes)),
         (HelperId.XdpGetBuffLen, nameof(VmHelpers.XdpGetBuffLen)),
+        (HelperId.PerfEventOutput, nameof(VmHelpers.PerfEventOutput)),
     ];
 
     /// <summary>Helpers XDP programs may call in the managed VM.</summary>
-    public static HelperTable Xdp { get; } = new("xdp", s_common.Concat(s_xdp));
+    public static HelperTable Xdp { get; } = new("xdp", PlatformTable.Xdp, s_common.Concat(s_xdp));
 
     /// <summary>Programs with no context of a known type (raw instruction runs): the helpers that need no context.</summary>
-    public static HelperTable Generic { get; } = new("generic", s_common);
+    public static HelperTable Generic { get; } = new("generic", null, s_common);
 
     /// <summary>
     /// bpf_conformance runs: helper 5 is the suite's test helper (uBPF's "unwind"-style helper that returns its
     /// first argument), used by the call and callx tests.
     /// </summary>
-    public static HelperTable Conformance { get; } = new("conformance", [], [(5, "conformance_test_helper", nameof(VmHelpers.ConformanceTestHelper))]);
+    public static HelperTable Conformance { get; } = new("conformance", null, [], [(5, "conformance_test_helper", nameof(VmHelpers.ConformanceTestHelper))]);
 
     public static HelperTable For(ProgramType type) => type == ProgramType.Xdp ? Xdp : Generic;
 }

@@ -169,6 +169,15 @@ public static unsafe class VmHelpers
     public static ulong RingbufQuery(VmExecution e, ulong map, ulong flags, ulong r3, ulong r4, ulong r5) =>
         Ring(e, map, "bpf_ringbuf_query").Query(flags);
 
+    /// <summary>bpf_perf_event_output(ctx, map, flags, data, size): a record to a managed perf event array.</summary>
+    public static ulong PerfEventOutput(VmExecution e, ulong ctx, ulong map, ulong flags, ulong data, ulong size)
+    {
+        var perf = Map(e, map, "bpf_perf_event_output") as PerfEventArrayMap
+            ?? throw e.Trap(TrapKind.BadHelperArgument, "bpf_perf_event_output: the map is not a perf event array");
+        Check(e, data, size, false, "bpf_perf_event_output data");
+        return (ulong)(long)perf.Output((byte*)data, size, flags, e.Cpu);
+    }
+
     // ---- time, random, cpu -----------------------------------------------------------------------------------------
 
     private static readonly double s_nsPerTick = 1e9 / Stopwatch.Frequency;

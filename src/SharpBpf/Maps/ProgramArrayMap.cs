@@ -4,9 +4,12 @@ using SharpBpf.Objects;
 namespace SharpBpf.Maps;
 
 /// <summary>
-/// BPF_MAP_TYPE_PROG_ARRAY: the slots bpf_tail_call jumps through. Slots hold program handles set from user
-/// code (<see cref="SetProgram"/>); the VM decides what a handle is. Written as bytes, a value is a program id that
-/// <see cref="ProgramResolver"/> turns into a handle (where the kernel takes a program fd).
+/// BPF_MAP_TYPE_PROG_ARRAY: the slots bpf_tail_call jumps through. A slot holds a program id and, optionally, a
+/// program handle set from user code (<see cref="SetProgram"/>); the VM decides what either means. Written as
+/// bytes, a value is a program id; when <see cref="ProgramResolver"/> is set it must turn the id into a handle
+/// (EBADF otherwise, as the kernel refuses a bad fd), when it is not the id is stored alone.
+/// <para>For engines that identify programs by id, <see cref="LookupForProgram"/> returns a pointer to the slot's
+/// id (null for an empty slot); verified programs never look up a program array themselves.</para>
 /// <para>Kernel semantics kept: key and value are 4 bytes; only BPF_ANY updates (EINVAL otherwise); index past
 /// the end is E2BIG on update and delete; deleting an empty slot is ENOENT; programs cannot look up or change
 /// slots (only tail-call through them); lookup from user space gives the program id.</para>
@@ -14,13 +17,15 @@ namespace SharpBpf.Maps;
 public sealed unsafe class ProgramArrayMap : ManagedMap
 {
     private readonly object?[] _programs;
-    private readonly uint[] _ids;
+    private readonly uint* _ids; // unmanaged so program lookups can return pointers
+    private readonly int[] _present;
     private readonly Lock _lock = new();
 
     internal ProgramArrayMap(MapSpec spec) : base(Validate(spec))
     {
         _programs = new object?[MaxEntries];
-        _ids = new uint[MaxEntries];
+        _ids = (uint*)NativeMemory.AllocZeroed((nuint)MaxEntries, sizeof(uint));
+        _present = new int[MaxEntries];
     }
 
     internal static MapSpec Validate(MapSpec spec)
@@ -48,13 +53,29 @@ public sealed unsafe class ProgramArrayMap : ManagedMap
         {
             _ids[index] = program is null ? 0 : id;
             Volatile.Write(ref _programs[index], program);
+            Volatile.Write(ref _present[index], program is null ? 0 : 1);
+        }
+    }
+
+    private void SetId(uint index, uint id)
+    {
+        lock (_lock)
+        {
+            _ids[index] = id;
+            Volatile.Write(ref _programs[index], null);
+            Volatile.Write(ref _present[index], 1);
         }
     }
 
     /// <summary>The program in the slot, or null (empty or past the end): what a tail call jumps to.</summary>
     public object? GetProgram(uint index) => index < (uint)MaxEntries ? Volatile.Read(ref _programs[index]) : null;
 
-    public override byte* LookupForProgram(byte* key, int cpu) => null;
+    public override byte* LookupForProgram(byte* key, int cpu)
+    {
+        var index = *(uint*)key;
+        return index < (uint)MaxEntries && Volatile.Read(ref _present[index]) != 0 ? (byte*)(_ids + index) : null;
+    }
+
     public override int UpdateFromProgram(byte* key, byte* value, ulong flags, int cpu) => -Errno.EINVAL;
     public override int DeleteFromProgram(byte* key) => -Errno.EINVAL;
 
@@ -66,7 +87,7 @@ public sealed unsafe class ProgramArrayMap : ManagedMap
             return false;
         lock (_lock)
         {
-            if (_programs[index] is null)
+            if (_present[index] == 0)
                 return false;
             MemoryMarshal.Write(value, in _ids[index]);
             return true;
@@ -83,7 +104,12 @@ public sealed unsafe class ProgramArrayMap : ManagedMap
         if (index >= (uint)MaxEntries)
             throw Fail("update", Errno.E2BIG);
         var id = MemoryMarshal.Read<uint>(value);
-        var program = ProgramResolver?.Invoke(id) ?? throw Fail("update", Errno.EBADF);
+        if (ProgramResolver is null)
+        {
+            SetId(index, id);
+            return;
+        }
+        var program = ProgramResolver(id) ?? throw Fail("update", Errno.EBADF);
         SetProgram((int)index, program, id);
     }
 
@@ -96,15 +122,21 @@ public sealed unsafe class ProgramArrayMap : ManagedMap
             throw Fail("delete", Errno.E2BIG);
         lock (_lock)
         {
-            if (_programs[index] is null)
+            if (_present[index] == 0)
                 return false;
-            _ids[index] = 0;
+            Volatile.Write(ref _present[index], 0);
             Volatile.Write(ref _programs[index], null);
             return true;
         }
     }
 
     public override bool TryGetNextKey(ReadOnlySpan<byte> key, Span<byte> nextKey) => ArrayKeys.Next(this, key, nextKey);
+
+    protected override void Dispose(bool disposing)
+    {
+        if (_ids != null)
+            NativeMemory.Free(_ids);
+    }
 }
 
 /// <summary>get_next_key of every array-shaped map: every index, present or not, in order.</summary>

@@ -108,9 +108,6 @@ public sealed unsafe class VmCollection : IDisposable
         return null;
     }
 
-    /// <summary>Called after each run: nothing to release per run.</summary>
-    internal void EndRun() { }
-
     /// <summary>
     /// Lets the maps reuse memory of elements deleted or replaced during runs (programs may hold pointers to them
     /// until their run ends, so maps only retire such memory). Call it when no program of the collection is

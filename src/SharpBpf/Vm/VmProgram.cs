@@ -160,22 +160,13 @@ public sealed unsafe class VmProgram : ITestRunnable
         }
     }
 
-    private ulong RunCore(VmExecution execution, ulong r1, ulong r2)
+    /// <summary>The engine selection point: the JIT plugs in here.</summary>
+    private ulong RunCore(VmExecution execution, ulong r1, ulong r2) => Engine switch
     {
-        try
-        {
-            return Engine switch
-            {
-                VmEngine.Interpreter => Interpreter.Run(execution, this, r1, r2),
-                VmEngine.Jit => Jit.JitEngine.Run(execution, this, r1, r2),
-                _ => throw new BpfNotSupportedException($"the {Engine.ToName()} engine in the managed VM", detail: "it is not built yet; use the interpreter"),
-            };
-        }
-        finally
-        {
-            Collection?.EndRun();
-        }
-    }
+        VmEngine.Interpreter => Interpreter.Run(execution, this, r1, r2),
+        VmEngine.Jit => Jit.JitEngine.Run(execution, this, r1, r2),
+        _ => throw new BpfNotSupportedException($"the {Engine.ToName()} engine in the managed VM", detail: "it is not built yet; use the interpreter"),
+    };
 
     /// <summary>
     /// The test-run contract: runs <see cref="TestRunOptions.Repeat"/> times on one frame (writes accumulate, as in

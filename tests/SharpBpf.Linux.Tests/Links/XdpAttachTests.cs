@@ -81,6 +81,13 @@ public sealed class XdpAttachTests
                     XdpHook.Attach(env.Veth1Index, b.Program, new XdpAttachOptions { Mode = XdpAttachMode.Skb, UseNetlink = netlink }));
                 Assert.StartsWith("native and generic XDP cannot be attached at the same time", error.Message);
                 Assert.Contains("EEXIST", error.Message);
+                if (netlink)
+                {
+                    // The kernel's own sentence (netlink extended ack) is kept in the message and the inner exception.
+                    var inner = Assert.IsType<SharpBpf.Linux.Netlink.NetlinkException>(error.InnerException);
+                    Assert.Contains("at the same time", inner.KernelMessage);
+                    Assert.Contains(inner.KernelMessage!, error.Message);
+                }
                 native.Detach();
             });
         }
@@ -198,8 +205,9 @@ public sealed class XdpAttachTests
                 Assert.Single(XdpHook.Query(env.Veth1Index).Programs);
 
                 File.Delete(pin);
-                // The link's last reference went with the pin; the kernel releases it right away.
-                Assert.Empty(XdpHook.Query(env.Veth1Index).Programs);
+                // The link's last reference went with the pin; the kernel frees the bpffs inode after an RCU grace
+                // period, and the link (detaching the program) with it: soon, not at once.
+                Assert.True(Eventually(() => XdpHook.Query(env.Veth1Index).Programs.Count == 0), "still attached 5 s after the pin was removed");
             });
         }
         env.AssertNoFdLeaks();
@@ -228,6 +236,35 @@ public sealed class XdpAttachTests
 
                 // The way the message gives works, and detaches through the link.
                 Assert.True(XdpHook.Detach(KernelTestEnvironment.Veth1));
+                Assert.Empty(XdpHook.Query(env.Veth1Index).Programs);
+            });
+        }
+        env.AssertNoFdLeaks();
+    }
+
+    [Fact]
+    public void ALinkCannotTakeANetlinkHook_ButReplaceSwapsTheProgramByNetlink()
+    {
+        using var env = KernelTestEnvironment.Create();
+        using (var a = Loaded.Load("count_a"))
+        using (var b = Loaded.Load("count_b"))
+        {
+            env.Ns.Run(() =>
+            {
+                using var first = XdpHook.Attach(env.Veth1Index, a.Program, new XdpAttachOptions { Mode = XdpAttachMode.Skb, UseNetlink = true });
+                var error = Assert.Throws<BpfException>(() =>
+                    XdpHook.Attach(env.Veth1Index, b.Program, new XdpAttachOptions { Mode = XdpAttachMode.Skb }));
+                Assert.StartsWith($"a program is already attached to {KernelTestEnvironment.Veth1} by netlink (program {a.Id} 'count_a' in skb mode by netlink)", error.Message);
+
+                using var replaced = XdpHook.Attach(env.Veth1Index, b.Program, new XdpAttachOptions { Mode = XdpAttachMode.Skb, Replace = true });
+                Assert.Equal(XdpAttachMechanism.Netlink, replaced.AttachedBy);
+                var now = Assert.Single(XdpHook.Query(env.Veth1Index).Programs);
+                Assert.Equal((b.Id, XdpAttachMode.Skb), (now.ProgramId, now.Mode));
+
+                // Detaching through the first attachment leaves the program that replaced it alone.
+                var stale = Assert.Throws<BpfException>(first.Detach);
+                Assert.Contains("no longer the one attached", stale.Message);
+                replaced.Detach();
                 Assert.Empty(XdpHook.Query(env.Veth1Index).Programs);
             });
         }
@@ -289,6 +326,19 @@ public sealed class XdpAttachTests
             env.Ns.Run(attachment.Dispose);
         }
         env.AssertNoFdLeaks();
+    }
+
+    /// <summary>True once <paramref name="condition"/> holds, polling for up to 5 s.</summary>
+    internal static bool Eventually(Func<bool> condition)
+    {
+        var deadline = DateTime.UtcNow.AddSeconds(5);
+        while (!condition())
+        {
+            if (DateTime.UtcNow > deadline)
+                return false;
+            Thread.Sleep(5);
+        }
+        return true;
     }
 
     private static ulong WaitForSum(Loaded a, Loaded b, ulong expected)

@@ -36,7 +36,7 @@ public sealed class FdSnapshot
         var now = Take();
         return now._fds
             .Where(kv => !(_fds.TryGetValue(kv.Key, out var before) && before == kv.Value) && IsOurs(kv.Value))
-            .Select(kv => $"fd {kv.Key} -> {kv.Value}")
+            .Select(kv => $"fd {kv.Key} -> {kv.Value}{Describe(kv.Key)}")
             .ToList();
     }
 
@@ -45,6 +45,25 @@ public sealed class FdSnapshot
         // No GC.Collect first: a finalizer closing an abandoned SafeHandle would hide a missing Dispose.
         var leaked = NewSince();
         Assert.True(leaked.Count == 0, "leaked descriptors:\n" + string.Join("\n", leaked));
+    }
+
+    /// <summary>The kernel's fdinfo ids (prog_id, map_id, link_id...) of a BPF descriptor, to tell which object leaked.</summary>
+    private static string Describe(int fd)
+    {
+        try
+        {
+            var ids = File.ReadLines($"/proc/self/fdinfo/{fd}")
+                .Where(l => l.StartsWith("prog_id", StringComparison.Ordinal) || l.StartsWith("map_id", StringComparison.Ordinal)
+                    || l.StartsWith("link_id", StringComparison.Ordinal) || l.StartsWith("link_type", StringComparison.Ordinal)
+                    || l.StartsWith("map_type", StringComparison.Ordinal) || l.StartsWith("prog_type", StringComparison.Ordinal))
+                .Select(l => l.Replace("\t", " ", StringComparison.Ordinal).Replace('\t', ' '));
+            var text = string.Join(", ", ids);
+            return text.Length == 0 ? "" : $" ({text})";
+        }
+        catch (IOException)
+        {
+            return "";
+        }
     }
 
     private static bool IsOurs(string target) =>

@@ -18,6 +18,13 @@ public unsafe class SpecialMapTests
         Assert.Null(map.GetProgram(100));
         Assert.Equal(77u, map.Lookup<uint, uint>(1));
         Assert.False(map.TryLookup<uint, uint>(0, out _));
+        // Without a resolver an id is stored as is, and program lookups see it (VMs that tail-call by id).
+        map.Update<uint, uint>(3, 5);
+        Assert.Null(map.GetProgram(3));
+        Assert.Equal(5u, *(uint*)ProgLookup(map, U32(3)));
+        Assert.Equal(77u, *(uint*)ProgLookup(map, U32(1)));
+        Assert.True(map.Delete<uint>(3));
+        map.ProgramResolver = _ => null;
         Assert.Equal(Errno.EBADF, ThrowsErrno(() => map.Update<uint, uint>(2, 5)));
         var other = new object();
         map.ProgramResolver = id => id == 5 ? other : null;
@@ -28,7 +35,7 @@ public unsafe class SpecialMapTests
         Assert.Equal(Errno.E2BIG, ThrowsErrno(() => map.Delete<uint>(4)));
         Assert.True(map.Delete<uint>(2));
         Assert.False(map.Delete<uint>(2));
-        Assert.True(ProgLookup(map, U32(1)) == null);
+        Assert.True(ProgLookup(map, U32(2)) == null);
         Assert.Equal(Errno.EINVAL, ThrowsErrno(() => Create(MapType.ProgArray, 4, 8, 4)));
         Assert.Equal(Errno.EINVAL, ThrowsErrno(() => Create(MapType.ProgArray, 4, 4, 4, flags: 0x80)));
     }

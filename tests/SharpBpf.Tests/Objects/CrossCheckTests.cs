@@ -163,7 +163,8 @@ public partial class CrossCheckTests
                 if (type is BtfDataSec datasec)
                 {
                     Assert.Equal($"size={datasec.Size}", m.Groups[4].Value.Trim().Split(' ')[0]);
-                    Assert.NotEqual(0u, datasec.Size);
+                    if (datasec.Name != ".ksyms") // externs: no ELF section to take a size from
+                        Assert.NotEqual(0u, datasec.Size);
                 }
             }
         }

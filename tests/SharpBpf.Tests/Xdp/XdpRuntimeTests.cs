@@ -216,3 +216,38 @@ public class XdpRuntimeTests
         Assert.Equal(XdpAction.Aborted, collection.Program("p").TestRun(new TestRunOptions { Data = new byte[64] }).Action);
     }
 }
+
+public class XdpOutputHelperTests
+{
+    [Fact]
+    public void PerfEventOutputReachesTheManagedReader()
+    {
+        var spec = new CollectionSpec();
+        spec.Maps.Add(new MapSpec { Name = "events", Type = MapType.PerfEventArray, KeySize = 4, ValueSize = 4, MaxEntries = (uint)Environment.ProcessorCount });
+        spec.Programs.Add(new ProgramSpec
+        {
+            Name = "p",
+            SectionName = "xdp",
+            Type = ProgramType.Xdp,
+            Instructions =
+            [
+                Lddw(R2, 0x1122334455667788),
+                Stx(AccessSize.DoubleWord, R10, R2, -8),
+                new Instruction(new OpCode(0x18), R2, (Register)LoadImmediateSource.MapFd, 0, 0) { Reference = "events" },
+                Lddw(R3, 0xffffffff),          // BPF_F_CURRENT_CPU
+                MovR(R4, R10),
+                Alu64(AluOperation.Add, R4, -8),
+                Mov(R5, 8),
+                Call((int)HelperId.PerfEventOutput),
+                Mov(R0, 2),
+                Exit(),
+            ],
+        });
+        using var collection = VmCollection.Load(spec);
+        var events = (SharpBpf.Maps.PerfEventArrayMap)collection.Map("events");
+        events.OpenAll();
+        Assert.Equal(XdpAction.Pass, collection.Program("p").TestRun(new TestRunOptions { Data = new byte[64] }).Action);
+        Assert.True(events.TryRead(out var record));
+        Assert.Equal(0x1122334455667788UL, BitConverter.ToUInt64(record.Data));
+    }
+}

@@ -1,0 +1,217 @@
+using SharpBpf.Asm;
+
+namespace SharpBpf.Verifier.Cfg;
+
+/// <summary>A structural fault found before any value is tracked: where, why and how to fix it.</summary>
+public sealed record StructureError(int InstructionIndex, string Message, string? Hint = null);
+
+/// <summary>
+/// The program's control-flow structure: raw-slot addressing, jump and call targets, functions, reachability and
+/// back edges. Built once and checked before the abstract interpretation starts, as the kernel's check_subprogs and
+/// check_cfg do: a jump out of range or into the second slot of an lddw, a jump leaving its function, an
+/// instruction no path reaches, a function whose last instruction falls off the end, a bad opcode or a reserved
+/// field in use are all refused here.
+/// </summary>
+public sealed class ProgramGraph
+{
+    private readonly IReadOnlyList<Instruction> _insns;
+    private readonly int[] _rawIndex;
+    private readonly int[] _indexOfRaw;
+
+    private ProgramGraph(IReadOnlyList<Instruction> insns)
+    {
+        _insns = insns;
+        _rawIndex = new int[insns.Count + 1];
+        int raw = 0;
+        for (int i = 0; i < insns.Count; i++)
+        {
+            _rawIndex[i] = raw;
+            raw += insns[i].RawSize;
+        }
+        _rawIndex[insns.Count] = raw;
+        RawLength = raw;
+        _indexOfRaw = new int[raw + 1];
+        Array.Fill(_indexOfRaw, -1);
+        for (int i = 0; i <= insns.Count; i++)
+            _indexOfRaw[_rawIndex[i]] = i;
+        PrunePoints = new bool[insns.Count];
+        FunctionOf = new int[insns.Count];
+    }
+
+    public int Count => _insns.Count;
+    public int RawLength { get; }
+    public Instruction this[int index] => _insns[index];
+
+    /// <summary>Raw slot index of logical instruction <paramref name="index"/>.</summary>
+    public int RawIndexOf(int index) => _rawIndex[index];
+
+    /// <summary>Starts of functions (index 0 first), sorted.</summary>
+    public IReadOnlyList<int> Functions { get; private set; } = [];
+
+    /// <summary>For each instruction, the start of the function that holds it.</summary>
+    public int[] FunctionOf { get; }
+
+    /// <summary>Instructions where states are kept for pruning: jump targets and instructions after branches and calls.</summary>
+    public bool[] PrunePoints { get; }
+
+    /// <summary>Back edges (from, to) of loops, by logical index.</summary>
+    public List<(int From, int To)> BackEdges { get; } = [];
+
+    /// <summary>Target of the jump at <paramref name="index"/> (logical), or -1 when it is not a jump or is out of range.</summary>
+    public int JumpTarget(int index)
+    {
+        var insn = _insns[index];
+        int delta = insn.OpCode.Class == InstructionClass.Jmp32 && insn.OpCode.JumpOperation == JumpOperation.Ja
+            ? insn.Immediate : insn.Offset;
+        return IndexAtRaw(_rawIndex[index] + 1 + delta);
+    }
+
+    /// <summary>Target function of a bpf-to-bpf call or of an lddw of a function address.</summary>
+    public int CallTarget(int index) => IndexAtRaw(_rawIndex[index] + 1 + _insns[index].Immediate);
+
+    private int IndexAtRaw(long raw) => raw < 0 || raw > RawLength ? -1 : _indexOfRaw[raw];
+
+    /// <summary>Builds the graph, or returns the first structural fault.</summary>
+    public static ProgramGraph Build(IReadOnlyList<Instruction> insns, out StructureError? error)
+    {
+        var graph = new ProgramGraph(insns);
+        error = graph.Check();
+        return graph;
+    }
+
+    private StructureError? Check()
+    {
+        if (Count == 0)
+            return new StructureError(0, "the program is empty");
+        if (RawLength > 1_000_000)
+            return new StructureError(0, $"the program has {RawLength} instructions, more than the 1,000,000 the kernel takes");
+
+        for (int i = 0; i < Count; i++)
+        {
+            if (InstructionRules.Check(_insns[i]) is { } fault)
+                return new StructureError(i, fault.Message, fault.Hint);
+        }
+
+        // Functions: the main program and every target of a bpf-to-bpf call or function-address lddw.
+        var starts = new SortedSet<int> { 0 };
+        for (int i = 0; i < Count; i++)
+        {
+            var insn = _insns[i];
+            bool localCall = insn.OpCode.Value == 0x85 && insn.Src == (Register)CallKind.Local;
+            bool funcAddress = insn.IsLoadImmediate64 && insn.Src == (Register)LoadImmediateSource.Function;
+            if (!localCall && !funcAddress)
+                continue;
+            long raw = (long)_rawIndex[i] + 1 + insn.Immediate;
+            int target = IndexAtRaw(raw);
+            if (raw < 0 || raw >= RawLength)
+                return new StructureError(i, $"call to a function at raw instruction {raw}, outside the program (0..{RawLength - 1})");
+            if (target < 0)
+                return new StructureError(i, $"call into the middle of the lddw at raw instruction {raw - 1}");
+            starts.Add(target);
+        }
+        Functions = [.. starts];
+        for (int f = 0; f < Functions.Count; f++)
+        {
+            int start = Functions[f], end = f + 1 < Functions.Count ? Functions[f + 1] : Count;
+            for (int i = start; i < end; i++)
+                FunctionOf[i] = start;
+            var last = _insns[end - 1];
+            bool exitOrJump = last.OpCode.Value is 0x95 or 0x05 || (last.OpCode.Value == 0x06);
+            if (!exitOrJump)
+                return new StructureError(end - 1, "the last instruction of a function is neither exit nor an unconditional jump: execution would fall off the end",
+                    "end the function with `exit` (return a value in r0)");
+        }
+
+        // Jumps: in range, not into an lddw's second slot, not out of their function.
+        for (int i = 0; i < Count; i++)
+        {
+            var insn = _insns[i];
+            if (!IsJumpWithTarget(insn))
+                continue;
+            int delta = insn.OpCode.Class == InstructionClass.Jmp32 && insn.OpCode.JumpOperation == JumpOperation.Ja ? insn.Immediate : insn.Offset;
+            long raw = (long)_rawIndex[i] + 1 + delta;
+            if (raw < 0 || raw >= RawLength)
+                return new StructureError(i, $"jump out of range: the target, raw instruction {raw}, is outside the program (0..{RawLength - 1})");
+            int target = _indexOfRaw[raw];
+            if (target < 0)
+                return new StructureError(i, $"jump into the middle of the lddw at raw instruction {raw - 1}");
+            if (FunctionOf[target] != FunctionOf[i])
+                return new StructureError(i, $"jump from function at {FunctionOf[i]} into function at {FunctionOf[target]}: jumps must stay inside their function",
+                    "call the other function instead of jumping into it");
+            PrunePoints[target] = true;
+            if (insn.OpCode.JumpOperation != JumpOperation.Ja && i + 1 < Count)
+                PrunePoints[i + 1] = true;
+        }
+
+        // Reachability and back edges by depth-first search from every function start reached from main.
+        var state = new byte[Count]; // 0 unseen, 1 on stack, 2 done
+        var reached = new bool[Count];
+        var functionsToVisit = new Stack<int>();
+        functionsToVisit.Push(0);
+        var functionSeen = new HashSet<int> { 0 };
+        while (functionsToVisit.Count > 0)
+        {
+            int entry = functionsToVisit.Pop();
+            var stack = new Stack<(int Node, int NextSuccessor)>();
+            stack.Push((entry, 0));
+            state[entry] = 1;
+            reached[entry] = true;
+            while (stack.Count > 0)
+            {
+                var (node, next) = stack.Pop();
+                var succ = Successors(node);
+                if (next < succ.Count)
+                {
+                    stack.Push((node, next + 1));
+                    int s = succ[next];
+                    if (state[s] == 0)
+                    {
+                        state[s] = 1;
+                        reached[s] = true;
+                        stack.Push((s, 0));
+                    }
+                    else if (state[s] == 1)
+                    {
+                        BackEdges.Add((node, s));
+                        PrunePoints[s] = true;
+                    }
+                    continue;
+                }
+                state[node] = 2;
+                var insn = _insns[node];
+                bool callsFunction = (insn.OpCode.Value == 0x85 && insn.Src == (Register)CallKind.Local)
+                    || (insn.IsLoadImmediate64 && insn.Src == (Register)LoadImmediateSource.Function);
+                if (callsFunction && functionSeen.Add(CallTarget(node)))
+                    functionsToVisit.Push(CallTarget(node));
+                if (insn.OpCode.Value == 0x85 && node + 1 < Count)
+                    PrunePoints[node + 1] = true;
+            }
+        }
+        for (int i = 0; i < Count; i++)
+        {
+            if (!reached[i])
+                return new StructureError(i, "unreachable instruction: no path from the entry leads here",
+                    "remove the dead code (the kernel refuses programs with unreachable instructions)");
+        }
+        return null;
+    }
+
+    private static bool IsJumpWithTarget(Instruction insn) =>
+        insn.OpCode.IsJump && insn.OpCode.JumpOperation is not (JumpOperation.Call or JumpOperation.Exit);
+
+    /// <summary>Successors inside the function (calls fall through to the next instruction).</summary>
+    public IReadOnlyList<int> Successors(int index)
+    {
+        var insn = _insns[index];
+        if (insn.OpCode.Value == 0x95)
+            return [];
+        if (IsJumpWithTarget(insn))
+        {
+            int target = JumpTarget(index);
+            if (insn.OpCode.JumpOperation == JumpOperation.Ja)
+                return [target];
+            return index + 1 < Count ? [index + 1, target] : [target];
+        }
+        return index + 1 < Count ? [index + 1] : [];
+    }
+}

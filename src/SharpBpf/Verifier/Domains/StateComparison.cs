@@ -1,0 +1,158 @@
+namespace SharpBpf.Verifier.Domains;
+
+/// <summary>
+/// Whether one abstract state covers another: every concrete state the second allows, the first allows too, as far
+/// as the rest of the program can observe (registers dead at the instruction are ignored). A path reaching a state
+/// covered by one already proved safe is safe. With <c>exact</c>, scalars must match exactly (used to detect loops
+/// that make no progress).
+/// </summary>
+internal static class StateComparison
+{
+    public static bool Covers(VerifierState old, VerifierState cur, ushort[] liveIn, int pc, bool exact = false)
+    {
+        if (old.Frames.Count != cur.Frames.Count || old.References.Count != cur.References.Count)
+            return false;
+        var ids = new Dictionary<int, int>();
+        var reverse = new Dictionary<int, int>();
+        for (int f = 0; f < old.Frames.Count; f++)
+        {
+            var o = old.Frames[f];
+            var c = cur.Frames[f];
+            if (o.FunctionStart != c.FunctionStart || o.ReturnTo != c.ReturnTo || o.IsCallback != c.IsCallback)
+                return false;
+            // Registers live in this frame: at pc for the innermost, at the return point for callers.
+            int at = f == old.Frames.Count - 1 ? pc : old.Frames[f + 1].ReturnTo;
+            ushort live = at >= 0 && at < liveIn.Length ? liveIn[at] : (ushort)0x3ff;
+            if (f < old.Frames.Count - 1)
+                live |= 0x3c0; // callee-saved r6-r9 of callers survive the call
+            for (int r = 0; r < 10; r++)
+            {
+                if ((live & (1 << r)) == 0)
+                    continue;
+                if (!RegisterCovers(o.Registers[r], c.Registers[r], exact, ids, reverse))
+                    return false;
+            }
+            if (!StackCovers(o, c, exact, ids, reverse))
+                return false;
+        }
+        return true;
+    }
+
+    /// <summary>A hash equal for states that are equal up to id renaming (ids are left out), for the loop check.</summary>
+    public static int Hash(VerifierState state, ushort[] liveIn, int pc)
+    {
+        var hash = new HashCode();
+        hash.Add(state.Frames.Count);
+        for (int f = 0; f < state.Frames.Count; f++)
+        {
+            var frame = state.Frames[f];
+            int at = f == state.Frames.Count - 1 ? pc : state.Frames[f + 1].ReturnTo;
+            ushort live = at >= 0 && at < liveIn.Length ? liveIn[at] : (ushort)0x3ff;
+            if (f < state.Frames.Count - 1)
+                live |= 0x3c0;
+            for (int r = 0; r < 10; r++)
+            {
+                if ((live & (1 << r)) == 0)
+                    continue;
+                var reg = frame.Registers[r];
+                hash.Add(reg.Type);
+                hash.Add(reg.Offset);
+                hash.Add(reg.Value);
+                hash.Add(reg.Range);
+            }
+            hash.AddBytes(System.Runtime.InteropServices.MemoryMarshal.AsBytes(frame.StackBytes.AsSpan()));
+        }
+        return hash.ToHashCode();
+    }
+
+    private static bool MapIds(int oldId, int curId, Dictionary<int, int> ids, Dictionary<int, int> reverse)
+    {
+        if (oldId == 0)
+            return true;
+        if (curId == 0)
+            return false;
+        if (ids.TryGetValue(oldId, out int mapped))
+            return mapped == curId;
+        if (reverse.TryGetValue(curId, out int back) && back != oldId)
+            return false;
+        ids[oldId] = curId;
+        reverse[curId] = oldId;
+        return true;
+    }
+
+    public static bool RegisterCovers(RegisterState old, RegisterState cur, bool exact, Dictionary<int, int> ids, Dictionary<int, int> reverse)
+    {
+        if (old.Type == RegisterType.NotInit)
+            return !exact || cur.Type == RegisterType.NotInit;
+        if (old.Type != cur.Type)
+            return false;
+        if (old.Type == RegisterType.Scalar)
+        {
+            bool values = exact ? old.Value == cur.Value : cur.Value.IsWithin(old.Value);
+            return values && MapIds(old.Id, cur.Id, ids, reverse);
+        }
+        if (old.Offset != cur.Offset || !ReferenceEquals(old.Map, cur.Map) || old.Frame != cur.Frame
+            || old.MemorySize != cur.MemorySize)
+            return false;
+        if (exact ? old.Value != cur.Value : !cur.Value.IsWithin(old.Value))
+            return false;
+        if (cur.Range < old.Range || (exact && cur.Range != old.Range))
+            return false;
+        return MapIds(old.Id, cur.Id, ids, reverse) && MapIds(old.ReferenceId, cur.ReferenceId, ids, reverse);
+    }
+
+    private static bool StackCovers(FrameState o, FrameState c, bool exact, Dictionary<int, int> ids, Dictionary<int, int> reverse)
+    {
+        for (int slot = 0; slot < FrameState.SlotCount; slot++)
+        {
+            int b = slot * 8;
+            bool oldSpill = o.StackBytes[b] == StackByte.Spill, curSpill = c.StackBytes[b] == StackByte.Spill;
+            if (oldSpill)
+            {
+                if (curSpill)
+                {
+                    if (!RegisterCovers(o.Spills[slot], c.Spills[slot], exact, ids, reverse))
+                        return false;
+                    continue;
+                }
+                // An unknown spilled scalar reads like untracked bytes.
+                if (exact || o.Spills[slot].Type != RegisterType.Scalar || o.Spills[slot].Value != Scalar.Unknown)
+                    return false;
+                for (int i = b; i < b + 8; i++)
+                {
+                    if (c.StackBytes[i] == StackByte.Invalid)
+                        return false;
+                }
+                continue;
+            }
+            if (curSpill && c.Spills[slot].Type != RegisterType.Scalar)
+            {
+                // A spilled pointer is only covered by the same spilled pointer.
+                if (o.StackBytes[b] != StackByte.Invalid || exact)
+                    return false;
+                for (int i = b; i < b + 8; i++)
+                {
+                    if (o.StackBytes[i] != StackByte.Invalid)
+                        return false;
+                }
+                return false;
+            }
+            for (int i = b; i < b + 8; i++)
+            {
+                var ob = o.StackBytes[i];
+                var cb = curSpill ? StackByte.Misc : c.StackBytes[i];
+                if (ob == cb)
+                    continue;
+                if (exact)
+                    return false;
+                // Untracked bytes cover zero bytes; never-written bytes cover anything scalar.
+                if (ob == StackByte.Misc && cb == StackByte.Zero)
+                    continue;
+                if (ob == StackByte.Invalid)
+                    continue;
+                return false;
+            }
+        }
+        return true;
+    }
+}

@@ -1,0 +1,368 @@
+using System.Diagnostics;
+using System.Text;
+using SharpBpf.Asm;
+using SharpBpf.Objects;
+using SharpBpf.Platform;
+using SharpBpf.Verifier.Cfg;
+using SharpBpf.Verifier.Domains;
+
+namespace SharpBpf.Verifier;
+
+/// <summary>
+/// The exploration engine: a depth-first walk over paths, one abstract state per path, with the kernel's pruning
+/// (a state covered by a fully explored one at the same instruction stops the path) and its loop check (a state equal
+/// to one still being explored at the same instruction is an infinite loop). The instruction semantics live in the
+/// partial files: Engine.Transformer.cs (ALU, jumps), Engine.Memory.cs (loads, stores), Engine.Calls.cs (helpers,
+/// functions, exit).
+/// </summary>
+internal sealed partial class Engine
+{
+    /// <summary>A state kept at a prune point. Branches counts the paths below it still being explored.</summary>
+    private sealed class Checkpoint(VerifierState state, Checkpoint? parent, int hash, int pc)
+    {
+        public VerifierState State { get; } = state;
+        public int Hash { get; } = hash;
+        public int Pc { get; } = pc;
+        public Checkpoint? Parent { get; } = parent;
+        public int Branches { get; set; } = 1;
+    }
+
+    private sealed class PathItem(VerifierState state, int pc, Checkpoint? parent)
+    {
+        public VerifierState State { get; } = state;
+        public int Pc { get; set; } = pc;
+        public Checkpoint? Parent { get; set; } = parent;
+    }
+
+    /// <summary>Thrown inside the engine to stop at a refusal; turned into a <see cref="VerifierError"/>.</summary>
+    private sealed class Refusal(string message, string? hint = null, Register? register = null) : Exception(message)
+    {
+        public string? Hint { get; } = hint;
+        public Register? Register { get; } = register;
+    }
+
+    private const int MaxCompletedStatesPerInstruction = 64;
+
+    private readonly ProgramSpec _program;
+    private readonly PlatformTable _platform;
+    private readonly VerifierOptions _options;
+    private readonly Dictionary<string, MapSpec> _maps;
+    private ProgramGraph _graph = null!;
+    /// <summary>Per instruction: fully explored states (bounded, oldest evicted), used for pruning.</summary>
+    private List<Checkpoint>[] _completed = [];
+
+    /// <summary>Per instruction: states whose paths are still being explored, by hash, used for the loop check.</summary>
+    private Dictionary<int, List<Checkpoint>>[] _inProgress = [];
+    private ushort[] _liveIn = [];
+    private readonly Stack<PathItem> _pending = new();
+    private readonly Dictionary<int, AccessFact> _facts = [];
+    private readonly Dictionary<(int, int), int> _backEdgeCounts = [];
+    private readonly StringBuilder? _log;
+    private int _processed;
+    private int _jumps;
+    private int _processedAtLastCheckpoint;
+    private int _jumpsAtLastCheckpoint;
+    private int _totalStates;
+    private int _maxDepth;
+    private int _nextId;
+
+    // The path being executed.
+    private VerifierState _state = null!;
+    private int _pc;
+
+    public Engine(ProgramSpec program, PlatformTable platform, VerifierOptions options)
+    {
+        _program = program;
+        _platform = platform;
+        _options = options;
+        _maps = [];
+        foreach (var map in options.Maps)
+            _maps.TryAdd(map.Name, map);
+        _log = options.Log ? new StringBuilder() : null;
+    }
+
+    private FrameState Frame => _state.Current;
+    private Instruction Insn => _graph[_pc];
+
+    public VerifierResult Run()
+    {
+        var clock = Stopwatch.StartNew();
+        var insns = _program.Instructions;
+        _graph = ProgramGraph.Build(insns, out var structureError);
+        VerifierError? error = null;
+        if (structureError is not null)
+        {
+            error = MakeError(structureError.InstructionIndex, structureError.Message, structureError.Hint, null);
+        }
+        else
+        {
+            _completed = new List<Checkpoint>[_graph.Count];
+            _inProgress = new Dictionary<int, List<Checkpoint>>[_graph.Count];
+            _liveIn = Liveness.Compute(_graph, _platform);
+            try
+            {
+                Explore();
+            }
+            catch (Refusal refusal)
+            {
+                error = MakeError(_pc, refusal.Message, refusal.Hint, refusal.Register);
+            }
+        }
+        clock.Stop();
+        return new VerifierResult
+        {
+            ProgramName = _program.Name,
+            Error = error,
+            ProcessedInstructions = _processed,
+            TotalStates = _totalStates,
+            StackDepth = _maxDepth,
+            Elapsed = clock.Elapsed,
+            AccessFacts = _facts,
+            Log = _log?.ToString(),
+        };
+    }
+
+    private VerifierError MakeError(int index, string message, string? hint, Register? register)
+    {
+        bool valid = index >= 0 && index < (_graph?.Count ?? 0);
+        string? registerText = null, stateText = null;
+        if (_state is not null && valid)
+        {
+            if (register is { } r)
+                registerText = $"R{(int)r} = {RegisterValue(r)}";
+            stateText = DescribeRegisters(_state.Current);
+        }
+        if (_log is not null)
+            _log.AppendLine($"{index}: refused: {message}");
+        return new VerifierError
+        {
+            InstructionIndex = index,
+            RawIndex = valid ? _graph!.RawIndexOf(index) : index,
+            Instruction = valid ? InstructionText.Format(_graph![index]) : "",
+            Message = message,
+            Hint = hint,
+            RegisterState = registerText,
+            SourceLine = SourceLineOf(index),
+            State = stateText,
+        };
+    }
+
+    private RegisterState RegisterValue(Register r) =>
+        r == Register.R10 ? FramePointer() : _state.Current.Registers[(int)r];
+
+    /// <summary>The C line covering instruction <paramref name="index"/>: the last line record at or before it.</summary>
+    internal SourceLine? SourceLineOf(int index)
+    {
+        SourceLine? found = null;
+        foreach (var line in _program.Lines)
+        {
+            if (line.InstructionIndex > index)
+                break;
+            found = line;
+        }
+        return found;
+    }
+
+    private static string DescribeRegisters(FrameState frame)
+    {
+        var parts = new List<string>();
+        for (int r = 0; r < 10; r++)
+        {
+            if (frame.Registers[r].Type != RegisterType.NotInit)
+                parts.Add($"R{r}={frame.Registers[r]}");
+        }
+        for (int s = FrameState.SlotCount - 1; s >= 0; s--)
+        {
+            if (frame.StackBytes[s * 8] == StackByte.Spill)
+                parts.Add($"fp{s * 8 - FrameState.StackSize}={frame.Spills[s]}");
+        }
+        return string.Join(" ", parts);
+    }
+
+    private VerifierState InitialState()
+    {
+        var state = new VerifierState();
+        var main = new FrameState { FunctionStart = 0 };
+        for (int r = 0; r < 11; r++)
+            main.Registers[r] = RegisterState.NotInit;
+        main.Registers[1] = RegisterState.Pointer(RegisterType.Context);
+        state.Frames.Add(main);
+        return state;
+    }
+
+    private void Explore()
+    {
+        _pending.Push(new PathItem(InitialState(), 0, null));
+        while (_pending.Count > 0)
+        {
+            var item = _pending.Pop();
+            _state = item.State;
+            _pc = item.Pc;
+            var parent = item.Parent;
+            _log?.AppendLine($"from path at {_pc}: {DescribeRegisters(Frame)}");
+            while (true)
+            {
+                if (++_processed > _options.ComplexityLimit)
+                    throw TooComplex();
+                if (_graph.PrunePoints[_pc])
+                {
+                    if (IsCovered(ref parent))
+                    {
+                        _log?.AppendLine($"{_pc}: safe (covered by a verified state)");
+                        EndPath(parent);
+                        break;
+                    }
+                }
+                if (_log is not null)
+                    _log.AppendLine($"{_pc}: {InstructionText.Format(Insn)}    ; {DescribeRegisters(Frame)}");
+                if (Insn.OpCode.IsJump && Insn.OpCode.JumpOperation is not (JumpOperation.Call or JumpOperation.Exit))
+                    _jumps++;
+                int next = Step(parent);
+                if (next < 0)
+                {
+                    EndPath(parent);
+                    break;
+                }
+                if (next <= _pc && _graph.FunctionOf[next] == _graph.FunctionOf[_pc])
+                    CountBackEdge(_pc, next);
+                _pc = next;
+            }
+        }
+    }
+
+    /// <summary>Forks the current path: the other edge continues later from <paramref name="pc"/> with <paramref name="state"/>.</summary>
+    private void Fork(VerifierState state, int pc, Checkpoint? parent)
+    {
+        if (parent is not null)
+            parent.Branches++;
+        if (pc <= _pc && _graph.FunctionOf[pc] == _graph.FunctionOf[_pc])
+            CountBackEdge(_pc, pc);
+        _log?.AppendLine($"{_pc}: branch to {pc} pushed");
+        _pending.Push(new PathItem(state, pc, parent));
+    }
+
+    private void EndPath(Checkpoint? parent)
+    {
+        for (var c = parent; c is not null; c = c.Parent)
+        {
+            if (--c.Branches > 0)
+                break;
+            // Every path below c is verified: c can now prune.
+            var byHash = _inProgress[c.Pc];
+            if (byHash.TryGetValue(c.Hash, out var same))
+            {
+                same.Remove(c);
+                if (same.Count == 0)
+                    byHash.Remove(c.Hash);
+            }
+            var completed = _completed[c.Pc] ??= [];
+            if (completed.Count >= MaxCompletedStatesPerInstruction)
+                completed.RemoveAt(0);
+            completed.Add(c);
+        }
+    }
+
+    private void CountBackEdge(int from, int to)
+    {
+        _backEdgeCounts.TryGetValue((from, to), out int n);
+        _backEdgeCounts[(from, to)] = n + 1;
+    }
+
+    private Refusal TooComplex()
+    {
+        string message = $"the program is too complex: more than {_options.ComplexityLimit:N0} instructions processed over all paths (the kernel's limit is 1,000,000)";
+        if (_backEdgeCounts.Count > 0)
+        {
+            var ((from, to), count) = _backEdgeCounts.MaxBy(kv => kv.Value);
+            message += $"; the loop closed by the jump at instruction {from} back to {to} ran {count:N0} times without the verifier proving it ends";
+            return new Refusal(message, "bound the loop by a constant the verifier can see (e.g. `for (i = 0; i < 64 && i < n; i++)`), or use bpf_loop()");
+        }
+        return new Refusal(message, "split the program with tail calls or bpf-to-bpf calls, or reduce the number of branches");
+    }
+
+    /// <summary>At a prune point: stop the path if a fully verified state here covers it; refuse an exact repeat of a
+    /// state still being explored (a loop that makes no progress); else remember this state.</summary>
+    private bool IsCovered(ref Checkpoint? parent)
+    {
+        int hash = StateComparison.Hash(_state, _liveIn, _pc);
+        if (_completed[_pc] is { } completed)
+        {
+            foreach (var old in completed)
+            {
+                if (StateComparison.Covers(old.State, _state, _liveIn, _pc))
+                    return true;
+            }
+        }
+        var byHash = _inProgress[_pc] ??= [];
+        if (byHash.TryGetValue(hash, out var candidates))
+        {
+            // (candidates is reused below when this state is kept)
+            foreach (var old in candidates)
+            {
+                if (StateComparison.Covers(old.State, _state, _liveIn, _pc, exact: true)
+                    && StateComparison.Covers(_state, old.State, _liveIn, _pc, exact: true))
+                {
+                    var edge = _graph.BackEdges.FirstOrDefault(e => e.To == _pc);
+                    throw new Refusal(
+                        $"infinite loop: the state at instruction {_pc} repeats exactly on the path back from instruction {edge.From}, so the loop can never end",
+                        "make the loop condition depend on a value that changes every iteration");
+                }
+            }
+        }
+        // As the kernel does, keep a new state only every few jumps and instructions: storing one at every prune
+        // point of a tight loop costs memory and time and rarely prunes more.
+        if (_processed - _processedAtLastCheckpoint < 8 || _jumps - _jumpsAtLastCheckpoint < 2)
+            return false;
+        _processedAtLastCheckpoint = _processed;
+        _jumpsAtLastCheckpoint = _jumps;
+        if (candidates is null)
+        {
+            candidates = [];
+            byHash[hash] = candidates;
+        }
+        var checkpoint = new Checkpoint(_state.Clone(), parent, hash, _pc);
+        candidates.Add(checkpoint);
+        _totalStates++;
+        parent = checkpoint;
+        return false;
+    }
+
+    private int NewId() => ++_nextId;
+
+    private RegisterState FramePointer() => new()
+    {
+        Type = RegisterType.Stack,
+        Offset = 0,
+        Value = Scalar.Const(0),
+        Frame = _state.Frames.Count - 1,
+    };
+
+    /// <summary>Reads a register; reading one never written is refused.</summary>
+    private RegisterState Read(Register r)
+    {
+        if (r == Register.R10)
+            return FramePointer();
+        var value = Frame.Registers[(int)r];
+        if (value.Type == RegisterType.NotInit)
+        {
+            throw new Refusal($"R{(int)r} is read before it is written (!read_ok)",
+                r is >= Register.R1 and <= Register.R5
+                    ? $"r1-r5 do not survive a call: keep values needed after a call in r6-r9 or on the stack"
+                    : $"set r{(int)r} on every path that reaches this instruction", r);
+        }
+        return value;
+    }
+
+    private void Write(Register r, RegisterState value)
+    {
+        if (r == Register.R10)
+            throw new Refusal("r10 (the frame pointer) is read-only", "copy r10 to another register and change the copy", r);
+        Frame.Registers[(int)r] = value;
+    }
+
+    private void RecordAccess(MemoryRegion region)
+    {
+        _facts.TryGetValue(_pc, out var fact);
+        _facts[_pc] = new AccessFact(fact.Regions | region, true);
+    }
+}
