@@ -243,7 +243,7 @@ public class XdpOutputHelperTests
                 Exit(),
             ],
         });
-        using var collection = VmCollection.Load(spec, O());
+        using var collection = VmCollection.Load(spec);
         var events = (SharpBpf.Maps.PerfEventArrayMap)collection.Map("events");
         events.OpenAll();
         Assert.Equal(XdpAction.Pass, collection.Program("p").TestRun(new TestRunOptions { Data = new byte[64] }).Action);
