@@ -102,6 +102,10 @@ internal static unsafe class JitCompiler
         private readonly bool _checked;
         private readonly LocalBuilder[] _r = new LocalBuilder[11];
         private readonly LocalBuilder _pc, _scratch, _address, _offset;
+        // Copies of the execution's stack and packet bounds, so the inline checks read locals (registers) instead of
+        // fields. Reloaded wherever they can change: at Dispatch (entry, callx, return from a call), after a local
+        // call, and (packet) after every helper call.
+        private readonly LocalBuilder _stackLow, _stackSpan, _packetLow, _packetSpan;
         private readonly Label[] _labels;
         private readonly Label _dispatch;
         private readonly bool[] _resumable;
@@ -118,6 +122,10 @@ internal static unsafe class JitCompiler
             _scratch = il.DeclareLocal(typeof(ulong));
             _address = il.DeclareLocal(typeof(ulong));
             _offset = il.DeclareLocal(typeof(ulong));
+            _stackLow = il.DeclareLocal(typeof(ulong));
+            _stackSpan = il.DeclareLocal(typeof(ulong));
+            _packetLow = il.DeclareLocal(typeof(ulong));
+            _packetSpan = il.DeclareLocal(typeof(ulong));
             _labels = new Label[_code.Length];
             for (int i = 0; i < _labels.Length; i++)
                 _labels[i] = il.DefineLabel();
@@ -156,6 +164,8 @@ internal static unsafe class JitCompiler
             // Dispatch: the only indirect entry into the body (start, callx, return from a call).
             var bad = il.DefineLabel();
             il.MarkLabel(_dispatch);
+            ReloadStack();
+            ReloadPacket();
             var table = new Label[_code.Length];
             for (int i = 0; i < table.Length; i++)
                 table[i] = _resumable[i] ? _labels[i] : bad;
@@ -174,6 +184,34 @@ internal static unsafe class JitCompiler
                 il.MarkLabel(_labels[pc]);
                 EmitInstruction(pc);
             }
+        }
+
+        private void ReloadStack()
+        {
+            if (!_checked)
+                return;
+            var il = _il;
+            il.Emit(OpCodes.Ldarg_0);
+            il.Emit(OpCodes.Ldfld, s_stackLow);
+            il.Emit(OpCodes.Stloc, _stackLow);
+            il.Emit(OpCodes.Ldarg_0);
+            il.Emit(OpCodes.Ldfld, s_stackTop);
+            il.Emit(OpCodes.Ldloc, _stackLow);
+            il.Emit(OpCodes.Sub);
+            il.Emit(OpCodes.Stloc, _stackSpan);
+        }
+
+        private void ReloadPacket()
+        {
+            if (!_checked)
+                return;
+            var il = _il;
+            il.Emit(OpCodes.Ldarg_0);
+            il.Emit(OpCodes.Ldfld, s_packetLow);
+            il.Emit(OpCodes.Stloc, _packetLow);
+            il.Emit(OpCodes.Ldarg_0);
+            il.Emit(OpCodes.Ldfld, s_packetSpan);
+            il.Emit(OpCodes.Stloc, _packetSpan);
         }
 
         private void Ld(int reg) => _il.Emit(OpCodes.Ldloc, _r[reg]);
@@ -288,6 +326,7 @@ internal static unsafe class JitCompiler
                 case VmOp.TailCall: TailCall(pc); return;
                 case VmOp.LocalCall:
                     PushFrame(pc);
+                    ReloadStack();
                     il.Emit(OpCodes.Br, _labels[ins.Offset]);
                     return;
                 case VmOp.CallRegister: CallRegister(ins, pc); return;
@@ -392,28 +431,20 @@ internal static unsafe class JitCompiler
             var il = _il;
             var slow = il.DefineLabel();
             il.Emit(OpCodes.Ldloc, _address);
-            il.Emit(OpCodes.Ldarg_0);
-            il.Emit(OpCodes.Ldfld, s_stackLow);
+            il.Emit(OpCodes.Ldloc, _stackLow);
             il.Emit(OpCodes.Sub);
-            il.Emit(OpCodes.Ldarg_0);
-            il.Emit(OpCodes.Ldfld, s_stackTop);
-            il.Emit(OpCodes.Ldarg_0);
-            il.Emit(OpCodes.Ldfld, s_stackLow);
-            il.Emit(OpCodes.Sub);
+            il.Emit(OpCodes.Ldloc, _stackSpan);
             I8(size);
             il.Emit(OpCodes.Sub);
             il.Emit(OpCodes.Ble_Un, fast);
             il.Emit(OpCodes.Ldloc, _address);
-            il.Emit(OpCodes.Ldarg_0);
-            il.Emit(OpCodes.Ldfld, s_packetLow);
+            il.Emit(OpCodes.Ldloc, _packetLow);
             il.Emit(OpCodes.Sub);
             il.Emit(OpCodes.Stloc, _offset);
             il.Emit(OpCodes.Ldloc, _offset);
-            il.Emit(OpCodes.Ldarg_0);
-            il.Emit(OpCodes.Ldfld, s_packetSpan);
+            il.Emit(OpCodes.Ldloc, _packetSpan);
             il.Emit(OpCodes.Bge_Un, slow);
-            il.Emit(OpCodes.Ldarg_0);
-            il.Emit(OpCodes.Ldfld, s_packetSpan);
+            il.Emit(OpCodes.Ldloc, _packetSpan);
             il.Emit(OpCodes.Ldloc, _offset);
             il.Emit(OpCodes.Sub);
             I8(size);
@@ -639,6 +670,7 @@ internal static unsafe class JitCompiler
                 Ld(i);
             Call(helper.Method);
             St(0);
+            ReloadPacket();
         }
 
         /// <summary>Stores r0-r10 and the index to resume at, flags the hand-off and returns to the driver.</summary>
@@ -713,6 +745,7 @@ internal static unsafe class JitCompiler
             il.MarkLabel(helperCalled);
             il.Emit(OpCodes.Ldloc, _scratch);
             St(0);
+            ReloadPacket();
             il.Emit(OpCodes.Br, next);
             il.MarkLabel(next);
         }
