@@ -52,6 +52,9 @@ public sealed unsafe class Umem : IDisposable
 
     internal byte* Base => _memory.Pointer;
 
+    /// <summary>The area's mapping (start, length), for leak checks.</summary>
+    internal (nint Start, nuint Length) Mapping => ((nint)_memory.Pointer, _memory.Length);
+
     internal bool IsDisposed => _memory.IsClosed;
 
     internal xdp_umem_reg Registration() => new()

@@ -153,9 +153,10 @@ public sealed unsafe class XskSocket : IDisposable
                 FillFromPool(fill, umem, initial);
             }
 
-            ushort flags = options.NeedWakeup ? Xsk.XDP_USE_NEED_WAKEUP : (ushort)0;
-            if (owner is not null)
-                flags |= Xsk.XDP_SHARED_UMEM;
+            // A sharing socket may carry no other flag: the kernel refuses copy, zero-copy and need-wakeup flags with
+            // XDP_SHARED_UMEM (EINVAL) and gives it the owner's mode and need-wakeup setting.
+            bool needWakeup = owner?._needWakeup ?? options.NeedWakeup;
+            ushort flags = owner is not null ? Xsk.XDP_SHARED_UMEM : needWakeup ? Xsk.XDP_USE_NEED_WAKEUP : (ushort)0;
             string? notice = null;
             ushort modeFlag = options.Mode switch
             {
@@ -163,7 +164,6 @@ public sealed unsafe class XskSocket : IDisposable
                 XskBindMode.ZeroCopy => Xsk.XDP_ZEROCOPY,
                 _ => 0,
             };
-            // A sharing socket inherits the owner's mode: the kernel refuses copy/zero-copy flags with XDP_SHARED_UMEM.
             if (owner is not null)
                 modeFlag = 0;
             int errno = Bind(fd, ifIndex, queueId, (ushort)(flags | modeFlag), owner);
@@ -179,7 +179,7 @@ public sealed unsafe class XskSocket : IDisposable
             length = 4;
             bool zeroCopy = Xsk.getsockopt(fd, Xsk.SOL_XDP, Xsk.XDP_OPTIONS, &xdpOptions, &length) == 0
                 && (xdpOptions & Xsk.XDP_OPTIONS_ZEROCOPY) != 0;
-            var socket = new XskSocket(handle, umem, ifIndex, queueId, rx, tx, fill, completion, maps, borrowed, options.NeedWakeup,
+            var socket = new XskSocket(handle, umem, ifIndex, queueId, rx, tx, fill, completion, maps, borrowed, needWakeup,
                 zeroCopy, owner is not null, notice);
             umem.Owner ??= socket;
             return socket;
@@ -422,6 +422,9 @@ public sealed unsafe class XskSocket : IDisposable
         return new XskStatistics(s.rx_dropped, s.rx_invalid_descs, s.tx_invalid_descs, s.rx_ring_full,
             s.rx_fill_ring_empty_descs, s.tx_ring_empty_descs);
     }
+
+    /// <summary>The socket's own ring mappings (start, length), for leak checks.</summary>
+    internal IEnumerable<(nint Start, nuint Length)> Mappings => _maps.Select(m => ((nint)m.Pointer, m.Length)).ToList();
 
     public override string ToString() => $"AF_XDP socket on ifindex {IfIndex} queue {QueueId} ({(IsZeroCopy ? "zero-copy" : "copy")})";
 
