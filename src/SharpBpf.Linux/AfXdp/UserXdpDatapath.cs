@@ -51,6 +51,8 @@ public sealed record UserXdpOptions
     public XskBindMode Mode { get; init; } = XskBindMode.Auto;
     public XdpAttachMode AttachMode { get; init; } = XdpAttachMode.Native;
     public int FrameCount { get; init; } = 4096;
+    /// <summary>Called once the socket is bound and the redirect program attached: frames sent from now on are taken.</summary>
+    public Action? Ready { get; init; }
     /// <summary>Called with each trap's message (an ABORTED verdict from a fault in the program).</summary>
     public Action<string>? Trace { get; init; }
 }
@@ -77,6 +79,7 @@ public static unsafe class UserXdpDatapath
         using var redirect = XskRedirect.Load();
         redirect.Register(socket);
         redirect.Attach(ifIndex, options.AttachMode);
+        options.Ready?.Invoke();
         using var execution = new VmExecution();
         using var context = new XdpContext();
         context.IngressIfindex = (uint)ifIndex;
