@@ -137,12 +137,8 @@ public static unsafe class UserXdpDatapath
                 Refill(socket, recycle[..recycled]);
         }
         // Frames still in flight come back before the socket closes, so the counters match what left the wire.
-        var drain = Stopwatch.StartNew();
-        while (socket.PendingTransmit > 0 && drain.ElapsedMilliseconds < 500)
-        {
-            socket.RecycleCompleted();
-            Thread.Sleep(1);
-        }
+        socket.Flush(TimeSpan.FromMilliseconds(500));
+        socket.RecycleCompleted();
         return counters;
     }
 

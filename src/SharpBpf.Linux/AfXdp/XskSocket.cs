@@ -342,6 +342,28 @@ public sealed unsafe class XskSocket : IDisposable
         return total;
     }
 
+    /// <summary>
+    /// Kicks until the kernel has taken every queued TX frame or <paramref name="timeout"/> passes; true when the TX
+    /// ring is empty. Copy mode sends at most 32 frames per kick, so a batch larger than that needs more kicks: call
+    /// this before disposing a socket that still has frames to send.
+    /// </summary>
+    public bool Flush(TimeSpan timeout)
+    {
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        var deadline = Environment.TickCount64 + (long)timeout.TotalMilliseconds;
+        while (_tx!.Outstanding > 0)
+        {
+            if (Environment.TickCount64 > deadline)
+                return false;
+            var r = Xsk.sendto(_handle.Value, null, 0, Xsk.MSG_DONTWAIT, null, 0);
+            if (r < 0 && LibC.LastErrno() is not (Errno.EAGAIN or Errno.EBUSY or 105 or 4))
+                throw XskException.From("sendto (TX flush)", LibC.LastErrno());
+            if (_tx.Outstanding > 0)
+                Thread.Yield();
+        }
+        return true;
+    }
+
     /// <summary>The packet bytes of a descriptor.</summary>
     public Span<byte> Data(in XdpDesc descriptor) => Umem.Data(descriptor);
 

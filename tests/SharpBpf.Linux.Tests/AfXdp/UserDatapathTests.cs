@@ -10,6 +10,7 @@ using SharpBpf.Vm;
 namespace SharpBpf.Linux.Tests.AfXdp;
 
 /// <summary>XDP programs of the managed VM run on live frames through AF_XDP (library and <c>sharpbpf xdp run-user</c>).</summary>
+[Collection("AF_XDP")] // one at a time: the fd-leak check sees the whole process
 public sealed class UserDatapathTests : IDisposable
 {
     private static readonly TimeSpan s_timeout = TimeSpan.FromSeconds(20);

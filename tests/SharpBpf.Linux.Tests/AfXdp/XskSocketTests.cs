@@ -5,6 +5,7 @@ using SharpBpf.Linux.Tests.Support;
 namespace SharpBpf.Linux.Tests.AfXdp;
 
 /// <summary>AF_XDP sockets on a veth pair in the test's own namespace: frames sent on veth0 arrive on veth1.</summary>
+[Collection("AF_XDP")] // one at a time: the fd-leak check sees the whole process
 public sealed class XskSocketTests
 {
     private static readonly TimeSpan s_timeout = TimeSpan.FromSeconds(20);
