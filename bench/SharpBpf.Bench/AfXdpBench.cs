@@ -30,7 +30,8 @@ public static partial class AfXdpBench
             Exec("ip", ["-n", ns, "link", "add", "veth0", "type", "veth", "peer", "name", "veth1"]);
             Exec("ip", ["-n", ns, "link", "set", "veth0", "up"]);
             Exec("ip", ["-n", ns, "link", "set", "veth1", "up"]);
-            double[] managed = new double[rounds], native = new double[rounds];
+            double[] managed = new double[rounds], native = new double[rounds], user = new double[rounds], kernel = new double[rounds];
+            var dropObject = Path.Combine(root, "programs", "bench", "xdp_drop.o");
             var thread = new Thread(() =>
             {
                 int fd = open("/var/run/netns/" + ns, 0x80000);
@@ -38,13 +39,21 @@ public static partial class AfXdpBench
                     throw new InvalidOperationException("cannot enter the benchmark's network namespace");
                 close(fd);
                 int ifIndex = (int)if_nametoindex("veth1");
-                using var redirect = XskRedirect.Load();
-                redirect.Attach(ifIndex);
+                using (var redirect = XskRedirect.Load())
+                {
+                    redirect.Attach(ifIndex);
+                    for (int r = 0; r < rounds; r++)
+                    {
+                        managed[r] = Managed(ns, reference, ifIndex, redirect, seconds);
+                        native[r] = Native(ns, reference, redirect, seconds);
+                        Console.WriteLine($"round {r + 1}: SharpBpf {managed[r] / 1e6:F3} Mpps, C reference {native[r] / 1e6:F3} Mpps");
+                    }
+                }
                 for (int r = 0; r < rounds; r++)
                 {
-                    managed[r] = Managed(ns, reference, ifIndex, redirect, seconds);
-                    native[r] = Native(ns, reference, redirect, seconds);
-                    Console.WriteLine($"round {r + 1}: SharpBpf {managed[r] / 1e6:F3} Mpps, C reference {native[r] / 1e6:F3} Mpps");
+                    user[r] = RunUser(ns, reference, ifIndex, dropObject, seconds);
+                    kernel[r] = Attached(ns, reference, ifIndex, dropObject, seconds);
+                    Console.WriteLine($"round {r + 1}: xdp_drop run-user {user[r] / 1e6:F3} Mpps, attached natively {kernel[r] / 1e6:F3} Mpps");
                 }
             });
             thread.Start();
@@ -54,6 +63,8 @@ public static partial class AfXdpBench
             Console.WriteLine($"  SharpBpf XskSocket  {m / 1e6:F3} Mpps");
             Console.WriteLine($"  C reference         {c / 1e6:F3} Mpps");
             Console.WriteLine($"  ratio SharpBpf / C  {m / c:F3}");
+            double u = Median(user), k = Median(kernel);
+            Console.WriteLine($"xdp_drop, same generator: run-user (interpreter) {u / 1e6:F3} Mpps = {1e9 / u:F0} ns/packet; attached natively {k / 1e6:F3} Mpps = {1e9 / k:F0} ns/packet (generator-bound); ratio {k / u:F2}");
             return 0;
         }
         finally
@@ -109,6 +120,33 @@ public static partial class AfXdpBench
         Console.WriteLine($"  C: {line}, generator {sent}");
         redirect.Unregister(0);
         return long.Parse(line.Split(' ')[1], CultureInfo.InvariantCulture) / elapsed;
+    }
+
+    /// <summary>xdp_drop run in the managed VM by <see cref="UserXdpDatapath"/>: frames dropped per second.</summary>
+    private static double RunUser(string ns, string reference, int ifIndex, string dropObject, double seconds)
+    {
+        using var collection = Vm.VmCollection.Load(Objects.ObjectFile.Open(dropObject));
+        using var generator = Start(ns, reference, ["gen", "veth0", F(seconds)]);
+        var clock = Stopwatch.StartNew();
+        var counters = UserXdpDatapath.Run(ifIndex, collection.Program("xdp_drop"),
+            new UserXdpOptions { Duration = TimeSpan.FromSeconds(seconds), Mode = XskBindMode.Copy });
+        double rate = counters.Drop / clock.Elapsed.TotalSeconds;
+        var sent = generator.StandardOutput.ReadToEnd().Trim();
+        generator.WaitForExit();
+        Console.WriteLine($"  run-user: dropped {counters.Drop} of {counters.Received}, generator {sent}");
+        return rate;
+    }
+
+    /// <summary>xdp_drop attached natively: every generated frame is dropped at the hook, so the rate is the generator's.</summary>
+    private static double Attached(string ns, string reference, int ifIndex, string dropObject, double seconds)
+    {
+        using var collection = Linux.BpfCollection.Load(Objects.ObjectFile.Open(dropObject));
+        using var attachment = Linux.Links.XdpHook.Attach(ifIndex, collection.Program("xdp_drop"), new Linux.Links.XdpAttachOptions { Mode = Linux.Links.XdpAttachMode.Native });
+        using var generator = Start(ns, reference, ["gen", "veth0", F(seconds)]);
+        var sent = generator.StandardOutput.ReadToEnd().Trim();
+        generator.WaitForExit();
+        Console.WriteLine($"  attached: generator {sent}");
+        return long.Parse(sent.Split(' ')[1], CultureInfo.InvariantCulture) / seconds;
     }
 
     private static string F(double x) => x.ToString(CultureInfo.InvariantCulture);
