@@ -49,7 +49,7 @@ public class VerifyAndDisasmCommandTests
     {
         var (code, _, error) = await Run("disasm", Fixture("xdp_maps.o"), "--program", "nope");
         Assert.Equal(1, code);
-        Assert.Contains("no program named 'nope'", error);
+        Assert.Contains("no program 'nope'", error);
         Assert.Contains("xdp_count", error);
     }
 

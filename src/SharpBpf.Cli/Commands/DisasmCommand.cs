@@ -27,26 +27,10 @@ public static class DisasmCommand
             var output = parse.InvocationConfiguration.Output;
             var error = parse.InvocationConfiguration.Error;
             var info = parse.GetRequiredValue(file);
-            CollectionSpec spec;
-            try
-            {
-                spec = ObjectFile.Open(info.FullName);
-            }
-            catch (BpfException e)
-            {
-                error.WriteLine($"sharpbpf disasm: {info.Name}: {e.Message}");
-                return CliApp.ExitRefused;
-            }
-
             var name = parse.GetValue(program);
-            var programs = name is null ? spec.Programs : spec.Programs.FindAll(p => p.Name == name);
-            if (programs.Count == 0)
-            {
-                error.WriteLine(name is null
-                    ? $"sharpbpf disasm: {info.Name}: the object has no programs"
-                    : $"sharpbpf disasm: {info.Name}: no program named '{name}' (it has: {string.Join(", ", spec.Programs.Select(p => p.Name))})");
+            if (ProgramLoading.Open("disasm", info.FullName, error) is not { } spec
+                || ProgramLoading.SelectAll("disasm", info.FullName, spec, name, error) is not { } programs)
                 return CliApp.ExitRefused;
-            }
 
             var chosenSyntax = parse.GetValue(syntax) == "asm" ? AsmSyntax.Conformance : AsmSyntax.Llvm;
             if (parse.GetValue(json))

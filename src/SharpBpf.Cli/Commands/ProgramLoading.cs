@@ -50,16 +50,8 @@ internal static class ProgramLoading
     /// <summary>Reads the object and picks the program (the named one, or the only XDP program).</summary>
     private static (CollectionSpec Spec, ProgramSpec Program)? Select(string command, string path, string? programName, TextWriter error)
     {
-        CollectionSpec spec;
-        try
-        {
-            spec = ObjectFile.Open(path);
-        }
-        catch (Exception e) when (e is BpfException or IOException or UnauthorizedAccessException)
-        {
-            error.WriteLine($"sharpbpf {command}: {Path.GetFileName(path)}: {e.Message}");
+        if (Open(command, path, error) is not { } spec)
             return null;
-        }
         ProgramSpec? program;
         if (programName is not null)
         {
@@ -88,5 +80,31 @@ internal static class ProgramLoading
             return null;
         }
         return (spec, program);
+    }
+
+    /// <summary>Reads an object file, or returns null after writing why (with the file name) to <paramref name="error"/>.</summary>
+    public static CollectionSpec? Open(string command, string path, TextWriter error)
+    {
+        try
+        {
+            return ObjectFile.Open(path);
+        }
+        catch (Exception e) when (e is BpfException or IOException or UnauthorizedAccessException)
+        {
+            error.WriteLine($"sharpbpf {command}: {Path.GetFileName(path)}: {e.Message}");
+            return null;
+        }
+    }
+
+    /// <summary>Every program of the object, or only the named one; null after writing why (commands that show all).</summary>
+    public static List<ProgramSpec>? SelectAll(string command, string path, CollectionSpec spec, string? programName, TextWriter error)
+    {
+        var programs = programName is null ? spec.Programs : spec.Programs.FindAll(p => p.Name == programName);
+        if (programs.Count > 0)
+            return programs;
+        error.WriteLine(programName is null
+            ? $"sharpbpf {command}: {Path.GetFileName(path)}: the object has no programs"
+            : $"sharpbpf {command}: {Path.GetFileName(path)}: no program '{programName}' (it has: {string.Join(", ", spec.Programs.Select(p => p.Name))})");
+        return null;
     }
 }

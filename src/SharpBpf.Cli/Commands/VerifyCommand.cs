@@ -31,26 +31,10 @@ public static class VerifyCommand
             var output = parse.InvocationConfiguration.Output;
             var error = parse.InvocationConfiguration.Error;
             var info = parse.GetRequiredValue(file);
-            CollectionSpec spec;
-            try
-            {
-                spec = ObjectFile.Open(info.FullName);
-            }
-            catch (BpfException e)
-            {
-                error.WriteLine($"sharpbpf verify: {info.Name}: {e.Message}");
-                return CliApp.ExitRefused;
-            }
-
             var name = parse.GetValue(program);
-            var programs = name is null ? spec.Programs : spec.Programs.FindAll(p => p.Name == name);
-            if (programs.Count == 0)
-            {
-                error.WriteLine(name is null
-                    ? $"sharpbpf verify: {info.Name}: the object has no programs"
-                    : $"sharpbpf verify: {info.Name}: no program named '{name}' (it has: {string.Join(", ", spec.Programs.Select(p => p.Name))})");
+            if (ProgramLoading.Open("verify", info.FullName, error) is not { } spec
+                || ProgramLoading.SelectAll("verify", info.FullName, spec, name, error) is not { } programs)
                 return CliApp.ExitRefused;
-            }
 
             bool withKernel = parse.GetValue(kernel);
             if (withKernel && !KernelCli.EnsureBpf("verify --kernel", error))

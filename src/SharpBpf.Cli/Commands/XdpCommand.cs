@@ -20,6 +20,7 @@ public static class XdpCommand
         command.Subcommands.Add(BuildAttach());
         command.Subcommands.Add(BuildDetach());
         command.Subcommands.Add(BuildStatus());
+        command.Subcommands.Add(XdpRunUserCommand.Build());
         return command;
     }
 
