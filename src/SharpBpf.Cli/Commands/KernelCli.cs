@@ -61,6 +61,28 @@ internal static class KernelCli
         return console;
     }
 
+    /// <summary>
+    /// Opens each object by id and reads its info. Ids are machine-wide and live: an object freed between the
+    /// listing and the opening (ENOENT) is skipped.
+    /// </summary>
+    public static List<TInfo> InfoOfEach<THandle, TInfo>(IEnumerable<uint> ids, Func<uint, THandle> open, Func<THandle, TInfo> info)
+        where THandle : IDisposable
+    {
+        var infos = new List<TInfo>();
+        foreach (var id in ids)
+        {
+            try
+            {
+                using var handle = open(id);
+                infos.Add(info(handle));
+            }
+            catch (BpfSyscallException e) when (e.ErrorNumber == Errno.ENOENT)
+            {
+            }
+        }
+        return infos;
+    }
+
     public static void WriteJson<T>(TextWriter output, T value) => output.WriteLine(JsonSerializer.Serialize(value, JsonOptions));
 
     /// <summary>Bytes as lower-case hex pairs separated by spaces ("01 00 00 00"), as bpftool prints them.</summary>

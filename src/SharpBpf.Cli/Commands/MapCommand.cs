@@ -69,19 +69,7 @@ public static class MapCommand
             var output = parse.InvocationConfiguration.Output;
             return KernelCli.Run("map list", parse.InvocationConfiguration.Error, () =>
             {
-                var infos = new List<MapInfo>();
-                foreach (var id in BpfMap.AllIds())
-                {
-                    try
-                    {
-                        using var m = BpfMap.FromId(id);
-                        infos.Add(m.GetInfo());
-                    }
-                    catch (BpfSyscallException e) when (e.ErrorNumber == Errno.ENOENT)
-                    {
-                        // freed between listing and opening
-                    }
-                }
+                var infos = KernelCli.InfoOfEach(BpfMap.AllIds(), BpfMap.FromId, o => o.GetInfo());
                 if (parse.GetValue(json))
                     KernelCli.WriteJson(output, infos);
                 else

@@ -108,19 +108,7 @@ public static class ProgCommand
             var output = parse.InvocationConfiguration.Output;
             return KernelCli.Run("prog list", parse.InvocationConfiguration.Error, () =>
             {
-                var infos = new List<ProgramInfo>();
-                foreach (var id in BpfProgram.AllIds())
-                {
-                    try
-                    {
-                        using var p = BpfProgram.FromId(id);
-                        infos.Add(p.GetInfo());
-                    }
-                    catch (BpfSyscallException e) when (e.ErrorNumber == Errno.ENOENT)
-                    {
-                        // unloaded between listing and opening
-                    }
-                }
+                var infos = KernelCli.InfoOfEach(BpfProgram.AllIds(), BpfProgram.FromId, o => o.GetInfo());
                 if (parse.GetValue(json))
                     KernelCli.WriteJson(output, infos);
                 else
