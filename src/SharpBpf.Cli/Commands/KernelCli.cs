@@ -1,3 +1,4 @@
+using System.CommandLine;
 using System.Globalization;
 using System.Text.Json;
 using System.Text.Json.Serialization;
@@ -59,6 +60,35 @@ internal static class KernelCli
         if (!terminal)
             console.Profile.Width = 160;
         return console;
+    }
+
+    /// <summary>The <c>--json</c> option of the kernel commands.</summary>
+    public static Option<bool> JsonOption() => new("--json") { Description = "Print stable JSON (documented in docs/cli.md)." };
+
+    /// <summary>
+    /// A <c>list</c> subcommand over every object of one kind in the kernel (<c>prog list</c>, <c>map list</c>):
+    /// a table, or JSON with <c>--json</c>.
+    /// </summary>
+    public static Command ListCommand<THandle, TInfo>(string commandName, string description, Func<List<uint>> allIds,
+        Func<uint, THandle> open, Func<THandle, TInfo> info, Action<TextWriter, IReadOnlyList<TInfo>> writeTable)
+        where THandle : IDisposable
+    {
+        var json = JsonOption();
+        var command = new Command("list", description) { json };
+        command.SetAction(parse =>
+        {
+            var output = parse.InvocationConfiguration.Output;
+            return Run(commandName, parse.InvocationConfiguration.Error, () =>
+            {
+                var infos = InfoOfEach(allIds(), open, info);
+                if (parse.GetValue(json))
+                    WriteJson(output, infos);
+                else
+                    writeTable(output, infos);
+                return 0;
+            });
+        });
+        return command;
     }
 
     /// <summary>

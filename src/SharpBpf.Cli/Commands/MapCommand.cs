@@ -32,7 +32,7 @@ public static class MapCommand
 
     internal sealed record DumpReport(MapInfo Map, IReadOnlyList<Entry> Entries);
 
-    private static Option<bool> JsonOption() => new("--json") { Description = "Print stable JSON (documented in docs/cli.md)." };
+    private static Option<bool> JsonOption() => KernelCli.JsonOption();
 
     /// <summary>The map operand: an id argument or --pinned PATH.</summary>
     private sealed class Target
@@ -60,25 +60,8 @@ public static class MapCommand
         }
     }
 
-    private static Command BuildList()
-    {
-        var json = JsonOption();
-        var command = new Command("list", "List every map in the kernel (ids are machine-wide).") { json };
-        command.SetAction(parse =>
-        {
-            var output = parse.InvocationConfiguration.Output;
-            return KernelCli.Run("map list", parse.InvocationConfiguration.Error, () =>
-            {
-                var infos = KernelCli.InfoOfEach(BpfMap.AllIds(), BpfMap.FromId, o => o.GetInfo());
-                if (parse.GetValue(json))
-                    KernelCli.WriteJson(output, infos);
-                else
-                    WriteTable(output, infos);
-                return 0;
-            });
-        });
-        return command;
-    }
+    private static Command BuildList() =>
+        KernelCli.ListCommand("map list", "List every map in the kernel (ids are machine-wide).", BpfMap.AllIds, BpfMap.FromId, o => o.GetInfo(), WriteTable);
 
     private static Command BuildShow()
     {

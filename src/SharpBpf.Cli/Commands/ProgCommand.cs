@@ -20,7 +20,7 @@ public static class ProgCommand
         return command;
     }
 
-    private static Option<bool> JsonOption() => new("--json") { Description = "Print stable JSON (documented in docs/cli.md)." };
+    private static Option<bool> JsonOption() => KernelCli.JsonOption();
 
     internal sealed record LoadReport(string File, bool Pinned, IReadOnlyList<LoadedProgram> Programs, IReadOnlyList<LoadedMap> Maps,
         IReadOnlyList<string> Warnings);
@@ -99,25 +99,8 @@ public static class ProgCommand
         return command;
     }
 
-    private static Command BuildList()
-    {
-        var json = JsonOption();
-        var command = new Command("list", "List every program loaded in the kernel (ids are machine-wide).") { json };
-        command.SetAction(parse =>
-        {
-            var output = parse.InvocationConfiguration.Output;
-            return KernelCli.Run("prog list", parse.InvocationConfiguration.Error, () =>
-            {
-                var infos = KernelCli.InfoOfEach(BpfProgram.AllIds(), BpfProgram.FromId, o => o.GetInfo());
-                if (parse.GetValue(json))
-                    KernelCli.WriteJson(output, infos);
-                else
-                    WriteTable(output, infos);
-                return 0;
-            });
-        });
-        return command;
-    }
+    private static Command BuildList() =>
+        KernelCli.ListCommand("prog list", "List every program loaded in the kernel (ids are machine-wide).", BpfProgram.AllIds, BpfProgram.FromId, o => o.GetInfo(), WriteTable);
 
     private static Command BuildShow()
     {
