@@ -168,6 +168,24 @@ public sealed class KernelCommandTests : IDisposable
     }
 
     [Fact]
+    public async Task TestRunOnTheKernelPinsNoMap()
+    {
+        // xdp_outer uses a pin-by-name map: a test run must neither need a bpffs at the default place nor leave a pin
+        // there (nor reuse one: the managed engines start from empty maps too).
+        const string defaultPin = "/sys/fs/bpf/pinned_counts";
+        if (File.Exists(defaultPin))
+            Assert.Skip($"{defaultPin} exists already (not ours)");
+        var (code, output, error) = await Run("test-run", Fixture("map_in_map"), "--program", "xdp_outer", "--data-hex", Frame, "--engine", "kernel", "--json");
+        var leftover = File.Exists(defaultPin);
+        if (leftover)
+            File.Delete(defaultPin);
+        Assert.True(code == 0, error);
+        Assert.False(leftover, "test-run --engine kernel left a pin at " + defaultPin);
+        using var doc = JsonDocument.Parse(output);
+        Assert.Equal("kernel", doc.RootElement.GetProperty("engine").GetString());
+    }
+
+    [Fact]
     public async Task RunOverAPcapOnTheKernel()
     {
         var pcap = Path.Combine(Path.GetTempPath(), $"sharpbpf-kernel-run-{Environment.ProcessId}.pcap");

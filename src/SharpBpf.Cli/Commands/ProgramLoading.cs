@@ -35,6 +35,10 @@ internal static class ProgramLoading
     {
         if (Select(command, path, programName, error) is not { } chosen)
             return null;
+        // A test run leaves nothing behind and starts from empty maps, as the managed engines do: no pin-by-name map
+        // is pinned in (or reused from) the default bpffs, which need not even be mounted.
+        foreach (var map in chosen.Spec.Maps)
+            map.Pinning = MapPinning.None;
         try
         {
             // The kernel loads the whole object's BTF and the maps the chosen program uses.
