@@ -1,3 +1,4 @@
+using System.Buffers.Binary;
 using System.CommandLine;
 using System.Diagnostics;
 using System.Text.Json;
@@ -68,6 +69,9 @@ public static class RunCommand
     /// --engine kernel: each packet goes through BPF_PROG_TEST_RUN once. The kernel reports verdicts and output
     /// packets, not redirect targets or trace lines; its time is the kernel's own per-run figure.
     /// </summary>
+    /// <summary>sizeof(struct xdp_md): data, data_end, data_meta, ingress_ifindex, rx_queue_index, egress_ifindex.</summary>
+    private const int XdpMdSize = 24;
+
     private static int RunInKernel(string path, string? programName, FileInfo input, FileInfo? outFile, bool asJson, TextWriter output, TextWriter error)
     {
         using var kernel = ProgramLoading.LoadKernel("run", path, programName, error);
@@ -84,14 +88,20 @@ public static class RunCommand
             {
                 if (packet.LinkType != LinkType.Ethernet)
                     throw new BpfException($"packet {packet.Index}: link type {packet.LinkType} is not Ethernet; XDP programs see Ethernet frames");
-                var result = kernel.TestRun(new TestRunOptions { Data = packet.Data });
+                // A struct xdp_md in and out: ctx_out.data is then the metadata length, as the kernel returns
+                // data_out from data_meta; the packet that leaves (and goes to --out) is the packet alone.
+                var context = new byte[XdpMdSize];
+                BinaryPrimitives.WriteUInt32LittleEndian(context.AsSpan(4), (uint)packet.Data.Length); // data_end
+                var result = kernel.TestRun(new TestRunOptions { Data = packet.Data, Context = context });
+                var metadataLength = result.ContextOut is { Length: >= 4 } contextOut ? (int)BinaryPrimitives.ReadUInt32LittleEndian(contextOut) : 0;
+                var packetOut = metadataLength > 0 && metadataLength <= result.DataOut.Length ? result.DataOut[metadataLength..] : result.DataOut;
                 summary.Packets++;
                 totalNs += result.NanosecondsPerRun;
                 var name = TestRunCommand.ActionName(result.Action);
                 summary.Actions[name] = summary.Actions.GetValueOrDefault(name) + 1;
                 if (writer is not null && result.Action is XdpAction.Pass or XdpAction.Tx)
                 {
-                    writer.Write(result.DataOut, packet.TimestampNanoseconds);
+                    writer.Write(packetOut, packet.TimestampNanoseconds);
                     summary.Written++;
                 }
             }
