@@ -168,6 +168,15 @@ public sealed class KernelCommandTests : IDisposable
     }
 
     [Fact]
+    public async Task LoadOfAProgramWhoseSectionNamesNoTypeSaysSo()
+    {
+        var (code, _, error) = await Run("prog", "load", Fixture("unknown_section"));
+        Assert.Equal(1, code);
+        Assert.Contains("program 'xdp_pass_func': section 'xdp_pass' names no program type", error);
+        Assert.DoesNotContain("EINVAL", error);
+    }
+
+    [Fact]
     public async Task TestRunOnTheKernelPinsNoMap()
     {
         // xdp_outer uses a pin-by-name map: a test run must neither need a bpffs at the default place nor leave a pin
