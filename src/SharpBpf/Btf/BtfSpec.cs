@@ -340,7 +340,7 @@ public sealed class BtfSpec
             return "";
         try
         {
-            return ElfFile.ReadString(strings, offset, $"name of type {id}");
+            return ElfFile.ReadString(strings, offset, "name of type", id);
         }
         catch (ObjectFileException e)
         {

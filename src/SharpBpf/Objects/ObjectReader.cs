@@ -478,14 +478,46 @@ internal sealed class ObjectReader
         }
     }
 
-    private ILookup<int, ElfSymbol>? functionSymbols;
+    private Dictionary<int, List<ElfSymbol>>? functionSymbols;
+
+    /// <summary>Function symbols by section, each list sorted by address (stable: equal addresses keep symbol order).</summary>
+    private List<ElfSymbol> FunctionSymbols(int sectionIndex)
+    {
+        if (functionSymbols is null)
+        {
+            functionSymbols = [];
+            foreach (var s in elf.Symbols)
+            {
+                if (s.Type != ElfSymbolType.Function)
+                    continue;
+                if (!functionSymbols.TryGetValue(s.SectionIndex, out var list))
+                    functionSymbols[s.SectionIndex] = list = [];
+                list.Add(s);
+            }
+            foreach (var list in functionSymbols.Values)
+            {
+                if (!IsSortedByValue(list))
+                    list.Sort((a, b) => a.Value != b.Value ? a.Value.CompareTo(b.Value) : a.Index.CompareTo(b.Index));
+            }
+        }
+        return functionSymbols.TryGetValue(sectionIndex, out var found) ? found : [];
+    }
+
+    private static bool IsSortedByValue(List<ElfSymbol> symbols)
+    {
+        for (int i = 1; i < symbols.Count; i++)
+        {
+            if (symbols[i - 1].Value > symbols[i].Value)
+                return false;
+        }
+        return true;
+    }
 
     private List<Function> SplitFunctions(ElfSection section)
     {
         bool isText = section.Name == ".text";
         long slots = (long)(section.Size / RawInstruction.Size);
-        functionSymbols ??= elf.Symbols.Where(s => s.Type == ElfSymbolType.Function).ToLookup(s => (int)s.SectionIndex);
-        var symbols = functionSymbols[section.Index].OrderBy(s => s.Value).ToList();
+        var symbols = FunctionSymbols(section.Index);
         var result = new List<Function>(symbols.Count);
         var code = elf.GetContents(section);
         if (symbols.Count == 0)
