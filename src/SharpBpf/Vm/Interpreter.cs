@@ -65,7 +65,7 @@ internal static unsafe class Interpreter
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static ulong Load<T>(VmExecution e, ulong a, uint size, int pc) where T : struct, IMemoryPolicy
+    private static ulong Load<T>(VmExecution e, ulong a, uint size, DecodedInstruction* ins, DecodedInstruction* code) where T : struct, IMemoryPolicy
     {
         if (T.Checked)
         {
@@ -74,12 +74,12 @@ internal static unsafe class Interpreter
                 // xdp_md fields (4-byte aligned loads) without leaving the loop; anything else goes the slow way.
                 if (size == 4 && a - e.CtxLow < e.CtxSpan && (a & 3) == 0)
                     return e.ContextField(a - e.CtxLow);
-                return LoadSlow(e, a, size, pc);
+                return LoadSlow(e, a, size, ins, code);
             }
         }
         else if (size == 4 && a - e.CtxLow < e.CtxSpan)
         {
-            return (a & 3) == 0 ? e.ContextField(a - e.CtxLow) : LoadSlow(e, a, size, pc);
+            return (a & 3) == 0 ? e.ContextField(a - e.CtxLow) : LoadSlow(e, a, size, ins, code);
         }
         return size switch
         {
@@ -91,18 +91,18 @@ internal static unsafe class Interpreter
     }
 
     [MethodImpl(MethodImplOptions.NoInlining)]
-    private static ulong LoadSlow(VmExecution e, ulong a, uint size, int pc)
+    private static ulong LoadSlow(VmExecution e, ulong a, uint size, DecodedInstruction* ins, DecodedInstruction* code)
     {
-        e.CurrentInstruction = pc;
+        e.CurrentInstruction = Pc(ins, code);
         return e.LoadSlow(a, (int)size);
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void Store<T>(VmExecution e, ulong a, uint size, ulong value, int pc) where T : struct, IMemoryPolicy
+    private static void Store<T>(VmExecution e, ulong a, uint size, ulong value, DecodedInstruction* ins, DecodedInstruction* code) where T : struct, IMemoryPolicy
     {
         if (T.Checked && !e.InFastRegion(a, size))
         {
-            StoreSlow(e, a, size, value, pc);
+            StoreSlow(e, a, size, value, ins, code);
             return;
         }
         switch (size)
@@ -115,9 +115,9 @@ internal static unsafe class Interpreter
     }
 
     [MethodImpl(MethodImplOptions.NoInlining)]
-    private static void StoreSlow(VmExecution e, ulong a, uint size, ulong value, int pc)
+    private static void StoreSlow(VmExecution e, ulong a, uint size, ulong value, DecodedInstruction* ins, DecodedInstruction* code)
     {
-        e.CurrentInstruction = pc;
+        e.CurrentInstruction = Pc(ins, code);
         e.StoreSlow(a, (int)size, value);
     }
 
@@ -158,20 +158,13 @@ internal static unsafe class Interpreter
         }
     }
 
-    /// <summary>r0-r10, and room so a register index from a decoded instruction (at most 10) needs no bounds check.</summary>
-    [InlineArray(16)]
-    private struct RegisterFile
-    {
-        private ulong _r0;
-    }
-
     [SkipLocalsInit]
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static ulong Loop<T>(VmExecution e, VmProgram program, int startPc,
         ulong a1, ulong a2, ulong a3, ulong a4, ulong a5, ulong r10, int baseDepth) where T : struct, IMemoryPolicy
     {
-        Unsafe.SkipInit(out RegisterFile registers);
-        ulong* r = (ulong*)Unsafe.AsPointer(ref registers);
+        // stackalloc (not a struct local): the register file's address stays in one register of the loop.
+        ulong* r = stackalloc ulong[16];
         r[0] = 0; r[1] = a1; r[2] = a2; r[3] = a3; r[4] = a4; r[5] = a5;
         r[6] = 0; r[7] = 0; r[8] = 0; r[9] = 0; r[10] = r10;
         var frames = e.Frames;
@@ -263,23 +256,23 @@ internal static unsafe class Interpreter
                     case VmOp.LoadImm64: r[ins->Dst] = (ulong)ins->Imm; break;
 
                     // ---- loads ----
-                    case 0x61: r[ins->Dst] = Load<T>(e, r[ins->Src] + (ulong)ins->Offset, 4, Pc(ins, code)); break;
-                    case 0x69: r[ins->Dst] = Load<T>(e, r[ins->Src] + (ulong)ins->Offset, 2, Pc(ins, code)); break;
-                    case 0x71: r[ins->Dst] = Load<T>(e, r[ins->Src] + (ulong)ins->Offset, 1, Pc(ins, code)); break;
-                    case 0x79: r[ins->Dst] = Load<T>(e, r[ins->Src] + (ulong)ins->Offset, 8, Pc(ins, code)); break;
-                    case 0x81: r[ins->Dst] = (ulong)(long)(int)Load<T>(e, r[ins->Src] + (ulong)ins->Offset, 4, Pc(ins, code)); break;
-                    case 0x89: r[ins->Dst] = (ulong)(long)(short)Load<T>(e, r[ins->Src] + (ulong)ins->Offset, 2, Pc(ins, code)); break;
-                    case 0x91: r[ins->Dst] = (ulong)(long)(sbyte)Load<T>(e, r[ins->Src] + (ulong)ins->Offset, 1, Pc(ins, code)); break;
+                    case 0x61: { ulong v = Load<T>(e, r[ins->Src] + (ulong)ins->Offset, 4, ins, code); r[ins->Dst] = v; break; }
+                    case 0x69: { ulong v = Load<T>(e, r[ins->Src] + (ulong)ins->Offset, 2, ins, code); r[ins->Dst] = v; break; }
+                    case 0x71: { ulong v = Load<T>(e, r[ins->Src] + (ulong)ins->Offset, 1, ins, code); r[ins->Dst] = v; break; }
+                    case 0x79: { ulong v = Load<T>(e, r[ins->Src] + (ulong)ins->Offset, 8, ins, code); r[ins->Dst] = v; break; }
+                    case 0x81: { ulong v = Load<T>(e, r[ins->Src] + (ulong)ins->Offset, 4, ins, code); r[ins->Dst] = (ulong)(long)(int)v; break; }
+                    case 0x89: { ulong v = Load<T>(e, r[ins->Src] + (ulong)ins->Offset, 2, ins, code); r[ins->Dst] = (ulong)(long)(short)v; break; }
+                    case 0x91: { ulong v = Load<T>(e, r[ins->Src] + (ulong)ins->Offset, 1, ins, code); r[ins->Dst] = (ulong)(long)(sbyte)v; break; }
 
                     // ---- stores ----
-                    case 0x62: Store<T>(e, r[ins->Dst] + (ulong)ins->Offset, 4, (ulong)ins->Imm, Pc(ins, code)); break;
-                    case 0x6a: Store<T>(e, r[ins->Dst] + (ulong)ins->Offset, 2, (ulong)ins->Imm, Pc(ins, code)); break;
-                    case 0x72: Store<T>(e, r[ins->Dst] + (ulong)ins->Offset, 1, (ulong)ins->Imm, Pc(ins, code)); break;
-                    case 0x7a: Store<T>(e, r[ins->Dst] + (ulong)ins->Offset, 8, (ulong)ins->Imm, Pc(ins, code)); break;
-                    case 0x63: Store<T>(e, r[ins->Dst] + (ulong)ins->Offset, 4, r[ins->Src], Pc(ins, code)); break;
-                    case 0x6b: Store<T>(e, r[ins->Dst] + (ulong)ins->Offset, 2, r[ins->Src], Pc(ins, code)); break;
-                    case 0x73: Store<T>(e, r[ins->Dst] + (ulong)ins->Offset, 1, r[ins->Src], Pc(ins, code)); break;
-                    case 0x7b: Store<T>(e, r[ins->Dst] + (ulong)ins->Offset, 8, r[ins->Src], Pc(ins, code)); break;
+                    case 0x62: Store<T>(e, r[ins->Dst] + (ulong)ins->Offset, 4, (ulong)ins->Imm, ins, code); break;
+                    case 0x6a: Store<T>(e, r[ins->Dst] + (ulong)ins->Offset, 2, (ulong)ins->Imm, ins, code); break;
+                    case 0x72: Store<T>(e, r[ins->Dst] + (ulong)ins->Offset, 1, (ulong)ins->Imm, ins, code); break;
+                    case 0x7a: Store<T>(e, r[ins->Dst] + (ulong)ins->Offset, 8, (ulong)ins->Imm, ins, code); break;
+                    case 0x63: Store<T>(e, r[ins->Dst] + (ulong)ins->Offset, 4, r[ins->Src], ins, code); break;
+                    case 0x6b: Store<T>(e, r[ins->Dst] + (ulong)ins->Offset, 2, r[ins->Src], ins, code); break;
+                    case 0x73: Store<T>(e, r[ins->Dst] + (ulong)ins->Offset, 1, r[ins->Src], ins, code); break;
+                    case 0x7b: Store<T>(e, r[ins->Dst] + (ulong)ins->Offset, 8, r[ins->Src], ins, code); break;
 
                     case VmOp.AtomicWord:
                     case VmOp.AtomicDoubleWord:
@@ -420,7 +413,7 @@ internal static unsafe class Interpreter
 
     /// <summary>The index of <paramref name="ins"/> in the program.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static int Pc(DecodedInstruction* ins, DecodedInstruction* code) => (int)(ins - code);
+    private static int Pc(DecodedInstruction* ins, DecodedInstruction* code) => (int)((ulong)((byte*)ins - (byte*)code) / (ulong)sizeof(DecodedInstruction));
 
     // Cold paths live out of line so the loop's registers are not spilled around them.
 
