@@ -396,7 +396,7 @@ public static unsafe class VmHelpers
     {
         if (flags != 0)
             return (ulong)XdpAction.Aborted;
-        e.Redirect = new XdpRedirect(XdpRedirectKind.Interface, (uint)ifindex, null, flags);
+        e.SetRedirect(XdpRedirectKind.Interface, (uint)ifindex, null, flags);
         return (ulong)XdpAction.Redirect;
     }
 
@@ -423,13 +423,13 @@ public static unsafe class VmHelpers
                 RedirectTargetKind.Cpu => target.Cpu,
                 _ => target.QueueId,
             };
-            e.Redirect = new XdpRedirect(kind, index, m.Name, flags);
+            e.SetRedirect(kind, index, m.Name, flags);
             return (ulong)XdpAction.Redirect;
         }
         byte* value = m.LookupForProgram((byte*)&k, e.Cpu);
         if (value == null)
             return flags & 3;
-        e.Redirect = new XdpRedirect(kind, kind == XdpRedirectKind.Interface && m.ValueSize >= 4 ? *(uint*)value : k, m.Name, flags);
+        e.SetRedirect(kind, kind == XdpRedirectKind.Interface && m.ValueSize >= 4 ? *(uint*)value : k, m.Name, flags);
         return (ulong)XdpAction.Redirect;
     }
 }

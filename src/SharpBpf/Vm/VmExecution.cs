@@ -89,6 +89,18 @@ public sealed unsafe class VmExecution : IDisposable
     /// <summary>Where the last run asked the frame to go (bpf_redirect, bpf_redirect_map), or null.</summary>
     public XdpRedirect? Redirect { get; internal set; }
 
+    private XdpRedirect? _lastRedirect;
+
+    /// <summary>Records a redirect decision; the same decision as an earlier run reuses its (immutable) record, so a
+    /// program that redirects every frame the same way allocates nothing per run.</summary>
+    internal void SetRedirect(XdpRedirectKind kind, uint index, string? mapName, ulong flags)
+    {
+        var last = _lastRedirect;
+        if (last is null || last.Kind != kind || last.Index != index || last.Flags != flags || !ReferenceEquals(last.MapName, mapName))
+            _lastRedirect = last = new XdpRedirect(kind, index, mapName, flags);
+        Redirect = last;
+    }
+
     /// <summary>The CPU that bpf_get_smp_processor_id reports and per-CPU maps use.</summary>
     public int Cpu { get; set; }
 

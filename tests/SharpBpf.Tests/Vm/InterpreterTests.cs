@@ -393,7 +393,7 @@ public class CallbackAndTailCallTests
     [Fact]
     public void HotPathHelpersAllocateNothingPerRun()
     {
-        // An XDP program calling map lookups (array and hash), csum_diff, adjust_head and adjust_meta each run.
+        // An XDP program calling map lookups (array and hash), csum_diff, adjust_head, adjust_meta and redirect each run.
         var spec = new global::SharpBpf.Objects.CollectionSpec();
         spec.Maps.Add(new global::SharpBpf.Objects.MapSpec { Name = "arr", Type = global::SharpBpf.Platform.MapType.Array, KeySize = 4, ValueSize = 8, MaxEntries = 4 });
         spec.Maps.Add(new global::SharpBpf.Objects.MapSpec { Name = "hash", Type = global::SharpBpf.Platform.MapType.Hash, KeySize = 4, ValueSize = 8, MaxEntries = 4 });
@@ -435,7 +435,9 @@ public class CallbackAndTailCallTests
                 MovR(R1, R6),
                 Mov(R2, 8),
                 Call((int)global::SharpBpf.Platform.HelperId.XdpAdjustHead),
-                Mov(R0, 2),
+                Mov(R1, 3),
+                Mov(R2, 0),
+                Call((int)global::SharpBpf.Platform.HelperId.Redirect),
                 Exit(),
             ] });
         using var collection = VmCollection.Load(spec, new VmOptions { Engine = Engine });
@@ -446,12 +448,13 @@ public class CallbackAndTailCallTests
         using var frame = new global::SharpBpf.Xdp.XdpContext();
         frame.SetPacket(new byte[64]);
         for (int i = 0; i < 200; i++)
-            Assert.Equal(global::SharpBpf.Xdp.XdpAction.Pass, program.RunXdp(e, frame, out _));
+            Assert.Equal(global::SharpBpf.Xdp.XdpAction.Redirect, program.RunXdp(e, frame, out _));
         long before = GC.GetAllocatedBytesForCurrentThread();
         for (int i = 0; i < 2000; i++)
             program.RunXdp(e, frame, out _);
         Assert.Equal(0, GC.GetAllocatedBytesForCurrentThread() - before);
         Assert.Equal(64, frame.Packet.Length);
+        Assert.Equal(new global::SharpBpf.Xdp.XdpRedirect(global::SharpBpf.Xdp.XdpRedirectKind.Interface, 3, null, 0), e.Redirect);
     }
 
     [Fact]
