@@ -390,6 +390,8 @@ internal static unsafe class Interpreter
                         }
                         continue;
 
+                    // Listing the lowest codes makes the jump table start at 0: no rebasing subtraction before the lookup.
+                    case VmOp.FellOff: case 0x01: case 0x02: case 0x03:
                     default:
                         throw FellOff(e, Pc(ins, code), ins->Op);
                 }
