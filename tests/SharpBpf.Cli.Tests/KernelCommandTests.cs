@@ -289,4 +289,13 @@ public sealed class KernelCommandTests : IDisposable
         udp[5] = 8 + 18;
         return frame;
     }
+
+    [Fact]
+    public async Task KernelTestRunLoadsTheTailCallTargetsOfAStaticProgramArray()
+    {
+        var (code, output, error) = await Run("test-run", Fixture("map_in_map"), "--program", "xdp_outer", "--data-hex", "0200000000020200000000010800", "--engine", "kernel", "--json");
+        Assert.True(code == 0, error);
+        using var json = JsonDocument.Parse(output);
+        Assert.Equal("XDP_DROP", json.RootElement.GetProperty("action").GetString());
+    }
 }
