@@ -17,7 +17,8 @@ namespace SharpBpf.Bench;
 /// engines are timed by this thread's CPU clock (CLOCK_THREAD_CPUTIME_ID), so time a shared machine gives to other
 /// processes is not counted; the kernel column is the kernel's own BPF_PROG_TEST_RUN figure. Caches and the branch
 /// predictor are still shared: on a busy machine compare the columns of one run, not runs of different days.
-/// Run: <c>dotnet run -c Release --project bench/SharpBpf.Bench -- interp [--quick] [--batches N]</c>.
+/// Run: <c>dotnet run -c Release --project bench/SharpBpf.Bench -- interp [--quick] [--batches N] [--min]</c>
+/// (<c>--min</c> also prints each measurement's fastest batch).
 /// The kernel column needs root and is skipped with the reason otherwise.
 /// </summary>
 public static class InterpreterComparison
@@ -89,7 +90,7 @@ public static class InterpreterComparison
             double interpNs = Median(batches, () => TimeXdp(interp, packet, c.Repeat));
             double uncheckedNs = Median(batches, () => TimeXdp(interpUnchecked, packet, c.Repeat));
             double jitNs = Median(batches, () => TimeXdp(jit, packet, c.Repeat * (c.PerInstruction ? 10 : 1)));
-            // A plain call: VmProgram.Run(execution, r1, r2), no XDP frame (the cost of a call without the XDP setup).
+            // A plain call: VmProgram.Run(execution, memory), no XDP frame (a call without the XDP set-up).
             double rawNs = Median(batches, () => TimeRaw(interp, c.Repeat));
             double? kernelNs = null;
             if (kernelSkip is null)
@@ -98,7 +99,10 @@ public static class InterpreterComparison
                 kernelNs = Median(batches, () => kp.TestRun(new TestRunOptions { Data = packet, Repeat = c.Repeat * (c.PerInstruction ? 10 : 1) }).NanosecondsPerRun);
             }
             if (args.Contains("--min"))
-                Console.WriteLine($"{"  fastest batch",-24} {string.Join(" ", Minimums.Select(m => m.ToString("F1").PadLeft(9)))}");
+            {
+                string[] names = ["interp", "unchecked", "jit", "raw call", "kernel"];
+                Console.WriteLine("  fastest batch: " + string.Join(", ", Minimums.Select((m, i) => $"{names[i]} {m:F1}")));
+            }
             Minimums.Clear();
             Console.WriteLine($"{c.Name,-14} {c.Executed,9} {interpNs,9:F1} {uncheckedNs,9:F1} {jitNs,9:F1} {(kernelNs is { } k ? k.ToString("F1") : "-"),9} {rawNs,9:F1} " +
                 $"{(kernelNs is { } k2 ? (interpNs / k2).ToString("F1") : "-"),13} {interpNs / jitNs,10:F1}");
@@ -118,6 +122,9 @@ public static class InterpreterComparison
         using var execution = new VmExecution();
         using var context = new XdpContext();
         context.SetPacket(packet);
+        var action = program.RunXdp(execution, context, out var trap);
+        if (trap is not null || action is not (XdpAction.Pass or XdpAction.Drop))
+            throw new InvalidOperationException($"{program.Name}: unexpected result {action} {trap?.Message}");
         long start = ThreadCpuNanoseconds();
         for (int i = 0; i < repeat; i++)
             program.RunXdp(execution, context, out _);
