@@ -54,6 +54,7 @@ public sealed class UserDatapathForwardingTests : IDisposable
         }
         SEC("xdp") int via_xsk(struct xdp_md *ctx) { return bpf_redirect_map(&xsks, 2, XDP_DROP); }
         SEC("xdp") int aborts(struct xdp_md *ctx) { return XDP_ABORTED; }
+        SEC("xdp") int pass_all(struct xdp_md *ctx) { return XDP_PASS; }
         char LICENSE[] SEC("license") = "GPL";
         """;
 
@@ -101,6 +102,7 @@ public sealed class UserDatapathForwardingTests : IDisposable
             var s = new Socket(AddressFamily.InterNetwork, SocketType.Dgram, ProtocolType.Udp) { ReceiveTimeout = 200 };
             // Each datagram built from a live frame is charged a whole page: room for all of them (SO_RCVBUFFORCE).
             s.SetRawSocketOption(1, 33, BitConverter.GetBytes(16 << 20));
+            s.SetSocketOption(SocketOptionLevel.IP, SocketOptionName.PacketInformation, true);
             s.Bind(new IPEndPoint(IPAddress.Any, Traffic.Port));
             return s;
         });
@@ -119,8 +121,13 @@ public sealed class UserDatapathForwardingTests : IDisposable
         {
             try
             {
-                int n = udp.Receive(buffer);
+                // IP_PKTINFO: the stack saw each datagram arrive on veth1, where run-user took it.
+                var flags = SocketFlags.None;
+                EndPoint from = new IPEndPoint(IPAddress.Any, 0);
+                int n = udp.ReceiveMessageFrom(buffer, ref flags, ref from, out var info);
                 Assert.Equal(64, n);
+                Assert.Equal(env.Veth1Index, info.Interface);
+                Assert.Equal(new IPEndPoint(IPAddress.Parse("10.11.0.1"), 1234), from);
                 received.Add(BinaryPrimitives.ReadInt32BigEndian(buffer));
             }
             catch (SocketException e) when (e.SocketErrorCode == SocketError.TimedOut) { }
@@ -129,6 +136,84 @@ public sealed class UserDatapathForwardingTests : IDisposable
         udp.ReceiveTimeout = 300;
         Assert.Throws<SocketException>(() => udp.Receive(buffer)); // and nothing more
         udp.Dispose();
+        env.AssertNoFdLeaks();
+    }
+
+    [Fact]
+    public async Task Pass_ArpAndUdpFromAPeerNamespace_AreAnswered()
+    {
+        // veth0 moves to a second namespace (the peer, 10.11.0.1); veth1 (10.11.0.2) stays, with run-user on it passing
+        // everything. The peer's ARP request and UDP datagrams reach veth1's stack only through run-user's PASS; the
+        // answers leave by the stack's own path. An echo per datagram proves both ways.
+        const int rounds = 5;
+        using var collection = Load();
+        using var env = KernelTestEnvironment.Create();
+        using var peer = NetNs.Create();
+        Ip.Run("-n", env.Ns.Name, "link", "set", KernelTestEnvironment.Veth0, "netns", peer.Name);
+        // No IPv6 chatter from the peer: every frame run-user sees is the test's.
+        peer.Run(() => File.WriteAllText("/proc/sys/net/ipv6/conf/veth0/disable_ipv6", "1"));
+        Ip.Run("-n", peer.Name, "addr", "add", "10.11.0.1/24", "dev", KernelTestEnvironment.Veth0);
+        Ip.Run("-n", peer.Name, "link", "set", KernelTestEnvironment.Veth0, "up");
+        Ip.Run("-n", env.Ns.Name, "addr", "add", "10.11.0.2/24", "dev", KernelTestEnvironment.Veth1);
+        using var server = env.Ns.Run(() =>
+        {
+            var s = new Socket(AddressFamily.InterNetwork, SocketType.Dgram, ProtocolType.Udp) { ReceiveTimeout = 5000 };
+            s.Bind(new IPEndPoint(IPAddress.Any, Traffic.Port));
+            return s;
+        });
+        using var client = peer.Run(() =>
+        {
+            var s = new Socket(AddressFamily.InterNetwork, SocketType.Dgram, ProtocolType.Udp) { ReceiveTimeout = 3000 };
+            // SO_NO_CHECK: a veth sends UDP with a partial checksum (offload) that only the skb's flags make good;
+            // AF_XDP hands over bytes without those flags, so the re-injected datagram would fail the checksum.
+            s.SetRawSocketOption(1, 11, BitConverter.GetBytes(1));
+            s.Bind(new IPEndPoint(IPAddress.Parse("10.11.0.1"), 0));
+            return s;
+        });
+        using var stop = new CancellationTokenSource();
+        using var ready = new ManualResetEventSlim();
+        var run = env.Ns.RunConcurrently(() => UserXdpDatapath.Run(env.Veth1Index, collection.Program("pass_all"),
+            new UserXdpOptions { Duration = s_timeout, Mode = XskBindMode.Copy, FrameCount = 1024, Ready = ready.Set }, null, stop.Token));
+        Assert.True(ready.Wait(s_timeout, TestContext.Current.CancellationToken) || run.IsCompleted, "the datapath did not start");
+        Thread.Sleep(50); // the attach's RCU grace period
+        var echo = Task.Run(() =>
+        {
+            var buffer = new byte[256];
+            for (int i = 0; i < rounds; i++)
+            {
+                EndPoint from = new IPEndPoint(IPAddress.Any, 0);
+                int n = server.ReceiveFrom(buffer, ref from);
+                server.SendTo(buffer.AsSpan(0, n), SocketFlags.None, from);
+            }
+        }, TestContext.Current.CancellationToken);
+        var answers = new List<string>();
+        var reply = new byte[256];
+        for (int i = 0; i < rounds; i++)
+        {
+            client.SendTo(System.Text.Encoding.ASCII.GetBytes($"echo {i}"), new IPEndPoint(IPAddress.Parse("10.11.0.2"), Traffic.Port));
+            int n;
+            try { n = client.Receive(reply); }
+            catch (SocketException)
+            {
+                stop.Cancel();
+                var c = await run;
+                var neigh = Ip.Run("-n", peer.Name, "neigh");
+                var links = Ip.Run("-n", peer.Name, "-s", "link") + Ip.Run("-n", env.Ns.Name, "-s", "link");
+                Assert.Fail($"round {i}: received {c.Received} pass {c.Pass} drop {c.Drop} aborted {c.Aborted} failed {c.PassFailed}\n{neigh}\n{links}");
+                return;
+            }
+            answers.Add(System.Text.Encoding.ASCII.GetString(reply, 0, n));
+        }
+        await echo;
+        stop.Cancel();
+        var counters = await run;
+        Assert.Equal(Enumerable.Range(0, rounds).Select(i => $"echo {i}"), answers);
+        // The ARP request and the datagrams came through run-user as PASS (the peer's kernel may add an ARP probe).
+        Assert.InRange(counters.Pass, rounds + 1, rounds + 4);
+        Assert.Equal(counters.Received, counters.Pass);
+        Assert.Equal(0, counters.PassFailed);
+        server.Dispose();
+        client.Dispose();
         env.AssertNoFdLeaks();
     }
 
