@@ -31,6 +31,8 @@ public static partial class AfXdpBench
             Exec("ip", ["-n", ns, "link", "set", "veth0", "up"]);
             Exec("ip", ["-n", ns, "link", "set", "veth1", "up"]);
             double[] managed = new double[rounds], native = new double[rounds], user = new double[rounds], kernel = new double[rounds];
+            double[] userCpu = new double[rounds], passRate = new double[rounds], passCpu = new double[rounds];
+            double[] hookNs = new double[rounds], testRunNs = new double[rounds], injectNs = new double[rounds], injectKernelNs = new double[rounds];
             var dropObject = Path.Combine(root, "programs", "bench", "xdp_drop.o");
             var thread = new Thread(() =>
             {
@@ -49,11 +51,19 @@ public static partial class AfXdpBench
                         Console.WriteLine($"round {r + 1}: SharpBpf {managed[r] / 1e6:F3} Mpps, C reference {native[r] / 1e6:F3} Mpps");
                     }
                 }
+                using var dropVm = Vm.VmCollection.Load(Objects.ObjectFile.Open(dropObject));
+                using var passVm = Vm.VmCollection.Load(PassSpec());
+                using var dropKernel = Linux.BpfCollection.Load(Objects.ObjectFile.Open(dropObject));
                 for (int r = 0; r < rounds; r++)
                 {
-                    user[r] = RunUser(ns, reference, ifIndex, dropObject, seconds);
-                    kernel[r] = Attached(ns, reference, ifIndex, dropObject, seconds);
-                    Console.WriteLine($"round {r + 1}: xdp_drop run-user {user[r] / 1e6:F3} Mpps, attached natively {kernel[r] / 1e6:F3} Mpps");
+                    (user[r], userCpu[r]) = RunUser(ns, reference, ifIndex, dropVm.Program("xdp_drop"), seconds, c => c.Drop);
+                    kernel[r] = Attached(ns, reference, ifIndex, dropKernel.Program("xdp_drop"), seconds);
+                    (passRate[r], passCpu[r]) = RunUser(ns, reference, ifIndex, passVm.Program("pass"), seconds, c => c.Pass);
+                    (hookNs[r], testRunNs[r]) = KernelCost(ifIndex, dropKernel.Program("xdp_drop"));
+                    (injectNs[r], injectKernelNs[r]) = PassInjectionCost(ifIndex);
+                    Console.WriteLine($"round {r + 1}: xdp_drop run-user {user[r] / 1e6:F3} Mpps ({userCpu[r]:F0} ns CPU/packet), "
+                        + $"attached natively {kernel[r] / 1e6:F3} Mpps; kernel hook {hookNs[r]:F0} ns/frame, test-run {testRunNs[r]:F0} ns/run; "
+                        + $"run-user PASS {passRate[r] / 1e6:F3} Mpps ({passCpu[r]:F0} ns CPU/packet); PASS injection {injectNs[r]:F0} ns/frame ({injectKernelNs[r]:F0} in the kernel)");
                 }
             });
             thread.Start();
@@ -64,7 +74,11 @@ public static partial class AfXdpBench
             Console.WriteLine($"  C reference         {c / 1e6:F3} Mpps");
             Console.WriteLine($"  ratio SharpBpf / C  {m / c:F3}");
             double u = Median(user), k = Median(kernel);
-            Console.WriteLine($"xdp_drop, same generator: run-user (interpreter) {u / 1e6:F3} Mpps = {1e9 / u:F0} ns/packet; attached natively {k / 1e6:F3} Mpps = {1e9 / k:F0} ns/packet (generator-bound); ratio {k / u:F2}");
+            Console.WriteLine($"xdp_drop, same generator: run-user (interpreter) {u / 1e6:F3} Mpps, attached natively {k / 1e6:F3} Mpps (generator-bound); rate ratio {k / u:F2}");
+            double uc = Median(userCpu), hook = Median(hookNs), tr = Median(testRunNs);
+            Console.WriteLine($"xdp_drop per packet: run-user {uc:F0} ns of its thread's CPU; in the kernel at veth1's hook {hook:F0} ns (live-frames test run: frame setup + program + drop), the program alone {tr:F0} ns (test run); ratio run-user / hook {uc / hook:F1}");
+            double pc = Median(passCpu), inj = Median(injectNs), injk = Median(injectKernelNs);
+            Console.WriteLine($"XDP_PASS: run-user passing everything {Median(passRate) / 1e6:F3} Mpps, {pc:F0} ns CPU/packet; re-injection alone {inj:F0} ns/frame wall ({injk:F0} ns inside the kernel, the rest the syscall); run-user PASS / DROP CPU {pc / uc:F2}");
             return 0;
         }
         finally
@@ -122,31 +136,91 @@ public static partial class AfXdpBench
         return long.Parse(line.Split(' ')[1], CultureInfo.InvariantCulture) / elapsed;
     }
 
-    /// <summary>xdp_drop run in the managed VM by <see cref="UserXdpDatapath"/>: frames dropped per second.</summary>
-    private static double RunUser(string ns, string reference, int ifIndex, string dropObject, double seconds)
+    /// <summary>A VM program run by <see cref="UserXdpDatapath"/> under the generator: frames per second (those
+    /// <paramref name="counted"/> says) and CPU ns of the running thread per frame received.</summary>
+    private static (double Rate, double CpuNs) RunUser(string ns, string reference, int ifIndex, Vm.VmProgram program, double seconds, Func<UserXdpCounters, long> counted)
     {
-        using var collection = Vm.VmCollection.Load(Objects.ObjectFile.Open(dropObject));
         using var generator = Start(ns, reference, ["gen", "veth0", F(seconds)]);
         var clock = Stopwatch.StartNew();
-        var counters = UserXdpDatapath.Run(ifIndex, collection.Program("xdp_drop"),
+        long cpu0 = ThreadCpuNs();
+        var counters = UserXdpDatapath.Run(ifIndex, program,
             new UserXdpOptions { Duration = TimeSpan.FromSeconds(seconds), Mode = XskBindMode.Copy });
-        double rate = counters.Drop / clock.Elapsed.TotalSeconds;
+        long cpu = ThreadCpuNs() - cpu0;
+        double rate = counted(counters) / clock.Elapsed.TotalSeconds;
         var sent = generator.StandardOutput.ReadToEnd().Trim();
         generator.WaitForExit();
-        Console.WriteLine($"  run-user: dropped {counters.Drop} of {counters.Received}, generator {sent}");
-        return rate;
+        Console.WriteLine($"  run-user {program.Name}: {counted(counters)} of {counters.Received} (pass refused {counters.PassFailed}), generator {sent}");
+        return (rate, counters.Received == 0 ? double.NaN : (double)cpu / counters.Received);
     }
 
     /// <summary>xdp_drop attached natively: every generated frame is dropped at the hook, so the rate is the generator's.</summary>
-    private static double Attached(string ns, string reference, int ifIndex, string dropObject, double seconds)
+    private static double Attached(string ns, string reference, int ifIndex, Linux.BpfProgram program, double seconds)
     {
-        using var collection = Linux.BpfCollection.Load(Objects.ObjectFile.Open(dropObject));
-        using var attachment = Linux.Links.XdpHook.Attach(ifIndex, collection.Program("xdp_drop"), new Linux.Links.XdpAttachOptions { Mode = Linux.Links.XdpAttachMode.Native });
+        using var attachment = Linux.Links.XdpHook.Attach(ifIndex, program, new Linux.Links.XdpAttachOptions { Mode = Linux.Links.XdpAttachMode.Native });
         using var generator = Start(ns, reference, ["gen", "veth0", F(seconds)]);
         var sent = generator.StandardOutput.ReadToEnd().Trim();
         generator.WaitForExit();
         Console.WriteLine($"  attached: generator {sent}");
         return long.Parse(sent.Split(' ')[1], CultureInfo.InvariantCulture) / seconds;
+    }
+
+    private static readonly byte[] s_frame = BuildFrame();
+
+    /// <summary>The kernel's cost of the program per frame: at veth1's XDP hook on live frames (the kernel's frame
+    /// setup, the JIT-compiled program, the drop), and the program alone (plain test run).</summary>
+    private static (double Hook, double TestRun) KernelCost(int ifIndex, Linux.BpfProgram program)
+    {
+        using var injector = LiveFrameInjector.Through(program);
+        int errno = injector.Inject(s_frame, ifIndex, 0, 100_000, out uint hook);
+        if (errno != 0)
+            throw new InvalidOperationException($"live-frames test run of {program.Name}: errno {errno}");
+        var run = program.TestRun(new Xdp.TestRunOptions { Data = s_frame, Repeat = 1_000_000 });
+        return (hook, run.NanosecondsPerRun);
+    }
+
+    /// <summary>What run-user pays per PASS frame: one live-frames test run (one bpf(2) call, one frame) of the
+    /// <c>return XDP_PASS</c> program on veth1; the stack then drops the frame (nothing there wants it).</summary>
+    private static (double Wall, double Kernel) PassInjectionCost(int ifIndex)
+    {
+        using var injector = LiveFrameInjector.Pass();
+        const int calls = 100_000;
+        long kernel = 0;
+        var clock = Stopwatch.StartNew();
+        for (int i = 0; i < calls; i++)
+        {
+            if (injector.Inject(s_frame, ifIndex, 0, 1, out uint ns) is var errno and not 0)
+                throw new InvalidOperationException($"PASS injection: errno {errno}");
+            kernel += ns;
+        }
+        return (clock.Elapsed.TotalNanoseconds / calls, (double)kernel / calls);
+    }
+
+    /// <summary>A 60-byte UDP frame to the broadcast address, as the generator sends.</summary>
+    private static byte[] BuildFrame() =>
+    [
+        0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x02, 0, 0x5b, 0x9f, 0, 1, 0x08, 0x00,
+        0x45, 0, 0, 46, 0, 0, 0, 0, 64, 17, 0, 0, 10, 11, 0, 1, 10, 11, 0, 2,
+        0x04, 0xd2, 0x27, 0x0f, 0, 26, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    ];
+
+    /// <summary>return XDP_PASS, for the managed VM.</summary>
+    private static Objects.CollectionSpec PassSpec()
+    {
+        var spec = new Objects.CollectionSpec { License = "GPL" };
+        spec.Programs.Add(new Objects.ProgramSpec
+        {
+            Name = "pass", SectionName = "xdp", Type = Platform.ProgramType.Xdp, License = "GPL",
+            Instructions = [new Asm.Instruction(new Asm.OpCode(0xb7), Asm.Register.R0, 0, 0, 2), new Asm.Instruction(new Asm.OpCode(0x95), 0, 0, 0, 0)],
+        });
+        return spec;
+    }
+
+    private static unsafe long ThreadCpuNs()
+    {
+        long* ts = stackalloc long[2];
+        if (clock_gettime(3 /* CLOCK_THREAD_CPUTIME_ID */, ts) != 0)
+            throw new InvalidOperationException("clock_gettime(CLOCK_THREAD_CPUTIME_ID) failed");
+        return ts[0] * 1_000_000_000 + ts[1];
     }
 
     private static string F(double x) => x.ToString(CultureInfo.InvariantCulture);
@@ -193,6 +267,9 @@ public static partial class AfXdpBench
 
     [LibraryImport("libc")]
     private static partial int close(int fd);
+
+    [LibraryImport("libc")]
+    private static unsafe partial int clock_gettime(int clock, long* timespec);
 
     [LibraryImport("libc", StringMarshalling = StringMarshalling.Utf8)]
     private static partial uint if_nametoindex(string name);

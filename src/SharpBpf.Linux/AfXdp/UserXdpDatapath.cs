@@ -58,7 +58,7 @@ public sealed record UserXdpOptions
     /// mode a frame handed back to the stack would meet the redirect program again, so PASS frames are then only
     /// counted (and <see cref="PassToKernel"/> must be false).</summary>
     public XdpAttachMode AttachMode { get; init; } = XdpAttachMode.Native;
-    /// <summary>Hand XDP_PASS frames to the kernel stack (BPF_PROG_TEST_RUN in live-frames mode); false counts and recycles them.</summary>
+    /// <summary>Hand XDP_PASS frames to the kernel stack (BPF_PROG_TEST_RUN in live-frames mode, one call per batch); false counts and recycles them.</summary>
     public bool PassToKernel { get; init; } = true;
     public int FrameCount { get; init; } = 4096;
     /// <summary>Called once the socket is bound and the redirect program attached: frames sent from now on are taken.</summary>
@@ -76,8 +76,9 @@ public sealed record UserXdpOptions
 /// <list type="bullet">
 /// <item>DROP recycles the frame.</item>
 /// <item>TX sends it back out of the interface (this run's socket).</item>
-/// <item>PASS hands it to the kernel stack as received on this interface and queue: BPF_PROG_TEST_RUN in
-/// live-frames mode runs a <c>return XDP_PASS</c> program on it, and the kernel builds an skb and receives it.</item>
+/// <item>PASS hands it to the kernel stack as received on this interface and queue: one BPF_PROG_TEST_RUN in
+/// live-frames mode per received batch runs <c>programs/xdp_pass_batch.c</c> once per PASS frame, each run
+/// returning XDP_PASS on a copy of one frame, and the kernel builds an skb of each and receives it.</item>
 /// <item>REDIRECT to a devmap/devmap_hash entry or bpf_redirect(ifindex): out of that interface, through an AF_XDP
 /// socket this run binds there on first use (queue 0, sharing the UMEM, so the frame is not copied again); to an
 /// xskmap slot holding an <see cref="XskSocket"/> (<see cref="Maps.XskMap.SetSocket"/>): into that socket's RX
@@ -105,7 +106,7 @@ public static unsafe class UserXdpDatapath
         options.UmemCreated?.Invoke(umem);
         using var socket = XskSocket.Create(ifIndex, options.QueueId, umem, new XskSocketOptions { Mode = options.Mode });
         using var egress = new Egress(socket, options.Mode);
-        using var pass = options.PassToKernel ? LiveFrameInjector.Pass() : null;
+        using var pass = options.PassToKernel ? StackInjector.Load() : null;
         using var redirect = XskRedirect.Load();
         redirect.Register(socket);
         var attachment = redirect.Attach(ifIndex, options.AttachMode);
@@ -150,10 +151,11 @@ public static unsafe class UserXdpDatapath
                         via = socket;
                         break;
                     case XdpAction.Pass when injector is not null:
-                        if (injector.Inject(context.Packet, ifIndex, options.QueueId) is var errno and not 0)
+                        if (!injector.Add(context.Packet))
                         {
                             counters.PassMissed();
-                            options.Trace?.Invoke($"XDP_PASS: the kernel refused the frame ({Errno.Name(errno)})");
+                            options.Trace?.Invoke($"XDP_PASS: a {context.Packet.Length}-byte frame cannot go back to the stack "
+                                + $"(14 to {StackInjector.MaxFrameLength} bytes can)");
                         }
                         break;
                     case XdpAction.Redirect:
@@ -197,6 +199,17 @@ public static unsafe class UserXdpDatapath
                 recycle[recycled++] = send[i];
             }
             egress.Transmit(counters);
+            if (injector is { Count: > 0 } stack)
+            {
+                // One bpf(2) call hands the batch's PASS frames to the stack.
+                int queued = stack.Count;
+                int errno = stack.Flush(ifIndex, options.QueueId, out int passed);
+                for (int i = passed; i < queued; i++)
+                    counters.PassMissed();
+                if (errno != 0 || passed != queued)
+                    options.Trace?.Invoke($"XDP_PASS: the kernel took {passed} of {queued} frames back"
+                        + (errno != 0 ? $" ({Errno.Name(errno)})" : ""));
+            }
             if (recycled > 0)
                 Refill(socket, recycle[..recycled]);
         }

@@ -140,6 +140,51 @@ public sealed class UserDatapathForwardingTests : IDisposable
     }
 
     [Fact]
+    public void StackInjector_OneCall_DeliversAFullBatchOfFramesOfEverySize()
+    {
+        using var env = KernelTestEnvironment.Create();
+        Ip.Run("-n", env.Ns.Name, "addr", "add", "10.11.0.2/24", "dev", KernelTestEnvironment.Veth1);
+        env.Ns.Run(() =>
+        {
+            using var udp = new Socket(AddressFamily.InterNetwork, SocketType.Dgram, ProtocolType.Udp) { ReceiveTimeout = 1000 };
+            udp.SetRawSocketOption(1, 33, BitConverter.GetBytes(16 << 20));
+            udp.SetSocketOption(SocketOptionLevel.IP, SocketOptionName.PacketInformation, true);
+            udp.Bind(new IPEndPoint(IPAddress.Any, Traffic.Port));
+            using var injector = StackInjector.Load();
+            // 64 datagrams from 4 to 1450 payload bytes, each filled with its own byte.
+            var payloads = Enumerable.Range(0, StackInjector.Capacity).Select(i => 4 + i * 23).ToArray();
+            for (int i = 0; i < payloads.Length; i++)
+            {
+                var frame = Traffic.BuildUdpFrame(payloads[i], i);
+                frame.AsSpan(46).Fill((byte)(0x40 + i));
+                Assert.True(injector.Add(frame));
+            }
+            Assert.False(injector.Add(new byte[StackInjector.MaxFrameLength + 1]));
+            Assert.False(injector.Add(new byte[13]));
+            Assert.False(injector.Add(Traffic.BuildUdpFrame(4, 99)), "a full batch takes no more");
+            Assert.Equal(0, injector.Flush(env.Veth1Index, 0, out int passed));
+            Assert.Equal(StackInjector.Capacity, passed);
+            Assert.Equal(0, injector.Count);
+
+            var buffer = new byte[2048];
+            var seen = new HashSet<int>();
+            for (int k = 0; k < payloads.Length; k++)
+            {
+                var flags = SocketFlags.None;
+                EndPoint from = new IPEndPoint(IPAddress.Any, 0);
+                int n = udp.ReceiveMessageFrom(buffer, ref flags, ref from, out var info);
+                Assert.Equal(env.Veth1Index, info.Interface);
+                int i = BinaryPrimitives.ReadInt32BigEndian(buffer);
+                Assert.True(seen.Add(i), $"datagram {i} twice");
+                Assert.Equal(payloads[i], n);
+                Assert.All(buffer.AsSpan(4, n - 4).ToArray(), b => Assert.Equal((byte)(0x40 + i), b));
+            }
+            Assert.Throws<SocketException>(() => udp.Receive(buffer));
+        });
+        env.AssertNoFdLeaks();
+    }
+
+    [Fact]
     public async Task Pass_ArpAndUdpFromAPeerNamespace_AreAnswered()
     {
         // veth0 moves to a second namespace (the peer, 10.11.0.1); veth1 (10.11.0.2) stays, with run-user on it passing
