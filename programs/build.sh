@@ -8,7 +8,7 @@ cd "$(dirname "$0")"
 out="${1:-.}"
 clang="${CLANG:-clang-14}"
 arch_include="/usr/include/$(uname -m)-linux-gnu"
-sources=(xdp_filter.c xsk_redirect.c xdp_pass_batch.c bench/*.c)
+sources=(xdp_filter.c xsk_redirect.c bench/*.c)
 for src in "${sources[@]}"; do
     obj="$out/${src%.c}.o"
     mkdir -p "$(dirname "$obj")"

@@ -32,7 +32,7 @@ public static partial class AfXdpBench
             Exec("ip", ["-n", ns, "link", "set", "veth1", "up"]);
             double[] managed = new double[rounds], native = new double[rounds], user = new double[rounds], kernel = new double[rounds];
             double[] userCpu = new double[rounds], passRate = new double[rounds], passCpu = new double[rounds];
-            double[] hookNs = new double[rounds], testRunNs = new double[rounds], injectNs = new double[rounds], injectKernelNs = new double[rounds];
+            double[] hookNs = new double[rounds], testRunNs = new double[rounds], injectNs = new double[rounds], injectKernelNs = new double[rounds], batchNs = new double[rounds], unattachedNs = new double[rounds];
             var dropObject = Path.Combine(root, "programs", "bench", "xdp_drop.o");
             var thread = new Thread(() =>
             {
@@ -60,10 +60,10 @@ public static partial class AfXdpBench
                     kernel[r] = Attached(ns, reference, ifIndex, dropKernel.Program("xdp_drop"), seconds);
                     (passRate[r], passCpu[r]) = RunUser(ns, reference, ifIndex, passVm.Program("pass"), seconds, c => c.Pass);
                     (hookNs[r], testRunNs[r]) = KernelCost(ifIndex, dropKernel.Program("xdp_drop"));
-                    (injectNs[r], injectKernelNs[r]) = PassInjectionCost(ifIndex);
+                    (injectNs[r], injectKernelNs[r], batchNs[r], unattachedNs[r]) = PassInjectionCost(ifIndex);
                     Console.WriteLine($"round {r + 1}: xdp_drop run-user {user[r] / 1e6:F3} Mpps ({userCpu[r]:F0} ns CPU/packet), "
                         + $"attached natively {kernel[r] / 1e6:F3} Mpps; kernel hook {hookNs[r]:F0} ns/frame, test-run {testRunNs[r]:F0} ns/run; "
-                        + $"run-user PASS {passRate[r] / 1e6:F3} Mpps ({passCpu[r]:F0} ns CPU/packet); PASS injection {injectNs[r]:F0} ns/frame ({injectKernelNs[r]:F0} in the kernel)");
+                        + $"run-user PASS {passRate[r] / 1e6:F3} Mpps ({passCpu[r]:F0} ns CPU/packet); PASS injection one frame a call {injectNs[r]:F0} ns/frame ({injectKernelNs[r]:F0} timed by the kernel), 64 a call {batchNs[r]:F0} ns/frame ({unattachedNs[r]:F0} through a program not attached)");
                 }
             });
             thread.Start();
@@ -77,8 +77,9 @@ public static partial class AfXdpBench
             Console.WriteLine($"xdp_drop, same generator: run-user (interpreter) {u / 1e6:F3} Mpps, attached natively {k / 1e6:F3} Mpps (generator-bound); rate ratio {k / u:F2}");
             double uc = Median(userCpu), hook = Median(hookNs), tr = Median(testRunNs);
             Console.WriteLine($"xdp_drop per packet: run-user {uc:F0} ns of its thread's CPU; in the kernel at veth1's hook {hook:F0} ns (live-frames test run: frame setup + program + drop), the program alone {tr:F0} ns (test run); ratio run-user / hook {uc / hook:F1}");
-            double pc = Median(passCpu), inj = Median(injectNs), injk = Median(injectKernelNs);
-            Console.WriteLine($"XDP_PASS: run-user passing everything {Median(passRate) / 1e6:F3} Mpps, {pc:F0} ns CPU/packet; re-injection alone {inj:F0} ns/frame wall ({injk:F0} ns inside the kernel, the rest the syscall); run-user PASS / DROP CPU {pc / uc:F2}");
+            double pc = Median(passCpu), inj = Median(injectNs), injk = Median(injectKernelNs), bat = Median(batchNs);
+            Console.WriteLine($"XDP_PASS back to the stack, per frame: one frame a call {inj:F0} ns wall ({injk:F0} ns timed by the kernel inside the call), 64 frames a call through the attached program (what run-user does) {bat:F0} ns, ratio {inj / bat:F1}; 64 a call through a program not attached {Median(unattachedNs):F0} ns");
+            Console.WriteLine($"run-user passing everything: {Median(passRate) / 1e6:F3} Mpps, {pc:F0} ns CPU/packet; PASS / DROP CPU per packet {pc / uc:F2}");
             return 0;
         }
         finally
@@ -178,21 +179,49 @@ public static partial class AfXdpBench
         return (hook, run.NanosecondsPerRun);
     }
 
-    /// <summary>What run-user pays per PASS frame: one live-frames test run (one bpf(2) call, one frame) of the
-    /// <c>return XDP_PASS</c> program on veth1; the stack then drops the frame (nothing there wants it).</summary>
-    private static (double Wall, double Kernel) PassInjectionCost(int ifIndex)
+    /// <summary>What handing PASS frames back to the stack costs per frame on veth1 (the stack then drops them:
+    /// nothing there wants them), wall time: one live-frames test run per frame of a <c>return XDP_PASS</c> program
+    /// (and the part the kernel times inside the call); what run-user does, 64 frames a call through the attached
+    /// xsk_redirect program; and 64 a call through a program that is not attached (the XDP dispatcher's update).</summary>
+    private static (double Single, double SingleKernel, double Batched, double Unattached) PassInjectionCost(int ifIndex)
     {
-        using var injector = LiveFrameInjector.Pass();
-        const int calls = 100_000;
+        const int frames = 64 * 1024;
         long kernel = 0;
         var clock = Stopwatch.StartNew();
-        for (int i = 0; i < calls; i++)
+        using (var single = LiveFrameInjector.Pass())
         {
-            if (injector.Inject(s_frame, ifIndex, 0, 1, out uint ns) is var errno and not 0)
-                throw new InvalidOperationException($"PASS injection: errno {errno}");
-            kernel += ns;
+            for (int i = 0; i < frames / 8; i++)
+            {
+                if (single.Inject(s_frame, ifIndex, 0, 1, out uint ns) is var errno and not 0)
+                    throw new InvalidOperationException($"PASS injection: errno {errno}");
+                kernel += ns;
+            }
         }
-        return (clock.Elapsed.TotalNanoseconds / calls, (double)kernel / calls);
+        double singleNs = clock.Elapsed.TotalNanoseconds / (frames / 8);
+        double Batched(StackInjector batch, int calls)
+        {
+            clock.Restart();
+            for (int i = 0; i < calls; i++)
+            {
+                for (int k = 0; k < StackInjector.Capacity; k++)
+                    batch.Add(s_frame);
+                int errno = batch.Flush(ifIndex, 0, out int passed);
+                if (errno != 0 || passed != StackInjector.Capacity)
+                    throw new InvalidOperationException($"batched PASS injection: errno {errno}, passed {passed}");
+            }
+            return clock.Elapsed.TotalNanoseconds / (calls * StackInjector.Capacity);
+        }
+        double attached, unattached;
+        using (var redirect = XskRedirect.Load())
+        {
+            redirect.Attach(ifIndex);
+            using var batch = StackInjector.Over(redirect);
+            attached = Batched(batch, frames / StackInjector.Capacity);
+        }
+        using (var redirect = XskRedirect.Load())
+        using (var batch = StackInjector.Over(redirect))
+            unattached = Batched(batch, 8);
+        return (singleNs, (double)kernel / (frames / 8), attached, unattached);
     }
 
     /// <summary>A 60-byte UDP frame to the broadcast address, as the generator sends.</summary>

@@ -55,11 +55,16 @@ internal sealed unsafe class LiveFrameInjector : IDisposable
 
     /// <summary>As <see cref="Inject(ReadOnlySpan{byte}, int, uint, uint)"/>, with the kernel's average time per
     /// frame (ns, measured inside the call: the frame's setup, the program and the verdict's work).</summary>
-    public int Inject(ReadOnlySpan<byte> frame, int ifIndex, uint queueId, uint repeat, out uint nanosecondsPerFrame)
+    public int Inject(ReadOnlySpan<byte> frame, int ifIndex, uint queueId, uint repeat, out uint nanosecondsPerFrame) =>
+        Inject(frame, 0, ifIndex, queueId, repeat, out nanosecondsPerFrame);
+
+    /// <summary>As above, with the first <paramref name="metadataLength"/> bytes of <paramref name="frame"/> given to the
+    /// program as metadata (before <c>data</c>; a multiple of 4, at most 32).</summary>
+    public int Inject(ReadOnlySpan<byte> frame, int metadataLength, int ifIndex, uint queueId, uint repeat, out uint nanosecondsPerFrame)
     {
-        // The kernel checks the context against the data: data 0 (no metadata), data_end = the frame's length,
-        // no egress ifindex.
-        var ctx = new XdpMd { DataEnd = (uint)frame.Length, IngressIfindex = (uint)ifIndex, RxQueueIndex = queueId };
+        // The kernel checks the context against the data: data = the metadata's length, data_end = the whole
+        // input's length, data_meta 0, no egress ifindex.
+        var ctx = new XdpMd { Data = (uint)metadataLength, DataEnd = (uint)frame.Length, IngressIfindex = (uint)ifIndex, RxQueueIndex = queueId };
         fixed (byte* data = frame)
         {
             var attr = new ProgTestRunAttr

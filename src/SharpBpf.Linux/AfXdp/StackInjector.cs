@@ -1,14 +1,15 @@
-using SharpBpf.Objects;
-
 namespace SharpBpf.Linux.AfXdp;
 
 /// <summary>
-/// Hands frames to the kernel stack as received on one interface and queue, a batch per bpf(2) call: the frames
-/// are written into the mmapped array of <c>programs/xdp_pass_batch.c</c>, and one BPF_PROG_TEST_RUN in live-frames
-/// mode with repeat N runs that program N times; each run turns the live frame into the next stored frame and
-/// returns XDP_PASS, so the kernel builds an skb of it and receives it on the interface (netif_receive_skb_list).
-/// The kernel takes only one input frame per call and sets up and tears down a page pool around every call, which
-/// costs tens of microseconds: batching spreads that over up to <see cref="Capacity"/> frames.
+/// Hands frames to the kernel stack as received on one interface and queue, a batch per bpf(2) call, through the
+/// <see cref="XskRedirect"/> program attached there (<c>programs/xsk_redirect.c</c>): the frames are written into
+/// its mmapped <c>inject_frames</c> array, and one BPF_PROG_TEST_RUN in live-frames mode with repeat N runs the
+/// program N times on a frame marked by 4 bytes of metadata; each run turns the live frame into the next stored
+/// frame and returns XDP_PASS, so the kernel builds an skb of it and receives it on the interface
+/// (netif_receive_skb_list). Two kernel facts shape this: live-frames mode takes one input frame per call and sets
+/// a page pool up and down around each call (about 30 µs), and a call with repeat &gt; 1 adds its program to the XDP
+/// dispatcher and removes it again (two RCU grace periods, about 30 ms) unless the program is attached already,
+/// which is why the program that injects is the attached one.
 /// </summary>
 internal sealed unsafe class StackInjector : IDisposable
 {
@@ -17,39 +18,33 @@ internal sealed unsafe class StackInjector : IDisposable
     /// <summary>The largest frame a slot holds (it must also fit the kernel's live frame: a page less its overheads).</summary>
     public const int MaxFrameLength = 3072;
     private const int SlotSize = 8 + MaxFrameLength;
+    private const uint Magic = 0x53425046;
 
-    private readonly BpfCollection _collection;
     private readonly MappedMemory _frames, _cursor;
     private readonly LiveFrameInjector _injector;
-    private readonly byte[] _template = new byte[64];
+    private readonly byte[] _template = new byte[4 + 60];
     private int _count;
 
-    private StackInjector(BpfCollection collection, MappedMemory frames, MappedMemory cursor)
+    private StackInjector(XskRedirect redirect, MappedMemory frames, MappedMemory cursor)
     {
-        _collection = collection;
         _frames = frames;
         _cursor = cursor;
-        _injector = LiveFrameInjector.Through(collection.Program("xdp_pass_batch"));
+        _injector = LiveFrameInjector.Through(redirect.Program);
+        System.Buffers.Binary.BinaryPrimitives.WriteUInt32LittleEndian(_template, Magic);
     }
 
-    public static StackInjector Load()
+    /// <summary>Injects through <paramref name="redirect"/>'s program, which should be attached (see the summary).</summary>
+    public static StackInjector Over(XskRedirect redirect)
     {
-        using var stream = typeof(StackInjector).Assembly.GetManifestResourceStream("SharpBpf.Linux.AfXdp.xdp_pass_batch.o")
-            ?? throw new System.Diagnostics.UnreachableException("xdp_pass_batch.o is not embedded in SharpBpf.Linux");
-        using var buffer = new MemoryStream();
-        stream.CopyTo(buffer);
-        var collection = BpfCollection.Load(ObjectFile.Read(buffer.ToArray(), "xdp_pass_batch"));
-        MappedMemory? frames = null;
+        ArgumentNullException.ThrowIfNull(redirect);
+        var frames = Map(redirect.Collection.Map("inject_frames"), Capacity * SlotSize);
         try
         {
-            frames = Map(collection.Map("frames"), Capacity * SlotSize);
-            var cursor = Map(collection.Map("cursor"), 8);
-            return new StackInjector(collection, frames, cursor);
+            return new StackInjector(redirect, frames, Map(redirect.Collection.Map("inject_cursor"), 8));
         }
         catch
         {
-            frames?.Dispose();
-            collection.Dispose();
+            frames.Dispose();
             throw;
         }
     }
@@ -63,8 +58,7 @@ internal sealed unsafe class StackInjector : IDisposable
     /// <summary>Frames stored and not sent yet.</summary>
     public int Count => _count;
 
-    /// <summary>Stores a frame for the next <see cref="Flush"/>; false when it is too short or too long.
-    /// The caller flushes when <see cref="Count"/> reaches <see cref="Capacity"/>.</summary>
+    /// <summary>Stores a frame for the next <see cref="Flush"/>; false when it is too short or too long, or the batch is full.</summary>
     public bool Add(ReadOnlySpan<byte> frame)
     {
         if (frame.Length is < 14 or > MaxFrameLength || _count == Capacity)
@@ -86,7 +80,7 @@ internal sealed unsafe class StackInjector : IDisposable
         var cursor = (uint*)_cursor.Pointer;
         Volatile.Write(ref cursor[0], 0);
         Volatile.Write(ref cursor[1], 0);
-        int errno = _injector.Inject(_template, ifIndex, queueId, (uint)_count);
+        int errno = _injector.Inject(_template, 4, ifIndex, queueId, (uint)_count, out _);
         passed = (int)Volatile.Read(ref cursor[1]);
         _count = 0;
         return errno;
@@ -97,11 +91,10 @@ internal sealed unsafe class StackInjector : IDisposable
         try
         {
             _cursor.Dispose();
-            _frames.Dispose();
         }
         finally
         {
-            _collection.Dispose();
+            _frames.Dispose();
         }
     }
 }

@@ -77,7 +77,7 @@ public sealed record UserXdpOptions
 /// <item>DROP recycles the frame.</item>
 /// <item>TX sends it back out of the interface (this run's socket).</item>
 /// <item>PASS hands it to the kernel stack as received on this interface and queue: one BPF_PROG_TEST_RUN in
-/// live-frames mode per received batch runs <c>programs/xdp_pass_batch.c</c> once per PASS frame, each run
+/// live-frames mode per received batch runs the attached redirect program once per PASS frame, each run
 /// returning XDP_PASS on a copy of one frame, and the kernel builds an skb of each and receives it.</item>
 /// <item>REDIRECT to a devmap/devmap_hash entry or bpf_redirect(ifindex): out of that interface, through an AF_XDP
 /// socket this run binds there on first use (queue 0, sharing the UMEM, so the frame is not copied again); to an
@@ -106,12 +106,11 @@ public static unsafe class UserXdpDatapath
         options.UmemCreated?.Invoke(umem);
         using var socket = XskSocket.Create(ifIndex, options.QueueId, umem, new XskSocketOptions { Mode = options.Mode });
         using var egress = new Egress(socket, options.Mode);
-        using var pass = options.PassToKernel ? StackInjector.Load() : null;
         using var redirect = XskRedirect.Load();
         redirect.Register(socket);
         var attachment = redirect.Attach(ifIndex, options.AttachMode);
         // Auto may have settled for generic mode, where a re-injected frame would loop through the redirect program.
-        var injector = attachment.Mode == XdpAttachMode.Skb ? null : pass;
+        using var injector = options.PassToKernel && attachment.Mode != XdpAttachMode.Skb ? StackInjector.Over(redirect) : null;
         options.Ready?.Invoke();
         using var execution = new VmExecution();
         using var context = new XdpContext();

@@ -150,7 +150,10 @@ public sealed class UserDatapathForwardingTests : IDisposable
             udp.SetRawSocketOption(1, 33, BitConverter.GetBytes(16 << 20));
             udp.SetSocketOption(SocketOptionLevel.IP, SocketOptionName.PacketInformation, true);
             udp.Bind(new IPEndPoint(IPAddress.Any, Traffic.Port));
-            using var injector = StackInjector.Load();
+            // The injecting program is the attached redirect program (no socket registered: real traffic passes).
+            using var redirect = XskRedirect.Load();
+            redirect.Attach(env.Veth1Index);
+            using var injector = StackInjector.Over(redirect);
             // 64 datagrams from 4 to 1450 payload bytes, each filled with its own byte.
             var payloads = Enumerable.Range(0, StackInjector.Capacity).Select(i => 4 + i * 23).ToArray();
             for (int i = 0; i < payloads.Length; i++)
@@ -364,7 +367,7 @@ public sealed class UserDatapathForwardingTests : IDisposable
         collection.Map("tx_ports").Update(BitConverter.GetBytes(1u), BitConverter.GetBytes((uint)veth2));
         collection.Map("tx_hash").Update(BitConverter.GetBytes(7u), BitConverter.GetBytes((uint)veth2));
         var umemMappings = new List<(nint Start, nuint Length)>();
-        int ringsDuring = 0;
+        int ringsDuring = 0, arraysDuring = 0;
         var linesBefore = File.ReadAllLines("/proc/self/maps");
         var error = Assert.Throws<InvalidOperationException>(() => env.Ns.Run(() =>
         {
@@ -386,7 +389,9 @@ public sealed class UserDatapathForwardingTests : IDisposable
             while (counters.Redirect < 20 && !worker.IsCompleted && DateTime.UtcNow < deadline)
                 Thread.Sleep(10);
             seen = counters.Redirect;
-            ringsDuring = File.ReadAllLines("/proc/self/maps").Count(l => l.Contains("socket:", StringComparison.Ordinal)) ;
+            var during = File.ReadAllLines("/proc/self/maps");
+            ringsDuring = during.Count(l => l.Contains("socket:", StringComparison.Ordinal));
+            arraysDuring = during.Except(linesBefore).Count(l => l.Contains("bpf-map", StringComparison.Ordinal));
             collection.Map("tx_ports").Update(BitConverter.GetBytes(1u), BitConverter.GetBytes(999_999u));
             Traffic.SendUdp(env.Veth0Index, 2, s_timeout);
             worker.GetAwaiter().GetResult();
@@ -396,7 +401,10 @@ public sealed class UserDatapathForwardingTests : IDisposable
         Assert.True(ringsDuring >= 8, $"{ringsDuring} socket mappings while two sockets ran (4 rings each)");
         Assert.Single(umemMappings);
         Assert.DoesNotContain(Mappings(), m => (ulong)umemMappings[0].Start >= m.Start && (ulong)umemMappings[0].Start < m.Start + m.Length);
-        Assert.Empty(File.ReadAllLines("/proc/self/maps").Where(l => l.Contains("socket:", StringComparison.Ordinal)).Except(linesBefore));
+        Assert.True(arraysDuring >= 2, $"{arraysDuring} mapped BPF arrays while PASS re-injection was ready");
+        // No ring, UMEM or BPF array mapping is left.
+        Assert.Empty(File.ReadAllLines("/proc/self/maps")
+            .Where(l => l.Contains("socket:", StringComparison.Ordinal) || l.Contains("bpf-map", StringComparison.Ordinal)).Except(linesBefore));
         env.Ns.Run(() => Assert.Empty(XdpHook.Query(env.Veth1Index).Programs));
         env.AssertNoFdLeaks();
     }
