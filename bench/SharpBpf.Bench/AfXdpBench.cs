@@ -31,6 +31,7 @@ public static partial class AfXdpBench
             Exec("ip", ["-n", ns, "link", "set", "veth0", "up"]);
             Exec("ip", ["-n", ns, "link", "set", "veth1", "up"]);
             double[] managed = new double[rounds], native = new double[rounds], user = new double[rounds], kernel = new double[rounds];
+            double[] managedCpu = new double[rounds], nativeCpu = new double[rounds];
             double[] userCpu = new double[rounds], passRate = new double[rounds], passCpu = new double[rounds];
             double[] hookNs = new double[rounds], testRunNs = new double[rounds], injectNs = new double[rounds], injectKernelNs = new double[rounds], batchNs = new double[rounds], unattachedNs = new double[rounds];
             var dropObject = Path.Combine(root, "programs", "bench", "xdp_drop.o");
@@ -46,9 +47,9 @@ public static partial class AfXdpBench
                     redirect.Attach(ifIndex);
                     for (int r = 0; r < rounds; r++)
                     {
-                        managed[r] = Managed(ns, reference, ifIndex, redirect, seconds);
-                        native[r] = Native(ns, reference, redirect, seconds);
-                        Console.WriteLine($"round {r + 1}: SharpBpf {managed[r] / 1e6:F3} Mpps, C reference {native[r] / 1e6:F3} Mpps");
+                        (managed[r], managedCpu[r]) = Managed(ns, reference, ifIndex, redirect, seconds);
+                        (native[r], nativeCpu[r]) = Native(ns, reference, redirect, seconds);
+                        Console.WriteLine($"round {r + 1}: SharpBpf {managed[r] / 1e6:F3} Mpps ({managedCpu[r]:F0} ns CPU/packet), C reference {native[r] / 1e6:F3} Mpps ({nativeCpu[r]:F0} ns CPU/packet)");
                     }
                 }
                 using var dropVm = Vm.VmCollection.Load(Objects.ObjectFile.Open(dropObject));
@@ -72,7 +73,9 @@ public static partial class AfXdpBench
             Console.WriteLine($"AF_XDP copy mode, veth, receive+drop, one receiving thread, {seconds} s x {rounds} rounds (medians):");
             Console.WriteLine($"  SharpBpf XskSocket  {m / 1e6:F3} Mpps");
             Console.WriteLine($"  C reference         {c / 1e6:F3} Mpps");
-            Console.WriteLine($"  ratio SharpBpf / C  {m / c:F3}");
+            Console.WriteLine($"  ratio SharpBpf / C  {m / c:F3} (rates: the generator and other load on the machine move them)");
+            double mc = Median(managedCpu), cc = Median(nativeCpu);
+            Console.WriteLine($"  CPU per packet of the receiving thread: SharpBpf {mc:F0} ns, C {cc:F0} ns, ratio {mc / cc:F2}");
             double u = Median(user), k = Median(kernel);
             Console.WriteLine($"xdp_drop, same generator: run-user (interpreter) {u / 1e6:F3} Mpps, attached natively {k / 1e6:F3} Mpps (generator-bound); rate ratio {k / u:F2}");
             double uc = Median(userCpu), hook = Median(hookNs), tr = Median(testRunNs);
@@ -90,7 +93,7 @@ public static partial class AfXdpBench
     }
 
     /// <summary>The C# receive-and-drop loop: batches of 64, refill at once, poll when idle.</summary>
-    private static double Managed(string ns, string reference, int ifIndex, XskRedirect redirect, double seconds)
+    private static (double Rate, double CpuNs) Managed(string ns, string reference, int ifIndex, XskRedirect redirect, double seconds)
     {
         using var umem = new Umem(new UmemOptions { FrameCount = 4096, FrameSize = 2048 });
         using var socket = XskSocket.Create(ifIndex, 0, umem, new XskSocketOptions { Mode = XskBindMode.Copy });
@@ -98,6 +101,7 @@ public static partial class AfXdpBench
         using var generator = Start(ns, reference, ["gen", "veth0", F(seconds)]);
         Span<XdpDesc> batch = stackalloc XdpDesc[64];
         long received = 0;
+        long cpu0 = ThreadCpuNs();
         var clock = Stopwatch.StartNew();
         while (clock.Elapsed.TotalSeconds < seconds)
         {
@@ -111,15 +115,16 @@ public static partial class AfXdpBench
             received += n;
         }
         double rate = received / clock.Elapsed.TotalSeconds;
+        double cpu = (double)(ThreadCpuNs() - cpu0) / Math.Max(1, received);
         var stats = socket.GetStatistics();
         var sent = generator.StandardOutput.ReadToEnd().Trim();
         generator.WaitForExit();
-        Console.WriteLine($"  SharpBpf: received {received}, generator {sent}, ring full {stats.RxRingFull}, fill empty {stats.RxFillRingEmpty}, dropped {stats.RxDropped}");
+        Console.WriteLine($"  SharpBpf: received {received}, {cpu:F0} ns CPU/packet, generator {sent}, ring full {stats.RxRingFull}, fill empty {stats.RxFillRingEmpty}, dropped {stats.RxDropped}");
         redirect.Unregister(0);
-        return rate;
+        return (rate, cpu);
     }
 
-    private static double Native(string ns, string reference, XskRedirect redirect, double seconds)
+    private static (double Rate, double CpuNs) Native(string ns, string reference, XskRedirect redirect, double seconds)
     {
         using var rx = Start(ns, reference, ["rx", "veth1", "0", redirect.Map.Id.ToString(CultureInfo.InvariantCulture), F(seconds)]);
         var ready = rx.StandardOutput.ReadLine();
@@ -134,7 +139,9 @@ public static partial class AfXdpBench
         generator.WaitForExit();
         Console.WriteLine($"  C: {line}, generator {sent}");
         redirect.Unregister(0);
-        return long.Parse(line.Split(' ')[1], CultureInfo.InvariantCulture) / elapsed;
+        var fields = line.Split(' ');
+        long received = long.Parse(fields[1], CultureInfo.InvariantCulture);
+        return (received / elapsed, double.Parse(fields[3], CultureInfo.InvariantCulture) / Math.Max(1, received));
     }
 
     /// <summary>A VM program run by <see cref="UserXdpDatapath"/> under the generator: frames per second (those

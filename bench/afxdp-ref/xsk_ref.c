@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MIT
 /* xsk_ref: the C reference for the AF_XDP benchmark, using the kernel interface directly (no libxdp, no libbpf).
- *   xsk_ref rx IFNAME QUEUE XSKMAP_ID SECONDS   receive and drop (refill) for SECONDS, print "received N"
+ *   xsk_ref rx IFNAME QUEUE XSKMAP_ID SECONDS   receive and drop (refill) for SECONDS, print "received N cpu_ns T"
  *   xsk_ref gen IFNAME SECONDS                  send UDP frames out of IFNAME for SECONDS, print "sent N": a
  *                                               BPF_PROG_TEST_RUN in live-frames mode with an XDP_TX program (the
  *                                               fastest generator this kernel has), AF_PACKET where that fails
@@ -104,6 +104,9 @@ static int rx(const char *ifname, unsigned queue, unsigned map_id, double second
 
 	unsigned long long received = 0;
 	__u32 rx_cons = 0, fill_prod = RING;
+	struct timespec cpu_start;
+	clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &cpu_start);
+	long long cpu0 = (long long)cpu_start.tv_sec * 1000000000LL + cpu_start.tv_nsec;
 	struct xdp_desc *rd = rxr.desc;
 	double end = now() + seconds;
 	struct pollfd pfd = { .fd = fd, .events = POLLIN };
@@ -127,7 +130,10 @@ static int rx(const char *ifname, unsigned queue, unsigned map_id, double second
 		__atomic_store_n(fill.producer, fill_prod, __ATOMIC_RELEASE);
 		received += n;
 	}
-	printf("received %llu\n", received);
+	/* CPU time of this (single-threaded) process: user + system, syscalls included, as the C# side measures its thread. */
+	struct timespec cpu;
+	clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &cpu);
+	printf("received %llu cpu_ns %lld\n", received, (long long)cpu.tv_sec * 1000000000LL + cpu.tv_nsec - cpu0);
 	close(map);
 	close(fd);
 	return 0;
