@@ -6,12 +6,20 @@ using SharpBpf.Linux.AfXdp;
 namespace SharpBpf.Bench;
 
 /// <summary>
-/// <c>dotnet run -c Release --project bench/SharpBpf.Bench -- afxdp [SECONDS] [ROUNDS]</c> (root): received-and-dropped
-/// packets per second of an AF_XDP socket in copy mode on a veth pair, SharpBpf against the C reference
-/// <c>bench/afxdp-ref/xsk_ref.c</c> (built here with cc), measured alternately in the same run with the same
-/// generator (<c>xsk_ref gen</c>, AF_PACKET on the peer). Both receivers run one thread; the machine's other core runs
-/// the generator, so a receiver that keeps up shows the generator's rate: the drop counts say which side limits.
-/// Not a BenchmarkDotNet benchmark: the figure is a rate over live traffic, reported as medians and their ratio.
+/// <c>dotnet run -c Release --project bench/SharpBpf.Bench -- afxdp [SECONDS] [ROUNDS]</c> (root), on a veth pair in
+/// its own namespace, all measured in one run, medians of ROUNDS:
+/// <list type="number">
+/// <item>received-and-dropped packets of an AF_XDP socket in copy mode, SharpBpf against the C reference
+/// <c>bench/afxdp-ref/xsk_ref.c</c> (built here with cc), alternately under the same generator (<c>xsk_ref gen</c>:
+/// live-frames test runs of an XDP_TX program on veth0): rates, and CPU time per packet of the receiving thread;</item>
+/// <item>xdp_drop run by <see cref="UserXdpDatapath"/> in the interpreter against the same object attached natively:
+/// rates under the generator, run-user's CPU per packet against the kernel's per-frame time at veth1's hook
+/// (live-frames test run) and the program's own (plain test run);</item>
+/// <item>what XDP_PASS back to the stack costs: one live-frames call per frame, 64 a call through the attached
+/// xsk_redirect program (what run-user does), 64 a call through a program not attached; and run-user passing
+/// everything.</item>
+/// </list>
+/// Rates move with whatever else the machine runs; CPU time per packet much less. Not a BenchmarkDotNet benchmark.
 /// </summary>
 public static partial class AfXdpBench
 {
