@@ -140,6 +140,42 @@ public sealed class UserDatapathForwardingTests : IDisposable
     }
 
     [Fact]
+    public async Task Pass_WithoutReinjection_NothingReachesTheStack()
+    {
+        const int count = 40;
+        using var collection = Load();
+        using var env = KernelTestEnvironment.Create();
+        Ip.Run("-n", env.Ns.Name, "addr", "add", "10.11.0.2/24", "dev", KernelTestEnvironment.Veth1);
+        using var udp = env.Ns.Run(() =>
+        {
+            var s = new Socket(AddressFamily.InterNetwork, SocketType.Dgram, ProtocolType.Udp) { ReceiveTimeout = 500 };
+            s.Bind(new IPEndPoint(IPAddress.Any, Traffic.Port));
+            return s;
+        });
+        using var ready = new ManualResetEventSlim();
+        var run = env.Ns.RunConcurrently(() => UserXdpDatapath.Run(env.Veth1Index, collection.Program("pass_all"), new UserXdpOptions
+        {
+            Count = count, Duration = s_timeout, Mode = XskBindMode.Copy, FrameCount = 1024, Ready = ready.Set, PassToKernel = false,
+        }));
+        Assert.True(ready.Wait(s_timeout, TestContext.Current.CancellationToken) || run.IsCompleted, "the datapath did not start");
+        Assert.Equal(count, env.Ns.Run(() => Traffic.SendUdp(env.Veth0Index, count, s_timeout)));
+        Assert.Equal(count, (await run).Pass);
+        Assert.Throws<SocketException>(() => udp.Receive(new byte[2048]));
+        udp.Dispose();
+        env.AssertNoFdLeaks();
+    }
+
+    [Fact]
+    public void Pass_InSkbAttachMode_IsRefusedBeforeAnythingIsCreated()
+    {
+        using var collection = Load();
+        var error = Assert.Throws<ArgumentException>(() => UserXdpDatapath.Run(1, collection.Program("pass_all"),
+            new UserXdpOptions { AttachMode = XdpAttachMode.Skb }, cancellationToken: TestContext.Current.CancellationToken));
+        Assert.Contains("generic", error.Message);
+        // Without re-injection skb mode is allowed (and would only count PASS frames).
+    }
+
+    [Fact]
     public void StackInjector_OneCall_DeliversAFullBatchOfFramesOfEverySize()
     {
         using var env = KernelTestEnvironment.Create();
