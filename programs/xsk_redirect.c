@@ -8,7 +8,8 @@
  * inject_cursor to 0 and test-runs this program in live-frames mode (BPF_F_TEST_XDP_LIVE_FRAMES) with repeat N
  * on the frames' interface and queue, on a frame whose 4 bytes of metadata hold INJECT_MAGIC. Each run turns the
  * live frame into the next stored frame and returns XDP_PASS, so the kernel builds an skb of it and receives it
- * on that interface. Why here and not in a program of its own: a test run with repeat > 1 adds its program to
+ * on that interface; a frame whose slot names an entry of inject_xsks is redirected into that AF_XDP socket
+ * instead (the call then names the socket's interface and queue). Why here and not in a program of its own: a test run with repeat > 1 adds its program to
  * the kernel's XDP dispatcher and removes it afterwards, two RCU grace periods (~30 ms) per call, unless the
  * program is attached already, as this one is. Frames from a wire never carry metadata at this hook. */
 #include "include/bpf_defs.h"
@@ -30,14 +31,23 @@ struct {
 
 struct inject_slot {
 	__u32 len;
-	__u32 pad;
+	__u32 xsk;    /* 0: XDP_PASS; k: redirect to inject_xsks[k - 1] */
 	__u8 data[INJECT_DATA];
 };
 
 struct inject_cursor {
-	__u32 next;   /* the slot the next run takes */
-	__u32 passed; /* runs that passed their frame */
+	__u32 next;   /* the run's position in order */
+	__u32 passed; /* runs that passed or redirected their frame */
+	__u32 order[INJECT_SLOTS]; /* the slots this call's runs take, in turn */
 };
+
+/* AF_XDP sockets frames are delivered to (the target socket must be bound to the interface and queue the call names). */
+struct {
+	__uint(type, BPF_MAP_TYPE_XSKMAP);
+	__uint(max_entries, INJECT_SLOTS);
+	__type(key, __u32);
+	__type(value, __u32);
+} inject_xsks SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
@@ -61,7 +71,10 @@ static __always_inline int inject(struct xdp_md *ctx)
 	struct inject_cursor *c = bpf_map_lookup_elem(&inject_cursor, &zero);
 	if (!c)
 		return XDP_ABORTED;
-	__u32 i = c->next++;
+	__u32 n = c->next++;
+	if (n >= INJECT_SLOTS)
+		return XDP_ABORTED;
+	__u32 i = c->order[n];
 	struct inject_slot *s = bpf_map_lookup_elem(&inject_frames, &i);
 	if (!s)
 		return XDP_ABORTED;
@@ -75,6 +88,13 @@ static __always_inline int inject(struct xdp_md *ctx)
 		return XDP_ABORTED;
 	if (bpf_xdp_store_bytes(ctx, 0, s->data, len))
 		return XDP_ABORTED;
+	__u32 xsk = s->xsk;
+	if (xsk) {
+		long action = bpf_redirect_map(&inject_xsks, xsk - 1, XDP_ABORTED);
+		if (action == XDP_REDIRECT)
+			c->passed++;
+		return action;
+	}
 	c->passed++;
 	return XDP_PASS;
 }

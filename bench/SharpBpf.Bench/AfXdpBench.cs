@@ -219,8 +219,8 @@ public static partial class AfXdpBench
             for (int i = 0; i < calls; i++)
             {
                 for (int k = 0; k < StackInjector.Capacity; k++)
-                    batch.Add(s_frame);
-                int errno = batch.Flush(ifIndex, 0, out int passed);
+                    batch.Add(s_frame, ifIndex, 0);
+                int errno = batch.Flush(out int passed);
                 if (errno != 0 || passed != StackInjector.Capacity)
                     throw new InvalidOperationException($"batched PASS injection: errno {errno}, passed {passed}");
             }

@@ -22,13 +22,23 @@ internal sealed unsafe class StackInjector : IDisposable
 
     private readonly MappedMemory _frames, _cursor;
     private readonly LiveFrameInjector _injector;
+    private readonly BpfMap _sockets;
+    private readonly Dictionary<XskSocket, uint> _socketIds = [];
     private readonly byte[] _template = new byte[4 + 60];
+    private readonly Group[] _groupOf = new Group[Capacity];
     private int _count;
+
+    /// <summary>Where a stored frame goes: the stack of an interface's queue (Xsk 0), or the socket with id Xsk bound there.</summary>
+    public readonly record struct Group(int IfIndex, uint QueueId, uint Xsk);
+
+    /// <summary>What one group of a <see cref="Flush(Span{Result})"/> came to.</summary>
+    public readonly record struct Result(Group Group, int Queued, int Taken, int Errno);
 
     private StackInjector(XskRedirect redirect, MappedMemory frames, MappedMemory cursor)
     {
         _frames = frames;
         _cursor = cursor;
+        _sockets = redirect.Collection.Map("inject_xsks");
         _injector = LiveFrameInjector.Through(redirect.Program);
         System.Buffers.Binary.BinaryPrimitives.WriteUInt32LittleEndian(_template, Magic);
     }
@@ -40,7 +50,7 @@ internal sealed unsafe class StackInjector : IDisposable
         var frames = Map(redirect.Collection.Map("inject_frames"), Capacity * SlotSize);
         try
         {
-            return new StackInjector(redirect, frames, Map(redirect.Collection.Map("inject_cursor"), 8));
+            return new StackInjector(redirect, frames, Map(redirect.Collection.Map("inject_cursor"), 8 + 4 * Capacity));
         }
         catch
         {
@@ -58,31 +68,81 @@ internal sealed unsafe class StackInjector : IDisposable
     /// <summary>Frames stored and not sent yet.</summary>
     public int Count => _count;
 
-    /// <summary>Stores a frame for the next <see cref="Flush"/>; false when it is too short or too long, or the batch is full.</summary>
-    public bool Add(ReadOnlySpan<byte> frame)
+    /// <summary>The id frames for <paramref name="socket"/> carry (its entry in the program's inject_xsks, made on first
+    /// use); 0 when the map is full.</summary>
+    public uint SocketId(XskSocket socket)
+    {
+        if (_socketIds.TryGetValue(socket, out var id))
+            return id;
+        if (_socketIds.Count == Capacity)
+            return 0;
+        id = (uint)_socketIds.Count + 1;
+        _sockets.Update(id - 1, (uint)socket.Handle.Value);
+        _socketIds[socket] = id;
+        return id;
+    }
+
+    /// <summary>Stores a frame for the stack of <paramref name="ifIndex"/> queue <paramref name="queueId"/>.</summary>
+    public bool Add(ReadOnlySpan<byte> frame, int ifIndex, uint queueId) => Add(frame, new Group(ifIndex, queueId, 0));
+
+    /// <summary>Stores a frame for the next <see cref="Flush(Span{Result})"/>; false when it is too short or too long, or the batch is full.</summary>
+    public bool Add(ReadOnlySpan<byte> frame, Group group)
     {
         if (frame.Length is < 14 or > MaxFrameLength || _count == Capacity)
             return false;
         byte* slot = _frames.Pointer + (long)_count * SlotSize;
-        *(uint*)slot = (uint)frame.Length;
+        ((uint*)slot)[0] = (uint)frame.Length;
+        ((uint*)slot)[1] = group.Xsk;
         frame.CopyTo(new Span<byte>(slot + 8, frame.Length));
-        _count++;
+        _groupOf[_count++] = group;
         return true;
     }
 
-    /// <summary>Hands the stored frames to the stack of <paramref name="ifIndex"/> queue <paramref name="queueId"/>;
-    /// returns 0 or the call's errno, and how many frames the program passed.</summary>
-    public int Flush(int ifIndex, uint queueId, out int passed)
+    /// <summary>
+    /// Sends the stored frames, one call per group (interface, queue, socket) with the group's frames in the order
+    /// they were stored; writes each group's outcome to <paramref name="results"/> (room for <see cref="Capacity"/>)
+    /// and returns how many groups there were.
+    /// </summary>
+    public int Flush(Span<Result> results)
     {
-        passed = 0;
-        if (_count == 0)
-            return 0;
         var cursor = (uint*)_cursor.Pointer;
-        Volatile.Write(ref cursor[0], 0);
-        Volatile.Write(ref cursor[1], 0);
-        int errno = _injector.Inject(_template, 4, ifIndex, queueId, (uint)_count, out _);
-        passed = (int)Volatile.Read(ref cursor[1]);
+        Span<bool> done = stackalloc bool[Capacity];
+        int groups = 0;
+        for (int first = 0; first < _count; first++)
+        {
+            if (done[first])
+                continue;
+            var group = _groupOf[first];
+            uint n = 0;
+            for (int j = first; j < _count; j++)
+            {
+                if (!done[j] && _groupOf[j] == group)
+                {
+                    cursor[2 + n++] = (uint)j;
+                    done[j] = true;
+                }
+            }
+            Volatile.Write(ref cursor[0], 0);
+            Volatile.Write(ref cursor[1], 0);
+            int errno = _injector.Inject(_template, 4, group.IfIndex, group.QueueId, n, out _);
+            results[groups++] = new Result(group, (int)n, (int)Volatile.Read(ref cursor[1]), errno);
+        }
         _count = 0;
+        return groups;
+    }
+
+    /// <summary>Sends the stored frames; returns the first errno (0 if none) and how many frames were taken in all.</summary>
+    public int Flush(out int taken)
+    {
+        Span<Result> results = stackalloc Result[Capacity];
+        int groups = Flush(results);
+        taken = 0;
+        int errno = 0;
+        foreach (var r in results[..groups])
+        {
+            taken += r.Taken;
+            errno = errno == 0 ? r.Errno : errno;
+        }
         return errno;
     }
 

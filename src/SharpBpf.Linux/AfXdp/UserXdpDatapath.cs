@@ -120,6 +120,7 @@ public static unsafe class UserXdpDatapath
         Span<XdpDesc> batch = stackalloc XdpDesc[Batch];
         Span<XdpDesc> recycle = stackalloc XdpDesc[Batch];
         Span<XdpDesc> send = stackalloc XdpDesc[Batch];
+        Span<StackInjector.Result> results = stackalloc StackInjector.Result[StackInjector.Capacity];
         var clock = Stopwatch.StartNew();
         long deadline = options.Duration is { } d ? (long)d.TotalMilliseconds : long.MaxValue;
         while (!cancellationToken.IsCancellationRequested && clock.ElapsedMilliseconds < deadline
@@ -150,7 +151,7 @@ public static unsafe class UserXdpDatapath
                         via = socket;
                         break;
                     case XdpAction.Pass when injector is not null:
-                        if (!injector.Add(context.Packet))
+                        if (!injector.Add(context.Packet, ifIndex, options.QueueId))
                         {
                             counters.PassMissed();
                             options.Trace?.Invoke($"XDP_PASS: a {context.Packet.Length}-byte frame cannot go back to the stack "
@@ -165,10 +166,10 @@ public static unsafe class UserXdpDatapath
                                 action = XdpAction.Aborted;
                                 break;
                             case Route.Socket:
-                                if (egress.Deliver(via!, context.Packet) is var e and not 0)
+                                if (egress.Deliver(via!, context.Packet, injector) is { } refused)
                                 {
                                     counters.RedirectMissed();
-                                    options.Trace?.Invoke($"XDP_REDIRECT to {via}: the kernel refused the frame ({Errno.Name(e)})");
+                                    options.Trace?.Invoke($"XDP_REDIRECT to {via}: {refused}");
                                 }
                                 via = null;
                                 break;
@@ -200,14 +201,21 @@ public static unsafe class UserXdpDatapath
             egress.Transmit(counters);
             if (injector is { Count: > 0 } stack)
             {
-                // One bpf(2) call hands the batch's PASS frames to the stack.
-                int queued = stack.Count;
-                int errno = stack.Flush(ifIndex, options.QueueId, out int passed);
-                for (int i = passed; i < queued; i++)
-                    counters.PassMissed();
-                if (errno != 0 || passed != queued)
-                    options.Trace?.Invoke($"XDP_PASS: the kernel took {passed} of {queued} frames back"
-                        + (errno != 0 ? $" ({Errno.Name(errno)})" : ""));
+                // One bpf(2) call hands the batch's PASS frames to the stack, one more each xskmap socket's frames to it.
+                int groups = stack.Flush(results);
+                foreach (var r in results[..groups])
+                {
+                    for (int i = r.Taken; i < r.Queued; i++)
+                    {
+                        if (r.Group.Xsk == 0)
+                            counters.PassMissed();
+                        else
+                            counters.RedirectMissed();
+                    }
+                    if (r.Errno != 0 || r.Taken != r.Queued)
+                        options.Trace?.Invoke((r.Group.Xsk == 0 ? "XDP_PASS: the stack" : $"XDP_REDIRECT: the AF_XDP socket on ifindex {r.Group.IfIndex} queue {r.Group.QueueId}")
+                            + $" took {r.Taken} of {r.Queued} frames" + (r.Errno != 0 ? $" ({Errno.Name(r.Errno)})" : ""));
+                }
             }
             if (recycled > 0)
                 Refill(socket, recycle[..recycled]);
@@ -330,8 +338,13 @@ public static unsafe class UserXdpDatapath
             }
         }
 
-        public int Deliver(XskSocket target, ReadOnlySpan<byte> frame)
+        /// <summary>Queues a frame for an xskmap socket (sent with the batch's injection call), or, with no injector,
+        /// delivers it at once with a call of its own; returns why it was refused, or null.</summary>
+        public string? Deliver(XskSocket target, ReadOnlySpan<byte> frame, StackInjector? injector)
         {
+            if (injector is not null && injector.SocketId(target) is var id and not 0)
+                return injector.Add(frame, new StackInjector.Group(target.IfIndex, target.QueueId, id))
+                    ? null : $"a {frame.Length}-byte frame cannot be delivered (14 to {StackInjector.MaxFrameLength} bytes can)";
             if (!_deliveries.TryGetValue(target, out var d))
             {
                 var program = XskRedirect.Load();
@@ -347,7 +360,8 @@ public static unsafe class UserXdpDatapath
                 }
                 _deliveries[target] = d;
             }
-            return d.Injector.Inject(frame, target.IfIndex, target.QueueId);
+            return d.Injector.Inject(frame, target.IfIndex, target.QueueId) is var errno and not 0
+                ? $"the kernel refused the frame ({Errno.Name(errno)})" : null;
         }
 
         /// <summary>Frames other interfaces have sent go back to the main socket's fill ring.</summary>

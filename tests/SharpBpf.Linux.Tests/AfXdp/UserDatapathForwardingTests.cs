@@ -64,12 +64,12 @@ public sealed class UserDatapathForwardingTests : IDisposable
 
     private VmCollection Load() => VmCollection.Load(ObjectFile.Open(Repo.CompileBpf(_dir, "user_fwd", Source)));
 
-    private static Task<UserXdpCounters> Start(KernelTestEnvironment env, VmProgram program, int count, List<string>? traces = null)
+    private static Task<UserXdpCounters> Start(KernelTestEnvironment env, VmProgram program, int count, List<string>? traces = null, bool passToKernel = true)
     {
         using var ready = new ManualResetEventSlim();
         var run = env.Ns.RunConcurrently(() => UserXdpDatapath.Run(env.Veth1Index, program, new UserXdpOptions
         {
-            Count = count, Duration = s_timeout, Mode = XskBindMode.Copy, FrameCount = 1024, Ready = ready.Set,
+            Count = count, Duration = s_timeout, Mode = XskBindMode.Copy, FrameCount = 1024, Ready = ready.Set, PassToKernel = passToKernel,
             Trace = m => { lock (traces ?? []) traces?.Add(m); },
         }));
         Assert.True(ready.Wait(s_timeout) || run.IsCompleted, "the datapath did not start");
@@ -196,12 +196,12 @@ public sealed class UserDatapathForwardingTests : IDisposable
             {
                 var frame = Traffic.BuildUdpFrame(payloads[i], i);
                 frame.AsSpan(46).Fill((byte)(0x40 + i));
-                Assert.True(injector.Add(frame));
+                Assert.True(injector.Add(frame, env.Veth1Index, 0));
             }
-            Assert.False(injector.Add(new byte[StackInjector.MaxFrameLength + 1]));
-            Assert.False(injector.Add(new byte[13]));
-            Assert.False(injector.Add(Traffic.BuildUdpFrame(4, 99)), "a full batch takes no more");
-            Assert.Equal(0, injector.Flush(env.Veth1Index, 0, out int passed));
+            Assert.False(injector.Add(new byte[StackInjector.MaxFrameLength + 1], env.Veth1Index, 0));
+            Assert.False(injector.Add(new byte[13], env.Veth1Index, 0));
+            Assert.False(injector.Add(Traffic.BuildUdpFrame(4, 99), env.Veth1Index, 0), "a full batch takes no more");
+            Assert.Equal(0, injector.Flush(out int passed));
             Assert.Equal(StackInjector.Capacity, passed);
             Assert.Equal(0, injector.Count);
 
@@ -352,8 +352,12 @@ public sealed class UserDatapathForwardingTests : IDisposable
         env.AssertNoFdLeaks();
     }
 
-    [Fact]
-    public async Task Redirect_ToAnXskmapSocket_DeliversIntoItsRxRing_AndAnEmptySlotIsAborted()
+    /// <summary>With PASS re-injection on, xskmap frames ride the batch's injection calls through the attached program;
+    /// without it, each goes in a call of its own through a program of its own.</summary>
+    [Theory]
+    [InlineData(true)]
+    [InlineData(false)]
+    public async Task Redirect_ToAnXskmapSocket_DeliversIntoItsRxRing_AndAnEmptySlotIsAborted(bool batched)
     {
         const int count = 60;
         using var collection = Load();
@@ -376,7 +380,7 @@ public sealed class UserDatapathForwardingTests : IDisposable
             using var umem = new Umem(new UmemOptions { FrameCount = 256, FrameSize = 2048 });
             using var consumer = XskSocket.Create(veth3, 0, umem, new XskSocketOptions { FillRingSize = 128, CompletionRingSize = 128, RxRingSize = 128, TxRingSize = 128 });
             xsks.SetSocket(2, (uint)consumer.Handle.Value, consumer);
-            var run = Start(env, program, count);
+            var run = Start(env, program, count, passToKernel: batched);
             Assert.Equal(count, Traffic.SendUdp(env.Veth0Index, count, s_timeout));
             var counters = run.GetAwaiter().GetResult();
             Assert.Equal(count, counters.Redirect);
