@@ -46,11 +46,22 @@ internal static class LoadBench
             var open = new List<double>(runs);
             // The first round includes JIT compilation of the loader (libbpf is compiled ahead): printed apart.
             var first = Round(path);
-            // Warm-up: at least 20 rounds and one second, so that tiered compilation has replaced the loader's
-            // quickly compiled code with optimised code and both loaders are measured in their steady state.
+            // Warm-up until tiered compilation has replaced the loader's quickly compiled (and then instrumented)
+            // code with optimised code, so that both loaders are measured in their steady state: at least 20
+            // rounds and two seconds, and until the JIT has compiled nothing for a second (on a busy machine
+            // its background thread takes seconds), at most 30 seconds.
             var warmUp = Stopwatch.StartNew();
-            for (int i = 0; i < 20 || warmUp.Elapsed < TimeSpan.FromSeconds(1); i++)
+            long compiled = System.Runtime.JitInfo.GetCompiledMethodCount();
+            var lastCompile = warmUp.Elapsed;
+            for (int i = 0; i < 20 || warmUp.Elapsed < TimeSpan.FromSeconds(2) || warmUp.Elapsed - lastCompile < TimeSpan.FromSeconds(1); i++)
+            {
                 Round(path);
+                long now = System.Runtime.JitInfo.GetCompiledMethodCount();
+                if (now != compiled)
+                    (compiled, lastCompile) = (now, warmUp.Elapsed);
+                if (warmUp.Elapsed > TimeSpan.FromSeconds(30))
+                    break;
+            }
             for (int i = 0; i < runs; i++)
             {
                 var (opened, ourTime, theirs) = Round(path);
@@ -60,7 +71,7 @@ internal static class LoadBench
             }
             double Median(List<double> xs) { xs.Sort(); return xs[xs.Count / 2]; }
             double o = Median(ours), l = Median(libbpf), r = Median(open);
-            Console.WriteLine($"open+load+close of a 4-map XDP object, median of {runs} alternating runs after warm-up");
+            Console.WriteLine($"open+load+close of a 4-map XDP object, median of {runs} alternating runs after {warmUp.Elapsed.TotalSeconds:F1} s of warm-up");
             Console.WriteLine($"  {"loader",-10} {"us",8} {"ratio",7}");
             Console.WriteLine($"  {"libbpf",-10} {l,8:F0} {1.0,7:F2}");
             Console.WriteLine($"  {"SharpBpf",-10} {o,8:F0} {o / l,7:F2}   (of which ObjectFile.Open {r:F0} us)");
