@@ -52,7 +52,7 @@ public sealed unsafe class VmCollection : IDisposable
             {
                 var helpers = HelperTable.For(program.Type);
                 _programs[program.Name] = new VmProgram(program.Name, program.Type, program.Instructions, program.Lines,
-                    options, helpers, this, (index, insn) => Resolve(program.Name, index, insn));
+                    options, helpers, this, (index, insn) => Resolve(program.Name, index, insn), program, spec.Maps);
             }
         }
         catch

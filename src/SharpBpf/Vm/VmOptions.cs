@@ -13,6 +13,14 @@ public sealed record VmOptions
     public bool CheckMemory { get; init; } = true;
 
     /// <summary>
+    /// Verify every program at load with the managed verifier (<see cref="Verifier.BpfVerifier"/>), as the kernel
+    /// would: a refused program throws <see cref="Verifier.VerifierException"/>. An accepted XDP program then runs
+    /// without per-access checks (the JIT compiles each access the verifier proved in bounds to a plain load or
+    /// store); programs of other types are verified but still run checked, as the VM has no context for them.
+    /// </summary>
+    public bool Verify { get; init; }
+
+    /// <summary>
     /// How many instructions one run may execute before it traps with <see cref="TrapKind.BudgetExhausted"/>.
     /// Counted at backward jumps by the length of the loop body, so straight-line code costs nothing to count;
     /// bpf_loop callbacks count one per iteration as well. The kernel's own limit for bpf_loop is 8M iterations.
