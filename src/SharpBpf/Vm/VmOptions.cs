@@ -39,6 +39,13 @@ public sealed record VmOptions
     /// </summary>
     public bool RequireInitializedRegisters { get; init; }
 
+    /// <summary>
+    /// For the jit engine: load without waiting for the compile. A thread-pool thread compiles the program while runs
+    /// go through the interpreter; once the compiled code is there, the next run uses it. Results do not change (the
+    /// engines agree instruction for instruction); the first run is ready as soon as the program is decoded.
+    /// </summary>
+    public bool CompileInBackground { get; init; }
+
     /// <summary>Creates the managed map for each map spec of a collection. Null: the managed maps' own factory.</summary>
     public Func<MapSpec, ManagedMap>? CreateMap { get; init; }
 

@@ -60,7 +60,12 @@ public sealed unsafe class VmProgram : ITestRunnable
         Id = (uint)Interlocked.Increment(ref s_lastId);
         s_byId[Id] = new WeakReference<VmProgram>(this);
         if (Engine == VmEngine.Jit)
-            JitCode = Jit.JitEngine.CompileAtLoad(this);
+        {
+            if (options.CompileInBackground)
+                JitCompilation = Jit.JitEngine.CompileInBackground(this);
+            else
+                JitCode = Jit.JitEngine.CompileAtLoad(this);
+        }
     }
 
     /// <summary>Loads a program from instructions alone (no maps): raw runs, conformance, tests.</summary>
@@ -110,6 +115,9 @@ public sealed unsafe class VmProgram : ITestRunnable
 
     /// <summary>The JIT's compiled code (compiled at load for the jit engine, on first use as a tail-call target).</summary>
     internal Jit.JitCode? JitCode;
+
+    /// <summary>The background compile (<see cref="VmOptions.CompileInBackground"/>), or null.</summary>
+    internal Task? JitCompilation { get; }
 
     /// <summary>Time the JIT took to emit and compile this program, or null when it has not been compiled.</summary>
     public TimeSpan? JitCompileTime => JitCode?.CompileTime;

@@ -17,11 +17,15 @@ namespace SharpBpf.Vm.Jit;
 internal unsafe delegate ulong JitBody(VmExecution e, ulong* regs, int startPc, int baseDepth);
 
 /// <summary>A program compiled by <see cref="JitCompiler"/>.</summary>
-internal sealed class JitCode(JitBody body, bool checkMemory, TimeSpan compileTime, int ilBytes)
+internal sealed class JitCode(JitBody body, bool checkMemory, TimeSpan compileTime, TimeSpan emitTime, int ilBytes)
 {
     public JitBody Body { get; } = body;
+    /// <summary>Whether any access was compiled with its check (always, unless the program runs unchecked).</summary>
     public bool CheckMemory { get; } = checkMemory;
+    /// <summary>Emitting the IL plus RyuJIT.</summary>
     public TimeSpan CompileTime { get; } = compileTime;
+    /// <summary>Emitting the IL alone.</summary>
+    public TimeSpan EmitTime { get; } = emitTime;
     public int IlBytes { get; } = ilBytes;
 }
 
@@ -89,14 +93,18 @@ internal static unsafe class JitCompiler
     public static JitCode Compile(VmProgram program)
     {
         var watch = Stopwatch.StartNew();
-        var method = new DynamicMethod("bpf_" + program.Name, typeof(ulong), s_parameters, typeof(JitCompiler).Module, skipVisibility: true);
+        var method = new DynamicMethod("bpf_" + program.Name, typeof(ulong), s_parameters, typeof(JitCompiler).Module, skipVisibility: true)
+        {
+            InitLocals = false, // every local is written before it is read
+        };
         var emitter = new Emitter(program, method.GetILGenerator(Math.Max(256, program.Code.Length * 24)));
         emitter.Emit();
+        var emitTime = watch.Elapsed;
         var body = (JitBody)method.CreateDelegate(typeof(JitBody));
         // Force RyuJIT now, so compile time is paid at load and measured here.
         System.Runtime.CompilerServices.RuntimeHelpers.PrepareDelegate(body);
         watch.Stop();
-        return new JitCode(body, emitter.HasCheckedAccesses, watch.Elapsed, emitter.IlSize);
+        return new JitCode(body, emitter.HasCheckedAccesses, watch.Elapsed, emitTime, emitter.IlSize);
     }
 
     /// <summary>How one memory access is compiled.</summary>
@@ -242,11 +250,29 @@ internal static unsafe class JitCompiler
             il.MarkLabel(_dispatch);
             ReloadStack();
             ReloadPacket();
-            var table = new Label[_code.Length];
-            for (int i = 0; i < table.Length; i++)
-                table[i] = _resumable[i] ? _labels[i] : bad;
-            il.Emit(OpCodes.Ldloc, _pc);
-            il.Emit(OpCodes.Switch, table);
+            int resumable = 0;
+            foreach (bool r in _resumable)
+                resumable += r ? 1 : 0;
+            if (resumable <= 8)
+            {
+                // Few entries (one function, few calls): compares, not a table with a slot per instruction.
+                for (int i = 0; i < _code.Length; i++)
+                {
+                    if (!_resumable[i])
+                        continue;
+                    il.Emit(OpCodes.Ldloc, _pc);
+                    I4(i);
+                    il.Emit(OpCodes.Beq, _labels[i]);
+                }
+            }
+            else
+            {
+                var table = new Label[_code.Length];
+                for (int i = 0; i < table.Length; i++)
+                    table[i] = _resumable[i] ? _labels[i] : bad;
+                il.Emit(OpCodes.Ldloc, _pc);
+                il.Emit(OpCodes.Switch, table);
+            }
             il.MarkLabel(bad);
             il.Emit(OpCodes.Ldarg_0);
             il.Emit(OpCodes.Ldloc, _pc);
