@@ -162,7 +162,13 @@ public static class JitComparison
     }
 
     [System.Runtime.InteropServices.DllImport("libc", EntryPoint = "clock_gettime")]
-    private static extern int ClockGetTime(int clock, out (long Seconds, long Nanoseconds) time);
+    private static extern int ClockGetTime(int clock, out TimeSpec time);
+
+    private struct TimeSpec
+    {
+        public long Seconds;
+        public long Nanoseconds;
+    }
 
     /// <summary>CPU time of the calling thread (CLOCK_THREAD_CPUTIME_ID): unlike the wall clock, it does not count
     /// time other processes had the CPU, so it shows the compile's own cost on a loaded machine.</summary>
