@@ -61,6 +61,9 @@ public class JitVerifiedTests
         using var reference = VmCollection.Load(spec, new VmOptions { Engine = VmEngine.Interpreter });
         var name = spec.Programs[0].Name;
         Assert.True(verified.Program(name).Verified);
+        // Every access of these programs is proven: none is compiled with a check.
+        Assert.False(verified.Program(name).JitCode!.CheckMemory);
+        Assert.True(reference.Program(name).CheckMemory);
         foreach (int length in new[] { 64, 40, 20 })
         {
             // Ethernet / IPv4 / UDP, cut to the length (the short ones fail the programs' bounds checks).

@@ -20,7 +20,7 @@ internal unsafe delegate ulong JitBody(VmExecution e, ulong* regs, int startPc, 
 internal sealed class JitCode(JitBody body, bool checkMemory, TimeSpan compileTime, TimeSpan emitTime, int ilBytes)
 {
     public JitBody Body { get; } = body;
-    /// <summary>Whether any access was compiled with its check (always, unless the program runs unchecked).</summary>
+    /// <summary>Whether any access was compiled with its check (every one in checked mode; the unproven ones of a verified program).</summary>
     public bool CheckMemory { get; } = checkMemory;
     /// <summary>Emitting the IL plus RyuJIT.</summary>
     public TimeSpan CompileTime { get; } = compileTime;
@@ -110,6 +110,8 @@ internal static unsafe class JitCompiler
     /// <summary>How one memory access is compiled.</summary>
     private enum Access : byte
     {
+        /// <summary>Not a memory access.</summary>
+        None,
         /// <summary>Inline stack/packet check, slow path for the rest (checked mode; unproven accesses of verified programs).</summary>
         Checked,
         /// <summary>Plain load or store.</summary>
