@@ -49,6 +49,25 @@ public class JitVerifiedTests
         Assert.True(p.CheckMemory);
     }
 
+    [Fact]
+    public void ABackgroundCompileRunsOnTheInterpreterUntilTheCodeIsThere()
+    {
+        // A long program, so the first run usually comes before the compile ends; the results must not depend on it.
+        var code = new List<Instruction> { Mov(R0, 1) };
+        for (int i = 0; i < 600; i++)
+            code.Add(i % 3 == 0 ? Alu64(AluOperation.Mul, R0, 3) : Alu64(AluOperation.Add, R0, i));
+        code.Add(Exit());
+        var p = VmProgram.Create("background", code, ProgramType.Xdp, new VmOptions { Engine = VmEngine.Jit, CompileInBackground = true });
+        Assert.NotNull(p.JitCompilation);
+        var options = new TestRunOptions { Data = new byte[64] };
+        uint before = p.TestRun(options).ReturnValue;
+        p.JitCompilation!.Wait(TestContext.Current.CancellationToken);
+        Assert.NotNull(p.JitCompileTime);
+        Assert.Equal(before, p.TestRun(options).ReturnValue);
+        var reference = VmProgram.Create("background", code, ProgramType.Xdp);
+        Assert.Equal(reference.TestRun(options).ReturnValue, before);
+    }
+
     public static TheoryData<string> BenchPrograms() =>
         [.. Directory.GetFiles(Path.Combine(TestPaths.RepoRoot, "programs", "bench"), "*.o").Select(f => Path.GetFileName(f)!).Order()];
 
