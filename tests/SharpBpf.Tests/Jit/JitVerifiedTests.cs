@@ -50,7 +50,7 @@ public class JitVerifiedTests
     }
 
     [Fact]
-    public void ABackgroundCompileRunsOnTheInterpreterUntilTheCodeIsThere()
+    public async Task ABackgroundCompileRunsOnTheInterpreterUntilTheCodeIsThere()
     {
         // A long program, so the first run usually comes before the compile ends; the results must not depend on it.
         var code = new List<Instruction> { Mov(R0, 1) };
@@ -60,8 +60,8 @@ public class JitVerifiedTests
         var p = VmProgram.Create("background", code, ProgramType.Xdp, new VmOptions { Engine = VmEngine.Jit, CompileInBackground = true });
         Assert.NotNull(p.JitCompilation);
         var options = new TestRunOptions { Data = new byte[64] };
-        uint before = p.TestRun(options).ReturnValue;
-        p.JitCompilation!.Wait(TestContext.Current.CancellationToken);
+        var before = p.TestRun(options).ReturnValue;
+        await p.JitCompilation!.WaitAsync(TestContext.Current.CancellationToken);
         Assert.NotNull(p.JitCompileTime);
         Assert.Equal(before, p.TestRun(options).ReturnValue);
         var reference = VmProgram.Create("background", code, ProgramType.Xdp);
