@@ -146,6 +146,28 @@ public class ObjectLoadTests
     }
 
     [Fact]
+    public void AProgramWithNoTypeIsRefusedWithItsSection()
+    {
+        KernelTest.RequireBpf();
+        using var leaks = new FdLeakCheck();
+        var spec = ObjectFile.Open(Repo.TestData("xdp_maps.o"));
+        spec.Programs[0].Type = SharpBpf.Platform.ProgramType.Unspec;
+        spec.Programs[0].SectionName = "xdp_custom";
+        var e = Assert.Throws<BpfException>(() => BpfCollection.Load(spec));
+        Assert.Contains("its section 'xdp_custom' names no program type", e.Message);
+    }
+
+    [Fact]
+    public void KernelTestRunSaysWhyAFrameIsTooShort()
+    {
+        KernelTest.RequireBpf();
+        using var collection = BpfCollection.Load(ObjectFile.Open(Repo.TestData("xdp_maps.o")));
+        var e = Assert.Throws<BpfException>(() => collection.Program("xdp_count").TestRun(new TestRunOptions { Data = new byte[13] }));
+        Assert.Contains("at least 14 bytes", e.Message);
+        Assert.Equal(XdpAction.Pass, collection.Program("xdp_count").TestRun(new TestRunOptions { Data = new byte[14] }).Action);
+    }
+
+    [Fact]
     public void VerifierRejectionOfACFixtureShowsTheCSourceLine()
     {
         KernelTest.RequireBpf();

@@ -63,6 +63,11 @@ public static class VerifyCommand
                 rows.Add(new Verdict(p.Name, p.SectionName, ours, withKernel ? KernelVerdict(spec, p) : null));
             }
 
+            if (rows.Count == 0)
+            {
+                error.WriteLine($"sharpbpf verify: {info.Name}: no program could be verified");
+                return CliApp.ExitRefused;
+            }
             if (parse.GetValue(json))
                 KernelCli.WriteJson(output, rows.Select(ToJson).ToList());
             else
