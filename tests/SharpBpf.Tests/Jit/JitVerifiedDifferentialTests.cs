@@ -18,7 +18,8 @@ namespace SharpBpf.Tests.Jit;
 /// outside what was proven. Every program is loaded with <see cref="VmOptions.Verify"/>: a refused program must be
 /// refused (and still run safely checked); an accepted one runs on the JIT with the verifier's proven accesses
 /// compiled unchecked, and must agree with the checked interpreter on the action, the trap, the packet and the map
-/// value, on packets both long and short enough for the bounds check.
+/// value, on packets both long and short enough for the bounds check. The interpreter on the verified load (which
+/// runs unchecked too) is held to the same.
 /// </summary>
 public class JitVerifiedDifferentialTests(ITestOutputHelper output)
 {
@@ -58,6 +59,7 @@ public class JitVerifiedDifferentialTests(ITestOutputHelper output)
             {
                 Assert.True(verified.Program("p").Verified, where);
                 using var reference = VmCollection.Load(spec, new VmOptions { Engine = VmEngine.Interpreter, InstructionBudget = 100_000 });
+                using var verifiedInterpreter = VmCollection.Load(spec, new VmOptions { Engine = VmEngine.Interpreter, Verify = true, InstructionBudget = 100_000 });
                 foreach (int length in new[] { bound + random.Next(0, 16), Math.Max(14, bound - 1 - random.Next(4)) })
                 {
                     var packet = new byte[length];
@@ -70,6 +72,9 @@ public class JitVerifiedDifferentialTests(ITestOutputHelper output)
                     Assert.True(a.Action == b.Action, $"action differs: interpreter {a.Action}, verified jit {b.Action}\n{where}");
                     Assert.True(a.Packet.AsSpan().SequenceEqual(b.Packet), $"packet differs\n{where}");
                     Assert.True(a.Value.AsSpan().SequenceEqual(b.Value), $"map value differs\n{where}");
+                    var c = Run(verifiedInterpreter, packet, value);
+                    Assert.True(a.Trap == c.Trap && a.Action == c.Action && a.Packet.AsSpan().SequenceEqual(c.Packet) && a.Value.AsSpan().SequenceEqual(c.Value),
+                        $"the verified (unchecked) interpreter differs from the checked one: {c.Action}/{c.Trap} vs {a.Action}/{a.Trap}\n{where}");
                 }
             }
         }
