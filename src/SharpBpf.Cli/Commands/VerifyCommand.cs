@@ -65,9 +65,11 @@ public static class VerifyCommand
 
             if (rows.Count == 0)
             {
-                error.WriteLine($"sharpbpf verify: {info.Name}: no program could be verified");
+                // Every program was skipped: an empty table with exit code 0 would read as "all proven safe".
+                error.WriteLine($"sharpbpf verify: {info.Name}: no program was verified (every one was skipped)");
                 return CliApp.ExitRefused;
             }
+
             if (parse.GetValue(json))
                 KernelCli.WriteJson(output, rows.Select(ToJson).ToList());
             else
