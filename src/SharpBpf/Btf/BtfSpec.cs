@@ -372,11 +372,12 @@ public sealed class BtfSpec
             return "";
         try
         {
-            return ElfFile.ReadString(strings, offset, $"name of type {id}");
+            // A constant description: kernel BTF has hundreds of thousands of names, formatting one each is costly.
+            return ElfFile.ReadString(strings, offset, "name");
         }
         catch (ObjectFileException e)
         {
-            throw new ObjectFileException(e.Message, ".BTF", offset: fileOffset);
+            throw new ObjectFileException($"type {id}: {e.Message}", ".BTF", offset: fileOffset);
         }
     }
 }

@@ -265,6 +265,9 @@ internal sealed class ObjectReader
         spec.Externs.AddRange(externs.Values.OrderBy(e => e.Name, StringComparer.Ordinal));
     }
 
+    /// <summary>A bound on one kconfig char array (kernel config strings are short), so a hostile file cannot ask for gigabytes.</summary>
+    private const uint MaxKconfigString = 64 * 1024;
+
     private uint SkipModifiers(uint id)
     {
         for (int depth = 0; depth < BtfSpec.MaxResolveDepth; depth++)
@@ -288,7 +291,7 @@ internal sealed class ObjectReader
             case BtfEnum { Size: 4 or 8 } e:
                 align = e.Size;
                 return e.Size;
-            case BtfArray a when btf[SkipModifiers(a.ElementType)] is BtfInt { Size: 1 } && a.Count > 0:
+            case BtfArray a when btf[SkipModifiers(a.ElementType)] is BtfInt { Size: 1 } && a.Count > 0 && a.Count <= MaxKconfigString:
                 align = 1;
                 return a.Count;
             default:
