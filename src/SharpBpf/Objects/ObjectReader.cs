@@ -230,6 +230,8 @@ internal sealed class ObjectReader
             foreach (var (e, align, variable, entry) in kconfig.OrderByDescending(k => k.Align).ThenBy(k => k.Extern.Size).ThenBy(k => k.Extern.Name, StringComparer.Ordinal))
             {
                 offset = (offset + align - 1) / align * align;
+                if (offset + (ulong)e.Size > MaxKconfigString)
+                    throw new ObjectFileException($"the kconfig externs take more than {MaxKconfigString} bytes", KconfigSection, e.Name);
                 externs[e.Name] = e with { Offset = offset };
                 fixedVars.Add(entry with { Offset = offset, Size = e.Size });
                 btf.SetVarLinkage(variable, BtfLinkage.Global);
