@@ -8,7 +8,8 @@ namespace SharpBpf.Cli.Commands;
 internal static class ProgramLoading
 {
     /// <summary>The collection and program, or null after writing why to <paramref name="error"/>.</summary>
-    public static (VmCollection Collection, VmProgram Program)? Load(string command, string path, string? programName, VmEngine engine, TextWriter error)
+    public static (VmCollection Collection, VmProgram Program)? Load(string command, string path, string? programName, VmEngine engine, TextWriter error,
+        Action<CollectionSpec>? prepare = null)
     {
         if (Select(command, path, programName, error) is not { } chosen)
             return null;
@@ -20,6 +21,7 @@ internal static class ProgramLoading
         single.Programs.Add(program);
         try
         {
+            prepare?.Invoke(single);
             var collection = VmCollection.Load(single, new VmOptions { Engine = engine });
             return (collection, collection.Program(program.Name));
         }
@@ -31,20 +33,33 @@ internal static class ProgramLoading
     }
 
     /// <summary>The chosen program loaded into the kernel (--engine kernel), or null after writing why.</summary>
-    public static SharpBpf.Linux.KernelEngine? LoadKernel(string command, string path, string? programName, TextWriter error)
+    public static SharpBpf.Linux.KernelEngine? LoadKernel(string command, string path, string? programName, TextWriter error,
+        Action<CollectionSpec>? prepare = null)
     {
         if (Select(command, path, programName, error) is not { } chosen)
             return null;
         try
         {
+            prepare?.Invoke(chosen.Spec);
             // The kernel loads the whole object's BTF and the maps the chosen program uses.
-            return SharpBpf.Linux.KernelEngine.Load(chosen.Spec, chosen.Program.Name);
+            return LoadKernelUnpinned(chosen.Spec, chosen.Program.Name);
         }
         catch (BpfException e)
         {
             error.WriteLine($"sharpbpf {command}: {Path.GetFileName(path)}: {e.Message}");
             return null;
         }
+    }
+
+    /// <summary>
+    /// A test-run engine in the kernel with fresh maps: maps marked for pinning by name are not pinned nor reused,
+    /// so a run never touches the state of a live program (--maps-from copies it on purpose).
+    /// </summary>
+    public static SharpBpf.Linux.KernelEngine LoadKernelUnpinned(CollectionSpec spec, string programName)
+    {
+        foreach (var map in spec.Maps)
+            map.Pinning = MapPinning.None;
+        return SharpBpf.Linux.KernelEngine.Load(spec, programName);
     }
 
     /// <summary>Reads the object and picks the program (the named one, or the only XDP program).</summary>
