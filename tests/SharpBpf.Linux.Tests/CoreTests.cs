@@ -156,6 +156,105 @@ public partial class CoreTests
         Assert.Equal(b, a);
     }
 
+    /// <summary>
+    /// A program written the way libbpf-based tools are (vmlinux.h from bpftool, libbpf's own bpf_core_read.h
+    /// macros: BPF_CORE_READ chains, a probed bitfield read, field existence, enum values, a __kconfig extern, a
+    /// ring buffer, tp_btf and kprobe sections): the kernel gets the same instructions from SharpBpf as from libbpf.
+    /// </summary>
+    [Fact]
+    public void AProgramBuiltAgainstVmlinuxHLoadsAsWithLibbpf()
+    {
+        RequireBtfAndBpftool(bpftool: true);
+        if (!File.Exists("/usr/include/bpf/bpf_core_read.h"))
+            Assert.Skip("libbpf's headers are not installed (apt-get install libbpf-dev) to build the program");
+        using var leaks = new FdLeakCheck();
+        var dir = Directory.CreateTempSubdirectory("sharpbpf-vmlinux-");
+        try
+        {
+            var (code, header) = Bpffs.Run("bpftool", "btf dump file /sys/kernel/btf/vmlinux format c");
+            Assert.True(code == 0, header);
+            File.WriteAllText(Path.Combine(dir.FullName, "vmlinux.h"), header);
+            var obj = Repo.CompileBpf(dir.FullName, "exec_watch", """
+                #define __TARGET_ARCH_x86
+                #include "vmlinux.h"
+                #include <bpf/bpf_helpers.h>
+                #include <bpf/bpf_core_read.h>
+                #include <bpf/bpf_tracing.h>
+
+                struct event {
+                	int pid;
+                	int ppid;
+                	unsigned int reset_on_fork;
+                	int has_field;
+                	char comm[16];
+                };
+
+                struct {
+                	__uint(type, BPF_MAP_TYPE_RINGBUF);
+                	__uint(max_entries, 4096);
+                } events SEC(".maps");
+
+                extern unsigned int LINUX_KERNEL_VERSION __kconfig;
+                const volatile unsigned int min_version = 0;
+
+                SEC("tp_btf/sched_process_exec")
+                int BPF_PROG(on_exec, struct task_struct *p, pid_t old_pid, struct linux_binprm *bprm)
+                {
+                	struct event *e;
+
+                	if (LINUX_KERNEL_VERSION < min_version)
+                		return 0;
+                	e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
+                	if (!e)
+                		return 0;
+                	e->pid = BPF_CORE_READ(p, tgid);
+                	e->ppid = BPF_CORE_READ(p, real_parent, tgid);
+                	e->reset_on_fork = BPF_CORE_READ_BITFIELD_PROBED(p, sched_reset_on_fork);
+                	e->has_field = bpf_core_field_exists(p->sched_contributes_to_load);
+                	bpf_core_read_str(e->comm, sizeof(e->comm), &p->comm);
+                	bpf_ringbuf_submit(e, 0);
+                	return 0;
+                }
+
+                SEC("kprobe/do_unlinkat")
+                int BPF_KPROBE(on_unlink, int dfd, struct filename *name)
+                {
+                	const char *path = BPF_CORE_READ(name, name);
+                	char buf[32];
+
+                	bpf_probe_read_kernel_str(buf, sizeof(buf), path);
+                	bpf_printk("unlink %s (%d)", buf, bpf_core_enum_value(enum pid_type, PIDTYPE_TGID));
+                	return 0;
+                }
+
+                char LICENSE[] SEC("license") = "GPL";
+                """);
+            using var fs = new Bpffs();
+            var ours = Path.Combine(fs.Path, "ours");
+            var theirs = Path.Combine(fs.Path, "libbpf");
+            Directory.CreateDirectory(ours);
+            using (var c = BpfCollection.Load(ObjectFile.Open(obj), new BpfCollectionOptions { PinDirectory = fs.Path }))
+            {
+                Assert.NotEmpty(c.Programs["on_exec"].GetInfo().MapIds);
+                foreach (var p in c.Programs.Values)
+                    p.Pin(Path.Combine(ours, p.Name));
+            }
+            var (loaded, output) = Bpffs.Run("bpftool", $"prog loadall {obj} {theirs}");
+            Assert.True(loaded == 0, "bpftool prog loadall failed:\n" + output);
+            foreach (var name in new[] { "on_exec", "on_unlink" })
+            {
+                var (ca, a) = Bpffs.Run("bpftool", $"prog dump xlated pinned {Path.Combine(ours, name)}");
+                var (cb, b) = Bpffs.Run("bpftool", $"prog dump xlated pinned {Path.Combine(theirs, name)}");
+                Assert.True(ca == 0 && cb == 0, a + b);
+                Assert.Equal(MapId().Replace(b, "map[id:N]"), MapId().Replace(a, "map[id:N]"));
+            }
+        }
+        finally
+        {
+            dir.Delete(recursive: true);
+        }
+    }
+
     [GeneratedRegex(@"map\[id:\d+\]")]
     private static partial Regex MapId();
 
