@@ -154,7 +154,7 @@ public sealed unsafe class BpfProgram : IDisposable, ITestRunnable
             int? raw = BpfVerifierException.LastInstruction(text);
             int? logical = raw is { } r ? LogicalIndex(spec.Instructions, r) : null;
             var source = logical is { } l ? FindLine(spec.Lines, l) : null;
-            throw new BpfVerifierException(spec.Name, errno, text, raw, logical, source);
+            throw new BpfVerifierException(spec.Name, errno, text, raw, logical, source, raw is { } at ? linker.Explain(spec.Name, at, text) : null);
         }
     }
 

@@ -19,6 +19,7 @@ internal sealed class KernelLinker(CollectionSpec collection)
     public const int PoisonKfuncBase = 2002000000;
 
     private BtfCoreRelocator? relocator;
+    private readonly Dictionary<(string Program, int RawIndex), string> poisons = [];
     private readonly Dictionary<string, Instruction> resolved = new(StringComparer.Ordinal);
 
     private BtfSpec LocalBtf(string what) => collection.Btf
@@ -32,7 +33,17 @@ internal sealed class KernelLinker(CollectionSpec collection)
         relocator ??= new BtfCoreRelocator(LocalBtf($"program '{program.Name}' has CO-RE relocations, which"), KernelSymbols.Vmlinux);
         try
         {
-            return relocator.Apply(program.Instructions, program.CoreRelocations, program.Name);
+            var poisoned = new List<(int RawIndex, BtfCoreRelocation Relocation)>();
+            var result = relocator.Apply(program.Instructions, program.CoreRelocations, program.Name, poisoned);
+            foreach (var (raw, relo) in poisoned)
+            {
+                string what = $"{BtfCoreRelocator.Describe(relo.Kind)} of {relocator.Local[relo.TypeId]} (access '{relo.AccessString}')";
+                string hint = $"this instruction was poisoned: the kernel's BTF has no match for the CO-RE relocation {what}; guard the access with bpf_core_field_exists / bpf_core_type_exists so the verifier sees it is unreachable";
+                poisons[(program.Name, raw)] = hint;
+                if (LddwStartsAt(program.Instructions, raw))
+                    poisons[(program.Name, raw + 1)] = hint; // the second slot of a poisoned lddw
+            }
+            return result;
         }
         catch (BtfCoreException e)
         {
@@ -113,10 +124,38 @@ internal sealed class KernelLinker(CollectionSpec collection)
                 throw new BpfException($"extern (func ksym) '{ext.Name}': the kernel's BTF has no such function (a kfunc of a newer kernel, or of a module?)");
             // A weak kfunc the kernel lacks: a call to an invalid helper, refused only if the code can reach it.
             int index = collection.Externs.IndexOf(ext);
+            weakKfuncs[PoisonKfuncBase + index] = ext.Name;
             return new Instruction(new OpCode(0x85), Register.R0, Register.R0, 0, PoisonKfuncBase + index);
         }
         // BPF_PSEUDO_KFUNC_CALL: imm = the FUNC's id in vmlinux, off = index in fd_array (0: vmlinux).
         return new Instruction(new OpCode(0x85), Register.R0, (Register)CallKind.Kfunc, 0, func.Id);
+    }
+
+    private readonly Dictionary<int, string> weakKfuncs = [];
+
+    private static bool LddwStartsAt(IReadOnlyList<Instruction> instructions, int rawIndex)
+    {
+        int raw = 0;
+        foreach (var insn in instructions)
+        {
+            if (raw == rawIndex)
+                return insn.IsLoadImmediate64;
+            if (raw > rawIndex)
+                break;
+            raw += insn.RawSize;
+        }
+        return false;
+    }
+
+    /// <summary>Why a refused instruction is invalid when this linker made it so (a poisoned CO-RE access, a missing weak kfunc), or null.</summary>
+    public string? Explain(string program, int rawIndex, string log)
+    {
+        if (poisons.TryGetValue((program, rawIndex), out var hint) && log.Contains($"{BtfCoreRelocator.PoisonHelperId}", StringComparison.Ordinal))
+            return hint;
+        foreach (var (id, name) in weakKfuncs)
+            if (log.Contains($"unknown#{id}", StringComparison.Ordinal))
+                return $"the weak kfunc '{name}' is not in this kernel, and the verifier found a path that calls it: check `if ({name})` before calling";
+        return null;
     }
 
     private static uint SkipModifiers(BtfSpec btf, uint id)

@@ -353,6 +353,8 @@ public partial class CoreTests
             Assert.Contains($"{BtfCoreRelocator.PoisonHelperId}", e.Log); // "invalid func unknown#195896080"
             Assert.NotNull(e.SourceLine);
             Assert.Contains("sharpbpf_no_such_field", e.SourceLine!.Text);
+            Assert.Contains("poisoned", e.Message);
+            Assert.Contains("xdp_buff___poisoned", e.Message);
         }
         finally
         {

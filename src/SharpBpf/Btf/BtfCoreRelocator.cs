@@ -668,7 +668,12 @@ public sealed class BtfCoreRelocator
     /// are raw slots. An instruction whose relocation cannot be satisfied is poisoned: it becomes
     /// <c>call 0xbad2310</c> (both halves of an lddw), which the verifier refuses only if it can be reached.
     /// </summary>
-    public List<Instruction> Apply(IReadOnlyList<Instruction> instructions, IReadOnlyList<BtfCoreRelocation> relocations, string programName)
+    public List<Instruction> Apply(IReadOnlyList<Instruction> instructions, IReadOnlyList<BtfCoreRelocation> relocations, string programName) =>
+        Apply(instructions, relocations, programName, null);
+
+    /// <summary>As <see cref="Apply(IReadOnlyList{Instruction}, IReadOnlyList{BtfCoreRelocation}, string)"/>; records the raw slot and relocation of each poisoned instruction.</summary>
+    internal List<Instruction> Apply(IReadOnlyList<Instruction> instructions, IReadOnlyList<BtfCoreRelocation> relocations, string programName,
+        List<(int RawIndex, BtfCoreRelocation Relocation)>? poisonedRelocations)
     {
         var result = instructions.ToList();
         if (relocations.Count == 0)
@@ -691,7 +696,15 @@ public sealed class BtfCoreRelocator
             BtfCoreResult r;
             try { r = Calculate(relo); }
             catch (BtfCoreException e) { throw new BtfCoreException($"{where}: {e.Message}"); }
-            try { result[index] = Patch(result[index], r, out bool poison); if (poison) poisoned.Add(index); }
+            try
+            {
+                result[index] = Patch(result[index], r, out bool poison);
+                if (poison)
+                {
+                    poisoned.Add(index);
+                    poisonedRelocations?.Add((relo.InstructionOffset, relo));
+                }
+            }
             catch (BtfCoreException e) { throw new BtfCoreException($"{where}: {e.Message}"); }
         }
         // A poisoned lddw becomes two poisoned calls (it took two slots); go from the end so indexes stay valid.
