@@ -91,7 +91,7 @@ internal sealed class KernelLinker(CollectionSpec collection)
             return lddw with { Constant = (long)(address ?? 0) };
         }
         var vmlinux = KernelSymbols.Vmlinux;
-        if (vmlinux.FindByName(ext.Name, BtfKind.Var) is not BtfVar kernelVar)
+        if (vmlinux.FindExact(ext.Name, BtfKind.Var) is not BtfVar kernelVar)
         {
             if (ext.Weak)
                 return lddw; // a weak extern the kernel lacks is NULL
@@ -111,7 +111,7 @@ internal sealed class KernelLinker(CollectionSpec collection)
             throw new BpfException($"extern '{ext.Name}' is a {ext.Kind}, but it is called like a kernel function");
         var vmlinux = KernelSymbols.Vmlinux;
         var local = LocalBtf($"kfunc '{ext.Name}'");
-        var func = vmlinux.FindByName(ext.Name, BtfKind.Func) as BtfFunc;
+        var func = vmlinux.FindExact(ext.Name, BtfKind.Func) as BtfFunc;
         if (func is not null && !BtfCoreRelocator.TypesAreCompatible(local, ext.TypeId, vmlinux, func.Prototype))
         {
             if (!ext.Weak)
@@ -188,7 +188,7 @@ internal sealed class KernelLinker(CollectionSpec collection)
             28 => ("bpf_iter_" + target, BtfKind.Func),      // BPF_TRACE_ITER
             _ => (target, BtfKind.Func),                      // fentry, fexit, fmod_ret
         };
-        var type = KernelSymbols.Vmlinux.FindByName(name, kind)
+        var type = KernelSymbols.Vmlinux.FindExact(name, kind)
             ?? throw new BpfException($"load program '{program.Name}': the kernel's BTF has no {kind.ToString().ToLowerInvariant()} '{name}' to attach section '{program.SectionName}' to");
         return type.Id;
     }

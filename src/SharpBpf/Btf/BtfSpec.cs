@@ -94,6 +94,21 @@ public sealed class BtfSpec
         return index.TryGetValue(essentialName, out var found) ? found : [];
     }
 
+    /// <summary>
+    /// The first type with exactly this name and kind, found through the essential-name index (so a large BTF, the
+    /// kernel's, needs one index for CO-RE candidates and for lookups by name).
+    /// </summary>
+    internal BtfType? FindExact(string name, BtfKind kind)
+    {
+        foreach (var id in WithEssentialName(BtfCoreRelocator.EssentialName(name)))
+        {
+            var t = types[id];
+            if (t.Kind == kind && t.Name == name)
+                return t;
+        }
+        return null;
+    }
+
     /// <summary>The string at an offset of the string table.</summary>
     public string GetString(uint offset)
     {
