@@ -61,6 +61,8 @@ internal sealed class KernelLinker(CollectionSpec collection)
         string key = (call ? "call:" : "ld:") + name;
         if (!resolved.TryGetValue(key, out var template))
         {
+            // Every typeless ksym of the object in one pass over /proc/kallsyms.
+            KernelSymbols.LoadAddresses(collection.Externs.Where(e => e.Kind == ExternKind.KernelVariable && e.TypeId == 0).Select(e => e.Name));
             var ext = collection.FindExtern(name) ?? throw new BpfException(
                 $"load program '{program.Name}': instruction {rawIndex} refers to '{name}', which is not a __ksym extern of the object (it is in no .ksyms section)");
             template = call ? ResolveFunction(ext) : ResolveVariable(ext);
@@ -243,6 +245,7 @@ internal sealed class KernelLinker(CollectionSpec collection)
             case "LINUX_HAS_BPF_COOKIE":
                 return Environment.OSVersion.Version >= new Version(5, 15) ? "y" : "n";
             case "LINUX_HAS_SYSCALL_WRAPPER":
+                KernelSymbols.LoadAddresses(["__x64_sys_bpf", "__arm64_sys_bpf", "__s390x_sys_bpf"]);
                 return KernelSymbols.Address("__x64_sys_bpf") is not null || KernelSymbols.Address("__arm64_sys_bpf") is not null
                     || KernelSymbols.Address("__s390x_sys_bpf") is not null ? "y" : "n";
         }

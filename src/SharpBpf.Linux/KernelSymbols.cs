@@ -14,7 +14,6 @@ internal static class KernelSymbols
     public const string VmlinuxPath = "/sys/kernel/btf/vmlinux";
 
     private static readonly Lazy<BtfSpec?> s_vmlinux = new(() => File.Exists(VmlinuxPath) ? BtfSpec.Parse(File.ReadAllBytes(VmlinuxPath)) : null);
-    private static readonly Lazy<Kallsyms> s_kallsyms = new(ReadKallsyms);
     private static readonly Lazy<(Dictionary<string, string>? Values, string Tried)> s_config = new(ReadConfig);
 
     /// <summary>The kernel's own BTF; a kernel without it cannot take CO-RE relocations or __ksym externs.</summary>
@@ -53,55 +52,65 @@ internal static class KernelSymbols
 
     // ---- kallsyms ----
 
-    private sealed class Kallsyms
-    {
-        public Dictionary<string, ulong> Addresses { get; } = new(StringComparer.Ordinal);
-        public HashSet<string> Ambiguous { get; } = new(StringComparer.Ordinal);
-        public bool Hidden { get; set; }
-    }
+    /// <summary>Addresses found so far (null: absent); names with two addresses map to <see cref="Ambiguous"/>.</summary>
+    private static readonly Dictionary<string, ulong?> s_addresses = new(StringComparer.Ordinal);
+    private const ulong Ambiguous = ulong.MaxValue;
 
-    private static Kallsyms ReadKallsyms()
+    /// <summary>
+    /// Looks the names up in /proc/kallsyms with one pass over it, keeping only these names (the file has about
+    /// 100,000 lines; reading it is most of the cost, so callers ask for every name they need at once).
+    /// </summary>
+    public static void LoadAddresses(IEnumerable<string> names)
     {
-        var result = new Kallsyms();
-        bool sawNonZero = false;
-        foreach (var line in File.ReadLines("/proc/kallsyms"))
+        lock (s_addresses)
         {
-            // "ffffffff81000000 T _stext" or "ffffffffc0000000 t name\t[module]"
-            int a = line.IndexOf(' ');
-            if (a <= 0 || a + 3 > line.Length)
-                continue;
-            int nameStart = a + 3;
-            int nameEnd = line.IndexOf('\t', nameStart);
-            string name = nameEnd < 0 ? line[nameStart..] : line[nameStart..nameEnd];
-            if (!ulong.TryParse(line.AsSpan(0, a), NumberStyles.HexNumber, CultureInfo.InvariantCulture, out ulong address))
-                continue;
-            sawNonZero |= address != 0;
-            if (result.Addresses.TryGetValue(name, out ulong existing))
+            var wanted = new Dictionary<string, ulong?>(StringComparer.Ordinal);
+            foreach (var name in names)
+                if (!s_addresses.ContainsKey(name))
+                    wanted[name] = null;
+            if (wanted.Count == 0)
+                return;
+            string text;
+            try { text = File.ReadAllText("/proc/kallsyms"); }
+            catch (IOException e) { throw new BpfException($"cannot read /proc/kallsyms to find '{wanted.Keys.First()}': {e.Message}", e); }
+            catch (UnauthorizedAccessException e) { throw new BpfException($"cannot read /proc/kallsyms to find '{wanted.Keys.First()}': {e.Message}", e); }
+            var lookup = wanted.GetAlternateLookup<ReadOnlySpan<char>>();
+            bool sawNonZero = false;
+            foreach (var range in text.AsSpan().Split('\n'))
             {
-                if (existing != address)
-                    result.Ambiguous.Add(name);
+                // "ffffffff81000000 T _stext" or "ffffffffc0000000 t name\t[module]"
+                var line = text.AsSpan(range);
+                int space = line.IndexOf(' ');
+                if (space <= 0 || space + 3 > line.Length)
+                    continue;
+                var name = line[(space + 3)..];
+                int tab = name.IndexOf('\t');
+                if (tab >= 0)
+                    name = name[..tab];
+                if (!ulong.TryParse(line[..space], NumberStyles.HexNumber, CultureInfo.InvariantCulture, out ulong address))
+                    continue;
+                sawNonZero |= address != 0;
+                if (!lookup.TryGetValue(name, out var existing))
+                    continue;
+                lookup[name] = existing is { } known && known != address ? Ambiguous : address;
             }
-            else
-            {
-                result.Addresses[name] = address;
-            }
+            if (!sawNonZero)
+                throw new BpfException($"/proc/kallsyms shows no addresses to this process (kernel.kptr_restrict): cannot find '{wanted.Keys.First()}'; run as root");
+            foreach (var (name, address) in wanted)
+                s_addresses[name] = address;
         }
-        result.Hidden = !sawNonZero;
-        return result;
     }
 
     /// <summary>The address of a kernel symbol from /proc/kallsyms (null when absent). Ambiguous names are an error.</summary>
     public static ulong? Address(string name)
     {
-        Kallsyms k;
-        try { k = s_kallsyms.Value; }
-        catch (IOException e) { throw new BpfException($"cannot read /proc/kallsyms to find '{name}': {e.Message}", e); }
-        catch (UnauthorizedAccessException e) { throw new BpfException($"cannot read /proc/kallsyms to find '{name}': {e.Message}", e); }
-        if (k.Hidden)
-            throw new BpfException($"/proc/kallsyms shows no addresses to this process (kernel.kptr_restrict): cannot find '{name}'; run as root");
-        if (k.Ambiguous.Contains(name))
+        LoadAddresses([name]);
+        ulong? address;
+        lock (s_addresses)
+            address = s_addresses[name];
+        if (address == Ambiguous)
             throw new BpfException($"'{name}' has more than one address in /proc/kallsyms: which one is meant is ambiguous");
-        return k.Addresses.TryGetValue(name, out ulong address) ? address : null;
+        return address;
     }
 
     // ---- kernel config ----
