@@ -168,6 +168,64 @@ public sealed class KernelCommandTests : IDisposable
     }
 
     [Fact]
+    public async Task LoadOfAProgramWhoseSectionNamesNoTypeSaysSo()
+    {
+        var (code, _, error) = await Run("prog", "load", Fixture("unknown_section"));
+        Assert.Equal(1, code);
+        Assert.Contains("program 'xdp_pass_func': section 'xdp_pass' names no program type", error);
+        Assert.DoesNotContain("EINVAL", error);
+    }
+
+    [Fact]
+    public async Task TestRunOnTheKernelPinsNoMap()
+    {
+        // xdp_outer uses a pin-by-name map: a test run must neither need a bpffs at the default place nor leave a pin
+        // there (nor reuse one: the managed engines start from empty maps too).
+        const string defaultPin = "/sys/fs/bpf/pinned_counts";
+        if (File.Exists(defaultPin))
+            Assert.Skip($"{defaultPin} exists already (not ours)");
+        var (code, output, error) = await Run("test-run", Fixture("map_in_map"), "--program", "xdp_outer", "--data-hex", Frame, "--engine", "kernel", "--json");
+        var leftover = File.Exists(defaultPin);
+        if (leftover)
+            File.Delete(defaultPin);
+        Assert.True(code == 0, error);
+        Assert.False(leftover, "test-run --engine kernel left a pin at " + defaultPin);
+        using var doc = JsonDocument.Parse(output);
+        Assert.Equal("kernel", doc.RootElement.GetProperty("engine").GetString());
+    }
+
+    [Fact]
+    public async Task RunOnTheKernelWritesPacketsWithoutTheirMetadata()
+    {
+        // xdp_meta reserves 8 bytes of metadata and passes the packet: the kernel's test run returns metadata and
+        // packet together, but what leaves (and what the managed engines write) is the packet alone.
+        var pcap = Path.Combine(Path.GetTempPath(), $"sharpbpf-kernel-meta-{Environment.ProcessId}.pcap");
+        try
+        {
+            using (var writer = SharpBpf.Pcap.PcapWriter.Create(pcap, SharpBpf.Pcap.LinkType.Ethernet, 65535))
+                for (int i = 0; i < 3; i++)
+                    writer.Write(Convert.FromHexString(Frame), i * 1000L);
+            var outputs = new Dictionary<string, List<string>>();
+            foreach (var engine in new[] { "interpreter", "kernel" })
+            {
+                var outPcap = $"{pcap}.{engine}.out";
+                var (code, _, error) = await Run("run", Fixture("xdp_meta"), "--pcap", pcap, "--out", outPcap, "--engine", engine, "--json");
+                Assert.True(code == 0, error);
+                using var stream = File.OpenRead(outPcap);
+                using var reader = new SharpBpf.Pcap.PcapReader(stream);
+                outputs[engine] = [.. reader.Select(p => Convert.ToHexString(p.Data))];
+                File.Delete(outPcap);
+            }
+            Assert.Equal(Enumerable.Repeat(Frame.ToUpperInvariant(), 3), outputs["kernel"]);
+            Assert.Equal(outputs["interpreter"], outputs["kernel"]);
+        }
+        finally
+        {
+            File.Delete(pcap);
+        }
+    }
+
+    [Fact]
     public async Task RunOverAPcapOnTheKernel()
     {
         var pcap = Path.Combine(Path.GetTempPath(), $"sharpbpf-kernel-run-{Environment.ProcessId}.pcap");
@@ -288,5 +346,14 @@ public sealed class KernelCommandTests : IDisposable
         udp[2] = (byte)(port >> 8); udp[3] = (byte)port;
         udp[5] = 8 + 18;
         return frame;
+    }
+
+    [Fact]
+    public async Task KernelTestRunLoadsTheTailCallTargetsOfAStaticProgramArray()
+    {
+        var (code, output, error) = await Run("test-run", Fixture("map_in_map"), "--program", "xdp_outer", "--data-hex", "0200000000020200000000010800", "--engine", "kernel", "--json");
+        Assert.True(code == 0, error);
+        using var json = JsonDocument.Parse(output);
+        Assert.Equal("XDP_DROP", json.RootElement.GetProperty("action").GetString());
     }
 }

@@ -233,4 +233,17 @@ public class VmCommandsTests
             File.Delete(input);
         }
     }
+
+    [Theory]
+    [InlineData("interpreter")]
+    [InlineData("jit")]
+    public async Task TestRunLoadsTheTailCallTargetsOfAStaticProgramArray(string engine)
+    {
+        // xdp_outer tail-calls jump_table[1], initialised in C to tail_target (XDP_DROP); as after a full load.
+        var obj = Path.Combine(RepoRoot(), "tests", "testdata", "map_in_map.o");
+        var (code, output, error) = await Run("test-run", obj, "--program", "xdp_outer", "--data-hex", "0200000000020200000000010800", "--engine", engine, "--json");
+        Assert.True(code == 0, error);
+        using var json = JsonDocument.Parse(output);
+        Assert.Equal("XDP_DROP", json.RootElement.GetProperty("action").GetString());
+    }
 }

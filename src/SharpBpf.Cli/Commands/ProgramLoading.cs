@@ -19,6 +19,7 @@ internal static class ProgramLoading
         var single = new CollectionSpec { License = spec.License, KernelVersion = spec.KernelVersion };
         single.Maps.AddRange(spec.Maps);
         single.Programs.Add(program);
+        single.Programs.AddRange(spec.Programs.Where(p => p != program && TailCallTargets(spec).Contains(p.Name)));
         try
         {
             prepare?.Invoke(single);
@@ -59,8 +60,16 @@ internal static class ProgramLoading
     {
         foreach (var map in spec.Maps)
             map.Pinning = MapPinning.None;
-        return SharpBpf.Linux.KernelEngine.Load(spec, programName);
+        return SharpBpf.Linux.KernelEngine.Load(spec, programName, new SharpBpf.Linux.BpfCollectionOptions { Programs = TailCallTargets(spec) });
     }
+
+    /// <summary>
+    /// The programs a statically initialised program array names (<c>.values = { [0] = &amp;prog }</c>): loaded with
+    /// the chosen program, so its tail calls land where they would after a full load.
+    /// </summary>
+    private static HashSet<string> TailCallTargets(CollectionSpec spec) =>
+        spec.Maps.Where(m => m.Type == SharpBpf.Platform.MapType.ProgArray)
+            .SelectMany(m => m.InitialReferences).Select(r => r.Name).ToHashSet(StringComparer.Ordinal);
 
     /// <summary>Reads the object and picks the program (the named one, or the only XDP program).</summary>
     private static (CollectionSpec Spec, ProgramSpec Program)? Select(string command, string path, string? programName, TextWriter error)

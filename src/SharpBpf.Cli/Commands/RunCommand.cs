@@ -1,3 +1,4 @@
+using System.Buffers.Binary;
 using System.CommandLine;
 using System.Diagnostics;
 using System.Text.Json;
@@ -101,6 +102,9 @@ public static class RunCommand
         return 0;
     }
 
+    /// <summary>sizeof(struct xdp_md): data, data_end, data_meta, ingress_ifindex, rx_queue_index, egress_ifindex.</summary>
+    private const int XdpMdSize = 24;
+
     /// <summary>The shortest frame BPF_PROG_TEST_RUN takes for an XDP program: an Ethernet header.</summary>
     internal const int KernelMinimumFrame = 14;
 
@@ -125,7 +129,11 @@ public static class RunCommand
             TestRunResult result;
             try
             {
-                result = kernel.TestRun(new TestRunOptions { Data = packet.Data });
+                // A struct xdp_md in and out: ctx_out.data is then the metadata length, as the kernel returns
+                // data_out from data_meta; the packet that leaves (and goes to --out) is the packet alone.
+                var context = new byte[XdpMdSize];
+                BinaryPrimitives.WriteUInt32LittleEndian(context.AsSpan(4), (uint)packet.Data.Length); // data_end
+                result = kernel.TestRun(new TestRunOptions { Data = packet.Data, Context = context });
             }
             catch (BpfException e)
             {
@@ -137,7 +145,9 @@ public static class RunCommand
             summary.Actions[name] = summary.Actions.GetValueOrDefault(name) + 1;
             if (writer is not null && result.Action is XdpAction.Pass or XdpAction.Tx)
             {
-                writer.Write(result.DataOut, packet.TimestampNanoseconds);
+                var metadataLength = result.ContextOut is { Length: >= 4 } contextOut ? (int)BinaryPrimitives.ReadUInt32LittleEndian(contextOut) : 0;
+                writer.Write(metadataLength > 0 && metadataLength <= result.DataOut.Length ? result.DataOut[metadataLength..] : result.DataOut,
+                    packet.TimestampNanoseconds);
                 summary.Written++;
             }
         }
