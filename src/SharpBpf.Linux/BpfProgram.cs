@@ -62,7 +62,7 @@ public sealed unsafe class BpfProgram : IDisposable, ITestRunnable
             ProgFlags = spec.Flags,
             ProgName = ObjectName.From(spec.Name),
             ExpectedAttachType = spec.ExpectedAttachType ?? 0,
-            AttachBtfId = KernelLinker.AttachBtfId(spec) ?? 0,
+            AttachBtfId = linker.AttachBtfId(spec) ?? 0,
         };
 
         // BTF func and line info, when the object's BTF was loaded (records use raw instruction offsets).

@@ -19,6 +19,10 @@ internal sealed class KernelLinker(CollectionSpec collection)
     public const int PoisonKfuncBase = 2002000000;
 
     private BtfCoreRelocator? relocator;
+    private BtfSpec? vmlinux;
+
+    /// <summary>The kernel's BTF, held for as long as this linker (one collection load) lives.</summary>
+    private BtfSpec Vmlinux => vmlinux ??= KernelSymbols.Vmlinux;
     private readonly Dictionary<(string Program, int RawIndex), string> poisons = [];
     private readonly Dictionary<string, Instruction> resolved = new(StringComparer.Ordinal);
 
@@ -30,7 +34,7 @@ internal sealed class KernelLinker(CollectionSpec collection)
     {
         if (program.CoreRelocations.Count == 0)
             return program.Instructions;
-        relocator ??= new BtfCoreRelocator(LocalBtf($"program '{program.Name}' has CO-RE relocations, which"), KernelSymbols.Vmlinux);
+        relocator ??= new BtfCoreRelocator(LocalBtf($"program '{program.Name}' has CO-RE relocations, which"), Vmlinux);
         try
         {
             var poisoned = new List<(int RawIndex, BtfCoreRelocation Relocation)>();
@@ -92,7 +96,7 @@ internal sealed class KernelLinker(CollectionSpec collection)
                 throw new BpfException($"extern (ksym) '{ext.Name}': the kernel has no such symbol in /proc/kallsyms");
             return lddw with { Constant = (long)(address ?? 0) };
         }
-        var vmlinux = KernelSymbols.Vmlinux;
+        var vmlinux = Vmlinux;
         if (vmlinux.FindExact(ext.Name, BtfKind.Var) is not BtfVar kernelVar)
         {
             if (ext.Weak)
@@ -111,7 +115,7 @@ internal sealed class KernelLinker(CollectionSpec collection)
     {
         if (ext.Kind != ExternKind.KernelFunction)
             throw new BpfException($"extern '{ext.Name}' is a {ext.Kind}, but it is called like a kernel function");
-        var vmlinux = KernelSymbols.Vmlinux;
+        var vmlinux = Vmlinux;
         var local = LocalBtf($"kfunc '{ext.Name}'");
         var func = vmlinux.FindExact(ext.Name, BtfKind.Func) as BtfFunc;
         if (func is not null && !BtfCoreRelocator.TypesAreCompatible(local, ext.TypeId, vmlinux, func.Prototype))
@@ -175,7 +179,7 @@ internal sealed class KernelLinker(CollectionSpec collection)
     /// attach_btf_id for programs that attach by BTF (tp_btf, fentry, fexit, fmod_ret, iter, lsm): the kernel type
     /// named by the section, as libbpf finds it. Null for other programs or when the section names no target.
     /// </summary>
-    public static uint? AttachBtfId(ProgramSpec program)
+    public uint? AttachBtfId(ProgramSpec program)
     {
         if (program.Type is not (ProgramType.Tracing or ProgramType.Lsm))
             return null;
@@ -190,7 +194,7 @@ internal sealed class KernelLinker(CollectionSpec collection)
             28 => ("bpf_iter_" + target, BtfKind.Func),      // BPF_TRACE_ITER
             _ => (target, BtfKind.Func),                      // fentry, fexit, fmod_ret
         };
-        var type = KernelSymbols.Vmlinux.FindExact(name, kind)
+        var type = Vmlinux.FindExact(name, kind)
             ?? throw new BpfException($"load program '{program.Name}': the kernel's BTF has no {kind.ToString().ToLowerInvariant()} '{name}' to attach section '{program.SectionName}' to");
         return type.Id;
     }

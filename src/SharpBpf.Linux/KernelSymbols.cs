@@ -13,19 +13,34 @@ internal static class KernelSymbols
 {
     public const string VmlinuxPath = "/sys/kernel/btf/vmlinux";
 
-    private static readonly Lazy<BtfSpec?> s_vmlinux = new(() => File.Exists(VmlinuxPath) ? BtfSpec.Parse(File.ReadAllBytes(VmlinuxPath)) : null);
     private static readonly Lazy<(Dictionary<string, string>? Values, string Tried)> s_config = new(ReadConfig);
 
-    /// <summary>The kernel's own BTF; a kernel without it cannot take CO-RE relocations or __ksym externs.</summary>
+    private static readonly Lock s_vmlinuxLock = new();
+    private static WeakReference<BtfSpec>? s_vmlinux;
+
+    /// <summary>
+    /// The kernel's own BTF; a kernel without it cannot take CO-RE relocations or __ksym externs. Parsed on first
+    /// use and kept through a weak reference (it holds about 40 MB): loads close together share one parse, and a
+    /// long-running process does not keep it after a garbage collection. Loaders hold it while they use it.
+    /// </summary>
     public static BtfSpec Vmlinux
     {
         get
         {
-            BtfSpec? btf;
-            try { btf = s_vmlinux.Value; }
-            catch (Objects.ObjectFileException e) { throw new BpfException($"the kernel's BTF ({VmlinuxPath}) cannot be read: {e.Message}", e); }
-            return btf ?? throw new BpfNotSupportedException($"kernel BTF ({VmlinuxPath})", "5.4",
-                "CO-RE relocations, __ksym externs and BTF-attached programs need it (a kernel built with CONFIG_DEBUG_INFO_BTF=y)");
+            lock (s_vmlinuxLock)
+            {
+                if (s_vmlinux is not null && s_vmlinux.TryGetTarget(out var cached))
+                    return cached;
+                if (!File.Exists(VmlinuxPath))
+                    throw new BpfNotSupportedException($"kernel BTF ({VmlinuxPath})", "5.4",
+                        "CO-RE relocations, __ksym externs and BTF-attached programs need it (a kernel built with CONFIG_DEBUG_INFO_BTF=y)");
+                BtfSpec btf;
+                try { btf = BtfSpec.Parse(File.ReadAllBytes(VmlinuxPath)); }
+                catch (Objects.ObjectFileException e) { throw new BpfException($"the kernel's BTF ({VmlinuxPath}) cannot be read: {e.Message}", e); }
+                catch (IOException e) { throw new BpfException($"the kernel's BTF ({VmlinuxPath}) cannot be read: {e.Message}", e); }
+                s_vmlinux = new WeakReference<BtfSpec>(btf);
+                return btf;
+            }
         }
     }
 
