@@ -13,7 +13,7 @@ namespace SharpBpf.Helpers;
 /// return value. Pointer arguments are checked against the program's regions when the execution checks memory; a
 /// bad map argument or a bad pointer traps (the kernel's verifier would have refused the program).
 /// </summary>
-public static unsafe class VmHelpers
+public static unsafe partial class VmHelpers
 {
     private static ulong Errno(int errno) => unchecked((ulong)(long)-errno);
 
@@ -161,6 +161,20 @@ public static unsafe class VmHelpers
         return (ulong)(long)perf.Output((byte*)data, size, flags, e.Cpu);
     }
 
+    /// <summary>bpf_map_lookup_percpu_elem(map, key, cpu): the value <paramref name="cpu"/> holds in a per-CPU
+    /// array or hash map; NULL for other map types, absent keys and CPUs at or above the possible CPU count.</summary>
+    public static ulong MapLookupPercpuElem(VmExecution e, ulong map, ulong key, ulong cpu, ulong r4, ulong r5)
+    {
+        var m = Map(e, map, "bpf_map_lookup_percpu_elem");
+        Check(e, key, (ulong)m.KeySize, false, "bpf_map_lookup_percpu_elem key");
+        if (!m.IsPerCpu || (uint)cpu >= (uint)ManagedMap.PossibleCpus || cpu > uint.MaxValue)
+            return 0;
+        byte* value = m.LookupForProgram((byte*)key, (int)cpu);
+        if (value != null && e.CheckMemory)
+            e.AddRegion((ulong)value, (ulong)m.ValueSize, writable: !m.IsReadOnlyForProgram);
+        return (ulong)value;
+    }
+
     // ---- time, random, cpu -----------------------------------------------------------------------------------------
 
     private static readonly double s_nsPerTick = 1e9 / Stopwatch.Frequency;
@@ -170,6 +184,22 @@ public static unsafe class VmHelpers
 
     public static ulong KtimeGetBootNs(VmExecution e, ulong r1, ulong r2, ulong r3, ulong r4, ulong r5) =>
         (ulong)Environment.TickCount64 * 1_000_000UL;
+
+    /// <summary>bpf_ktime_get_tai_ns: CLOCK_TAI, taken as the UTC time since the Unix epoch (Linux's TAI offset
+    /// is 0 unless an NTP daemon sets it).</summary>
+    public static ulong KtimeGetTaiNs(VmExecution e, ulong r1, ulong r2, ulong r3, ulong r4, ulong r5) =>
+        (ulong)(DateTime.UtcNow - DateTime.UnixEpoch).Ticks * 100UL;
+
+    /// <summary>The tick rate bpf_jiffies64 counts at (the kernel's CONFIG_HZ; 250 on common distribution kernels).</summary>
+    public const int JiffiesPerSecond = 250;
+
+    /// <summary>bpf_jiffies64: ticks of <see cref="JiffiesPerSecond"/> since boot, starting at the kernel's
+    /// INITIAL_JIFFIES (5 minutes before the 32-bit wrap) as jiffies do.</summary>
+    public static ulong Jiffies64(VmExecution e, ulong r1, ulong r2, ulong r3, ulong r4, ulong r5) =>
+        unchecked((ulong)(uint)(-300 * JiffiesPerSecond) + (ulong)Environment.TickCount64 * JiffiesPerSecond / 1000UL);
+
+    /// <summary>bpf_get_numa_node_id: the VM has one NUMA node, 0.</summary>
+    public static ulong GetNumaNodeId(VmExecution e, ulong r1, ulong r2, ulong r3, ulong r4, ulong r5) => 0;
 
     public static ulong GetPrandomU32(VmExecution e, ulong r1, ulong r2, ulong r3, ulong r4, ulong r5) => e.NextRandom();
 
