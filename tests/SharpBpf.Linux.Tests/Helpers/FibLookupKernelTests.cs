@@ -172,6 +172,10 @@ public class FibLookupKernelTests
         yield return ("v4 direct + tbid missing table", FibRequest(1 | 8, AfInet, v1, "10.50.1.2", 100, tbid: 4242));
         yield return ("v4 full lookup ignores table 100", FibRequest(0, AfInet, v1, "10.90.1.1", 100));
         yield return ("v4 bad flags", FibRequest(1 << 9, AfInet, v1, "10.50.1.2", 100));
+        yield return ("v4 mark flag", FibRequest(32, AfInet, v1, "10.50.1.2", 100));
+        yield return ("v4 flag 64", FibRequest(64, AfInet, v1, "10.50.1.2", 100));
+        yield return ("v4 output flag picks the route through ifindex", FibRequest(2, AfInet, v1, "10.60.3.4", 100));
+        yield return ("v4 output flag, no route through ifindex", FibRequest(2, AfInet, v1, "10.90.1.1", 100));
         yield return ("v4 src flag", FibRequest(16, AfInet, v1, "10.50.1.2", 100));
         // IPv6.
         yield return ("v6 via gateway", FibRequest(0, AfInet6, v1, "fd50::9", 100));
