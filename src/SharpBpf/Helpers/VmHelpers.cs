@@ -277,6 +277,64 @@ public static unsafe partial class VmHelpers
         return (ulong)sb.Length;
     }
 
+    // ---- strings and probe reads ---------------------------------------------------------------------------------
+
+    /// <summary>bpf_strncmp(s1, s1_sz, s2): the kernel's strncmp(s1, s2, s1_sz) on unsigned bytes: -1, 0 or 1.</summary>
+    public static ulong Strncmp(VmExecution e, ulong s1, ulong size, ulong s2, ulong r4, ulong r5)
+    {
+        Check(e, s1, size, false, "bpf_strncmp s1");
+        for (ulong i = 0; i < size; i++)
+        {
+            Check(e, s2 + i, 1, false, "bpf_strncmp s2");
+            byte c1 = *(byte*)(s1 + i), c2 = *(byte*)(s2 + i);
+            if (c1 != c2)
+                return c1 < c2 ? ulong.MaxValue : 1UL;
+            if (c1 == 0)
+                break;
+        }
+        return 0;
+    }
+
+    /// <summary>bpf_probe_read_kernel(dst, size, src): copies when all of src is memory the program may read (the
+    /// VM's whole "kernel"); otherwise zeroes dst and returns -EFAULT, as a faulting read does in the kernel.</summary>
+    public static ulong ProbeReadKernel(VmExecution e, ulong dst, ulong size, ulong src, ulong r4, ulong r5)
+    {
+        Check(e, dst, size, true, "bpf_probe_read_kernel dst");
+        if (size == 0)
+            return 0;
+        if (!e.IsAllowed(src, size, write: false))
+        {
+            new Span<byte>((void*)dst, (int)size).Clear();
+            return Errno(SharpBpf.Errno.EFAULT);
+        }
+        Buffer.MemoryCopy((void*)src, (void*)dst, (long)size, (long)size);
+        return 0;
+    }
+
+    /// <summary>bpf_probe_read_kernel_str(dst, size, src): copies the NUL-terminated string at src, at most size - 1
+    /// bytes and a NUL; returns the length copied including the NUL. A byte the program may not read zeroes dst and
+    /// gives -EFAULT.</summary>
+    public static ulong ProbeReadKernelStr(VmExecution e, ulong dst, ulong size, ulong src, ulong r4, ulong r5)
+    {
+        Check(e, dst, size, true, "bpf_probe_read_kernel_str dst");
+        if (size == 0)
+            return 0;
+        byte* to = (byte*)dst;
+        for (ulong i = 0; i < size; i++)
+        {
+            if (!e.IsAllowed(src + i, 1, write: false))
+            {
+                new Span<byte>(to, (int)size).Clear();
+                return Errno(SharpBpf.Errno.EFAULT);
+            }
+            byte b = i == size - 1 ? (byte)0 : *(byte*)(src + i);
+            to[i] = b;
+            if (b == 0)
+                return i + 1;
+        }
+        return size;
+    }
+
     // ---- calls -------------------------------------------------------------------------------------------------------
 
     /// <summary>bpf_tail_call is executed by the engines (it does not return on success); this entry only exists so

@@ -196,6 +196,59 @@ public class XdpHelperTests
         Assert.Equal(0UL, RunCall(HelperId.GetNumaNodeId));
     }
 
+    private ulong RunProgram(params Instruction[] program)
+    {
+        using var e = new VmExecution();
+        return VmProgram.Create("t", program, ProgramType.Unspec, options: new VmOptions { Engine = Engine }).Run(e);
+    }
+
+    [Theory]
+    [InlineData(0x00636261, 0x00646261, 3, -1L)] // "abc" vs "abd"
+    [InlineData(0x00646261, 0x00636261, 3, 1L)]
+    [InlineData(0x00636261, 0x00646261, 2, 0L)]  // only the first two bytes
+    [InlineData(0x00006261, 0x00636261, 4, -1L)] // "ab" ends first
+    [InlineData(0x00636261, 0x00636261, 8, 0L)]  // equal, stops at the NUL
+    [InlineData(0x000000e9, 0x00000041, 1, 1L)]  // bytes compare unsigned
+    public void Strncmp(int s1, int s2, int size, long expected)
+    {
+        ulong r = RunProgram(
+            St(AccessSize.DoubleWord, R10, -8, 0),
+            St(AccessSize.Word, R10, -8, s1),
+            St(AccessSize.DoubleWord, R10, -16, 0),
+            St(AccessSize.Word, R10, -16, s2),
+            MovR(R1, R10), Alu64(AluOperation.Add, R1, -8),
+            Mov(R2, size),
+            MovR(R3, R10), Alu64(AluOperation.Add, R3, -16),
+            Call((int)HelperId.Strncmp),
+            Exit());
+        Assert.Equal(expected, (long)r);
+    }
+
+    [Fact]
+    public void ProbeReadKernelCopiesReadableMemoryAndZeroesOnFault()
+    {
+        Instruction[] Read(long source, HelperId helper, int size) =>
+        [
+            St(AccessSize.DoubleWord, R10, -8, 0x00696868),   // "hhi\0"
+            St(AccessSize.DoubleWord, R10, -16, 0x55555555),
+            MovR(R1, R10), Alu64(AluOperation.Add, R1, -16),
+            Mov(R2, size),
+            source == 0 ? MovR(R3, R10) : Lddw(R3, source),
+            source == 0 ? Alu64(AluOperation.Add, R3, -8) : Mov(R0, 0),
+            Call((int)helper),
+            Ldx(AccessSize.DoubleWord, R1, R10, -16),
+            Alu64(AluOperation.Lsh, R0, 32),
+            Alu64R(AluOperation.Or, R0, R1),
+            Exit(),
+        ];
+        // Result: helper's return in the high half, dst's low 32 bits in the low half.
+        Assert.Equal(0x00696868UL, RunProgram(Read(0, HelperId.ProbeReadKernel, 8)));
+        Assert.Equal(0xfffffff2_00000000UL, RunProgram(Read(0x1000, HelperId.ProbeReadKernel, 8)));      // -EFAULT, zeroed
+        Assert.Equal(0x00000004_00696868UL, RunProgram(Read(0, HelperId.ProbeReadKernelStr, 8)));     // "hhi" + NUL
+        Assert.Equal(0x00000003_55006868UL, RunProgram(Read(0, HelperId.ProbeReadKernelStr, 3)));     // truncated: "hh" + NUL, the rest of dst untouched
+        Assert.Equal(0xfffffff2_00000000UL, RunProgram(Read(0x1000, HelperId.ProbeReadKernelStr, 8)));
+    }
+
     [Fact]
     public void MapLookupPercpuElemReadsTheNamedCpusValue()
     {
