@@ -78,6 +78,12 @@ public sealed class RoutingTable
     public RoutingTable() =>
         _interfaces[1] = new RouteInterface(1, new PhysicalAddress(new byte[6]), 65536, Forwarding: true);
 
+    /// <summary>What a program sees with no table configured: a fresh network namespace, whose only interface is the
+    /// loopback (ifindex 1, MTU 65536) with forwarding off, so bpf_fib_lookup answers BPF_FIB_LKUP_RET_FWD_DISABLED
+    /// for it and -ENODEV for any other ifindex, as the kernel does in such a namespace (and in a root namespace
+    /// with forwarding off, where test runs arrive on the loopback).</summary>
+    public static RoutingTable Unconfigured { get; } = new RoutingTable().AddInterface(1, new PhysicalAddress(new byte[6]), 65536, forwarding: false);
+
     /// <summary>The interfaces by ifindex.</summary>
     public IReadOnlyDictionary<uint, RouteInterface> Interfaces => _interfaces;
 

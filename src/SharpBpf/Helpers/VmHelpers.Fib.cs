@@ -27,7 +27,8 @@ public static unsafe partial class VmHelpers
     /// type (BLACKHOLE, UNREACHABLE, PROHIBIT; NOT_FWDED for none, local or broadcast), FRAG_NEEDED when tot_len
     /// exceeds the route's MTU (mtu_result set), NO_NEIGH; on success ifindex, rt_metric, the gateway in the
     /// destination, smac/dmac (unless SKIP_NEIGH), mtu_result and zeroed VLAN fields. With no routing table
-    /// configured every valid request gives BPF_FIB_LKUP_RET_NOT_FWDED.
+    /// configured the VM is a fresh namespace (<see cref="RoutingTable.Unconfigured"/>): FWD_DISABLED for the
+    /// loopback, -ENODEV for other interfaces.
     /// </summary>
     public static ulong FibLookup(VmExecution e, ulong ctx, ulong parameters, ulong plen, ulong flags, ulong r5)
     {
@@ -41,9 +42,7 @@ public static unsafe partial class VmHelpers
         byte family = p[0];
         if (family is not (AfInet or AfInet6))
             return Errno(EAFNOSUPPORT);
-        var routes = e.Program?.Routes ?? e.Options.Routes;
-        if (routes is null)
-            return FibNotForwarded;
+        var routes = e.Program?.Routes ?? e.Options.Routes ?? RoutingTable.Unconfigured;
         bool v4 = family == AfInet;
         uint ifindex = *(uint*)(p + 8);
         if (!routes.TryGetInterface(ifindex, out var ingress))
@@ -143,17 +142,10 @@ public static unsafe partial class VmHelpers
         if (flags != 0)
             return Errno(SharpBpf.Errno.EINVAL);
         uint index = (uint)ifindex == 0 ? xdp.IngressIfindex : (uint)ifindex;
-        int mtu, header;
-        if ((e.Program?.Routes ?? e.Options.Routes) is { } routes)
-        {
-            if (!routes.TryGetInterface(index, out var device))
-                return Errno(SharpBpf.Errno.ENODEV);
-            (mtu, header) = (device.Mtu, device.HeaderLength);
-        }
-        else if (index == SharpBpf.Xdp.XdpContext.LoopbackIfindex)
-            (mtu, header) = (65536, 14);
-        else
+        var routes = e.Program?.Routes ?? e.Options.Routes ?? RoutingTable.Unconfigured;
+        if (!routes.TryGetInterface(index, out var device))
             return Errno(SharpBpf.Errno.ENODEV);
+        int mtu = device.Mtu, header = device.HeaderLength;
         uint* length = (uint*)mtuLen;
         int l2 = *length != 0 ? (int)*length + header : (int)(xdp.DataEnd - xdp.Data);
         l2 += (int)lenDiff;

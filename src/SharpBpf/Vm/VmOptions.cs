@@ -50,9 +50,9 @@ public sealed record VmOptions
     public Func<MapSpec, ManagedMap>? CreateMap { get; init; }
 
     /// <summary>
-    /// The interfaces, routes and neighbours bpf_fib_lookup and bpf_check_mtu see. Null: a host whose only
-    /// interface is the loopback (ifindex 1, MTU 65536) and which forwards nothing, so bpf_fib_lookup answers
-    /// BPF_FIB_LKUP_RET_NOT_FWDED for every valid request.
+    /// The interfaces, routes and neighbours bpf_fib_lookup and bpf_check_mtu see. Null: a fresh network namespace
+    /// (<see cref="SharpBpf.Helpers.RoutingTable.Unconfigured"/>): only the loopback (ifindex 1, MTU 65536), forwarding
+    /// off, so bpf_fib_lookup answers BPF_FIB_LKUP_RET_FWD_DISABLED for it and -ENODEV for other interfaces.
     /// </summary>
     public SharpBpf.Helpers.RoutingTable? Routes { get; init; }
 

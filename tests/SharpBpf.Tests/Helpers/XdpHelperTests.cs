@@ -81,12 +81,16 @@ public class XdpHelperTests
     private static ReadOnlySpan<byte> Params(TestRunResult r) => r.DataOut.AsSpan(22, 64);
 
     [Fact]
-    public void FibLookupWithoutRoutingTableForwardsNothing()
+    public void FibLookupWithoutRoutingTableIsAFreshNamespace()
     {
         var frame = Fib(0, AfInet, 1, "10.1.2.3");
         var r = Run(frame, null);
-        Assert.Equal(4, Rc(r)); // BPF_FIB_LKUP_RET_NOT_FWDED
+        Assert.Equal(5, Rc(r)); // BPF_FIB_LKUP_RET_FWD_DISABLED: the loopback does not forward
         Assert.Equal(frame, r.DataOut);
+        Assert.Equal(5, Rc(Run(Fib(0, AfInet6, 1, "2001:db8::1"), null)));
+        Assert.Equal(-19, Rc(Run(Fib(0, AfInet, 2, "10.1.2.3"), null)));       // no such interface: -ENODEV
+        // A table's own loopback forwards: no route is NOT_FWDED.
+        Assert.Equal(4, Rc(Run(Fib(0, AfInet, 1, "10.1.2.3"), new RoutingTable())));
         Assert.Equal(-22, Rc(Run(Fib(1 << 8, AfInet, 1, "10.1.2.3"), null)));  // unknown flag: -EINVAL
         Assert.Equal(-97, Rc(Run(Fib(0, 7, 1, "10.1.2.3"), null)));           // family: -EAFNOSUPPORT
     }
