@@ -29,7 +29,7 @@ internal static class ProgramLoading
         catch (SharpBpf.Verifier.VerifierException e)
         {
             error.WriteLine($"sharpbpf {command}: {Path.GetFileName(path)}: {e.Message}");
-            error.WriteLine($"sharpbpf {command}: the verifier refused the program, as the kernel would; --no-verify runs it anyway with every memory access checked");
+            error.WriteLine($"sharpbpf {command}: the project's verifier refused the program ('sharpbpf verify --kernel' shows the kernel's verdict beside it); --no-verify runs it anyway with every memory access checked");
             return null;
         }
         catch (BpfException e)

@@ -510,6 +510,18 @@ public static unsafe partial class VmHelpers
             _ => throw e.Trap(TrapKind.BadHelperArgument, $"bpf_redirect_map: map '{m.Name}' ({m.Type}) is not a devmap, cpumap or xskmap"),
         };
         uint k = (uint)key;
+        // As the kernel's __bpf_xdp_redirect_map: flag bits other than a fallback action (the low two) and, for
+        // device maps, BPF_F_BROADCAST | BPF_F_EXCLUDE_INGRESS abort; a broadcast redirects whatever the key holds
+        // (every entry, recorded with its flags); any other miss returns the fallback action.
+        const ulong ActionMask = 3, Broadcast = 1 << 3, ExcludeIngress = 1 << 4;
+        ulong allowed = ActionMask | (kind == XdpRedirectKind.Interface ? Broadcast | ExcludeIngress : 0);
+        if ((flags & ~allowed) != 0)
+            return (ulong)XdpAction.Aborted;
+        if ((flags & Broadcast) != 0)
+        {
+            e.SetRedirect(kind, k, m.Name, flags);
+            return (ulong)XdpAction.Redirect;
+        }
         if (m is IRedirectMap redirect)
         {
             if (!redirect.TryGetTarget(k, out var target))

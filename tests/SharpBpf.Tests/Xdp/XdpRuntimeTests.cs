@@ -181,6 +181,38 @@ public class XdpRuntimeTests
         Assert.Equal(new XdpRedirect(XdpRedirectKind.Interface, 5, null, 0), e.Redirect);
     }
 
+    [Theory]
+    [InlineData(2UL, XdpAction.Pass, false)]                  // a miss returns the fallback action
+    [InlineData((1UL << 3) | 1, XdpAction.Redirect, true)]     // BPF_F_BROADCAST redirects without a lookup
+    [InlineData((1UL << 3) | (1UL << 4), XdpAction.Redirect, true)] // ... also excluding the ingress device
+    [InlineData(1UL << 5, XdpAction.Aborted, false)]           // an unknown flag bit aborts, as in the kernel
+    public void RedirectMapFlagsAsTheKernel(ulong flags, XdpAction expected, bool redirected)
+    {
+        var spec = new CollectionSpec();
+        spec.Maps.Add(new MapSpec { Name = "ports", Type = MapType.Devmap, KeySize = 4, ValueSize = 4, MaxEntries = 4 });
+        spec.Programs.Add(new ProgramSpec
+        {
+            Name = "bcast",
+            SectionName = "xdp",
+            Type = ProgramType.Xdp,
+            Instructions =
+            [
+                new Instruction(new OpCode(0x18), R1, (Register)LoadImmediateSource.MapFd, 0, 0) { Reference = "ports" },
+                Mov(R2, 0),
+                Lddw(R3, (long)flags),
+                Call((int)HelperId.RedirectMap),
+                Exit(),
+            ],
+        });
+        using var collection = VmCollection.Load(spec, O());
+        using var e = new VmExecution();
+        using var ctx = new XdpContext();
+        ctx.SetPacket(new byte[60]);
+        Assert.Equal(expected, collection.Program("bcast").RunXdp(e, ctx, out var trap));
+        Assert.Null(trap);
+        Assert.Equal(redirected, e.Redirect is not null);
+    }
+
     [Fact]
     public void MapLookupGivesAWritableValueAndGlobalDataResolves()
     {
