@@ -42,6 +42,7 @@ public sealed unsafe class VmProgram : ITestRunnable
                 CheckMemory = false;
             }
         }
+        _loadOptions = options;
         Engine = options.Engine;
         Routes = options.Routes;
         ushort entry = helpers == HelperTable.Conformance ? (ushort)0b110 : (ushort)0b10;
@@ -206,20 +207,23 @@ public sealed unsafe class VmProgram : ITestRunnable
         _ => throw new BpfNotSupportedException($"the {Engine.ToName()} engine in the managed VM", detail: "it is not built yet; use the interpreter"),
     };
 
+    /// <summary>The routing table bpf_fib_lookup and bpf_check_mtu see (<see cref="VmOptions.Routes"/> at load).</summary>
+    public SharpBpf.Helpers.RoutingTable? Routes { get; }
+
+    /// <summary>The options the program was loaded with: a test run's execution honours them (budget, call depth).</summary>
+    private readonly VmOptions _loadOptions;
+
     /// <summary>
     /// The test-run contract: runs <see cref="TestRunOptions.Repeat"/> times on one frame (writes accumulate, as in
     /// the kernel) and reports the last return value (low 32 bits, as the kernel does), the frame from data_meta to
     /// data_end, and the mean time per run. A trap reports XDP_ABORTED.
     /// </summary>
-    /// <summary>The routing table bpf_fib_lookup and bpf_check_mtu see (<see cref="VmOptions.Routes"/> at load).</summary>
-    public SharpBpf.Helpers.RoutingTable? Routes { get; }
-
     public TestRunResult TestRun(TestRunOptions options)
     {
         ArgumentNullException.ThrowIfNull(options);
         if (options.Repeat < 1)
             throw new ArgumentOutOfRangeException(nameof(options), "repeat must be at least 1");
-        using var execution = new VmExecution();
+        using var execution = new VmExecution(_loadOptions);
         using var context = new XdpContext();
         int metaLength = 0;
         uint ingressIn = 0;

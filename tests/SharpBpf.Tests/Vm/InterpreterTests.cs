@@ -495,4 +495,21 @@ public class CallbackAndTailCallTests
         Assert.Null(trap);
         Assert.Equal([expected], e.Trace);
     }
+
+    [Fact]
+    public void TestRunHonoursTheOptionsTheProgramWasLoadedWith()
+    {
+        // r0 = 0; loop: r0 += 1; if r0 != 1000 goto loop; r0 = 2; exit: 2,000 instructions, over a budget of 500.
+        var p = VmProgram.Create("t",
+        [
+            Mov(R0, 0),
+            Alu64(AluOperation.Add, R0, 1),
+            Jmp(JumpOperation.Jne, R0, 1000, -2),
+            Mov(R0, 2),
+            Exit(),
+        ], global::SharpBpf.Platform.ProgramType.Xdp, options: O() with { InstructionBudget = 500 });
+        var result = p.TestRun(new global::SharpBpf.Xdp.TestRunOptions { Data = new byte[60] });
+        Assert.Equal(global::SharpBpf.Xdp.XdpAction.Aborted, result.Action);
+        Assert.NotNull(result.Trap);
+    }
 }
