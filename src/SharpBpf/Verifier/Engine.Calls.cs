@@ -118,6 +118,9 @@ internal sealed partial class Engine
                 Frame.Registers[0] = RegisterState.NotInit;
                 break;
             case ReturnKind.MapValueOrNull:
+                if (info.Map is { Type: MapType.ArrayOfMaps or MapType.HashOfMaps, InnerMap: null } outer)
+                    throw new Refusal($"map '{outer.Name}' is a map of maps without an inner map template: the type of its values is unknown",
+                        "declare the inner map type with __array(values, struct inner_map)");
                 // Since Linux 6.14 an array lookup with a constant key below max_entries cannot fail: the kernel
                 // gives a plain map value pointer, and programs that skip the NULL check load.
                 Frame.Registers[0] = info.ConstantKeyInRange

@@ -1,5 +1,6 @@
 using SharpBpf.Asm;
 using SharpBpf.Objects;
+using SharpBpf.Platform;
 using SharpBpf.Verifier.Domains;
 
 namespace SharpBpf.Verifier;
@@ -323,9 +324,12 @@ internal sealed partial class Engine
         }
         else
         {
-            state.UpdateAll(r => r.IsNullable && r.Id == id
-                ? r with { Type = r.Type == RegisterType.MapValueOrNull ? RegisterType.MapValue : RegisterType.RingbufMemory, Id = 0 }
-                : r);
+            // A lookup in a map of maps gives the inner map itself once it is not NULL (the kernel's
+            // CONST_PTR_TO_MAP with the inner map's template).
+            state.UpdateAll(r => !(r.IsNullable && r.Id == id) ? r
+                : r.Type == RegisterType.MapValueOrNull && r.Map is { Type: MapType.ArrayOfMaps or MapType.HashOfMaps, InnerMap: { } inner }
+                    ? RegisterState.Pointer(RegisterType.MapPointer) with { Map = inner }
+                    : r with { Type = r.Type == RegisterType.MapValueOrNull ? RegisterType.MapValue : RegisterType.RingbufMemory, Id = 0 });
         }
         return true;
     }
