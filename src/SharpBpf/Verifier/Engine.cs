@@ -54,6 +54,7 @@ internal sealed partial class Engine
     /// <summary>Per instruction: states whose paths are still being explored, by hash, used for the loop check.</summary>
     private Dictionary<int, List<Checkpoint>>[] _inProgress = [];
     private ushort[] _liveIn = [];
+    private ulong[] _stackLive = [];
     private readonly Stack<PathItem> _pending = new();
     private readonly Dictionary<int, AccessFact> _facts = [];
     private readonly Dictionary<(int, int), int> _backEdgeCounts = [];
@@ -99,6 +100,7 @@ internal sealed partial class Engine
             _completed = new List<Checkpoint>[_graph.Count];
             _inProgress = new Dictionary<int, List<Checkpoint>>[_graph.Count];
             _liveIn = Liveness.Compute(_graph, _platform);
+            _stackLive = StackLiveness.Compute(_graph, _platform);
             try
             {
                 Explore();
@@ -284,12 +286,12 @@ internal sealed partial class Engine
     /// state still being explored (a loop that makes no progress); else remember this state.</summary>
     private bool IsCovered(ref Checkpoint? parent)
     {
-        int hash = StateComparison.Hash(_state, _liveIn, _pc);
+        int hash = StateComparison.Hash(_state, _liveIn, _stackLive, _pc);
         if (_completed[_pc] is { } completed)
         {
             foreach (var old in completed)
             {
-                if (StateComparison.Covers(old.State, _state, _liveIn, _pc))
+                if (StateComparison.Covers(old.State, _state, _liveIn, _stackLive, _pc))
                     return true;
             }
         }
@@ -299,8 +301,8 @@ internal sealed partial class Engine
             // (candidates is reused below when this state is kept)
             foreach (var old in candidates)
             {
-                if (StateComparison.Covers(old.State, _state, _liveIn, _pc, exact: true)
-                    && StateComparison.Covers(_state, old.State, _liveIn, _pc, exact: true))
+                if (StateComparison.Covers(old.State, _state, _liveIn, _stackLive, _pc, exact: true)
+                    && StateComparison.Covers(_state, old.State, _liveIn, _stackLive, _pc, exact: true))
                 {
                     var edge = _graph.BackEdges.FirstOrDefault(e => e.To == _pc);
                     throw new Refusal(

@@ -8,12 +8,24 @@ namespace SharpBpf.Verifier.Domains;
 /// </summary>
 internal static class StateComparison
 {
-    public static bool Covers(VerifierState old, VerifierState cur, ushort[] liveIn, int pc, bool exact = false)
+    // Reused id maps: a comparison runs at every prune point against every stored state, and must not allocate.
+    [ThreadStatic] private static Dictionary<int, int>? t_ids, t_reverse;
+
+    /// <summary>Stack slots of the innermost frame live at <paramref name="pc"/> (callers' frames are compared whole).</summary>
+    private static ulong StackLive(ulong[]? stackLive, int pc, int frame, int frames) =>
+        stackLive is not null && frame == frames - 1 && pc >= 0 && pc < stackLive.Length ? stackLive[pc] : ulong.MaxValue;
+
+    public static bool Covers(VerifierState old, VerifierState cur, ushort[] liveIn, int pc, bool exact = false) =>
+        Covers(old, cur, liveIn, null, pc, exact);
+
+    public static bool Covers(VerifierState old, VerifierState cur, ushort[] liveIn, ulong[]? stackLive, int pc, bool exact = false)
     {
         if (old.Frames.Count != cur.Frames.Count || old.References.Count != cur.References.Count)
             return false;
-        var ids = new Dictionary<int, int>();
-        var reverse = new Dictionary<int, int>();
+        var ids = t_ids ??= [];
+        var reverse = t_reverse ??= [];
+        ids.Clear();
+        reverse.Clear();
         for (int f = 0; f < old.Frames.Count; f++)
         {
             var o = old.Frames[f];
@@ -32,14 +44,16 @@ internal static class StateComparison
                 if (!RegisterCovers(o.Registers[r], c.Registers[r], exact, ids, reverse))
                     return false;
             }
-            if (!StackCovers(o, c, exact, ids, reverse))
+            if (!StackCovers(o, c, StackLive(stackLive, pc, f, old.Frames.Count), exact, ids, reverse))
                 return false;
         }
         return true;
     }
 
     /// <summary>A hash equal for states that are equal up to id renaming (ids are left out), for the loop check.</summary>
-    public static int Hash(VerifierState state, ushort[] liveIn, int pc)
+    public static int Hash(VerifierState state, ushort[] liveIn, int pc) => Hash(state, liveIn, null, pc);
+
+    public static int Hash(VerifierState state, ushort[] liveIn, ulong[]? stackLive, int pc)
     {
         var hash = new HashCode();
         hash.Add(state.Frames.Count);
@@ -60,7 +74,13 @@ internal static class StateComparison
                 hash.Add(reg.Value);
                 hash.Add(reg.Range);
             }
-            hash.AddBytes(System.Runtime.InteropServices.MemoryMarshal.AsBytes(frame.StackBytes.AsSpan()));
+            ulong slots = StackLive(stackLive, pc, f, state.Frames.Count);
+            var bytes = System.Runtime.InteropServices.MemoryMarshal.AsBytes(frame.StackBytes.AsSpan());
+            for (ulong m = slots; m != 0; m &= m - 1)
+            {
+                int slot = System.Numerics.BitOperations.TrailingZeroCount(m);
+                hash.AddBytes(bytes.Slice(slot * 8, 8));
+            }
         }
         return hash.ToHashCode();
     }
@@ -101,10 +121,11 @@ internal static class StateComparison
         return MapIds(old.Id, cur.Id, ids, reverse) && MapIds(old.ReferenceId, cur.ReferenceId, ids, reverse);
     }
 
-    private static bool StackCovers(FrameState o, FrameState c, bool exact, Dictionary<int, int> ids, Dictionary<int, int> reverse)
+    private static bool StackCovers(FrameState o, FrameState c, ulong live, bool exact, Dictionary<int, int> ids, Dictionary<int, int> reverse)
     {
-        for (int slot = 0; slot < FrameState.SlotCount; slot++)
+        for (ulong m = live; m != 0; m &= m - 1)
         {
+            int slot = System.Numerics.BitOperations.TrailingZeroCount(m);
             int b = slot * 8;
             bool oldSpill = o.StackBytes[b] == StackByte.Spill, curSpill = c.StackBytes[b] == StackByte.Spill;
             if (oldSpill)
