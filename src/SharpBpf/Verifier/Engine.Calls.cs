@@ -43,6 +43,7 @@ internal sealed partial class Engine
             if (frame.IsCallback)
             {
                 var value = Read(Register.R0);
+                MarkPrecise(value.Deps);
                 if (!value.IsScalar || value.Value.SMin < 0 || value.Value.SMax > 1)
                     throw new Refusal($"a callback must return 0 or 1 (continue or stop), R0 is {value}",
                         "return 0 to continue the loop or 1 to stop it", Register.R0);
@@ -55,6 +56,8 @@ internal sealed partial class Engine
             return frame.ReturnTo;
         }
         var result = Read(Register.R0);
+        if (_platform.ReturnRange is not null && result.IsScalar)
+            MarkPrecise(result.Deps);
         if (result.IsPointer && !_options.Privileged)
             throw new Refusal("R0 leaks a pointer as the return value", "return a number (an XDP action)", Register.R0);
         if (_platform.ReturnRange is { } range && (!result.IsScalar || result.Value.SMin < range.Min || result.Value.SMax > range.Max))
@@ -183,7 +186,10 @@ internal sealed partial class Engine
             return 0;
         if (first % 8 == 0 && frame.StackBytes[first] == StackByte.Spill && frame.Spills[first / 8] is { Type: RegisterType.Scalar } spilled
             && spilled.Value.IsConst)
+        {
+            MarkPrecise(spilled.Deps); // the lookup cannot fail because of this exact key
             return (uint)spilled.Value.ConstValue;
+        }
         return null;
     }
 
@@ -195,6 +201,9 @@ internal sealed partial class Engine
         var kind = proto.Argument(index);
         string name = proto.Name;
         var value = Read(reg);
+        // Sizes, NULL buffers and other scalar arguments are checked by value: they must be precise.
+        if (value.IsScalar && kind is not (ArgumentKind.None or ArgumentKind.Anything))
+            MarkPrecise(value.Deps);
         string Got() => RegisterState.TypeName(value.Type);
         switch (kind)
         {

@@ -15,7 +15,7 @@ internal sealed partial class Engine
         int size = insn.OpCode.SizeInBytes;
         var value = CheckMemory(insn.Src, ptr, insn.Offset, size, Access.Read, null);
         if (insn.OpCode.Mode == AccessMode.MemSx && value.IsScalar)
-            value = RegisterState.FromScalar(ScalarArithmetic.SignExtend(value.Value, size * 8));
+            value = RegisterState.FromScalar(ScalarArithmetic.SignExtend(value.Value, size * 8)) with { Deps = value.Deps };
         Write(insn.Dst, value);
     }
 
@@ -241,12 +241,14 @@ internal sealed partial class Engine
         if (!variable && size == 8 && first % 8 == 0 && frame.StackBytes[first] == StackByte.Spill)
             return frame.Spills[first / 8];
         bool allZero = true;
+        var deps = default(DepSet);
         for (int i = first; i < last; i++)
         {
             var b = frame.StackBytes[i];
             if (b == StackByte.Spill)
             {
                 var spilled = frame.Spills[i / 8];
+                deps = deps.Union(spilled.Deps);
                 if (spilled.Type != RegisterType.Scalar)
                     throw new Refusal($"invalid size of register fill: reading {size} bytes of the {RegisterState.TypeName(spilled.Type)} pointer spilled at fp{i / 8 * 8 - FrameState.StackSize}",
                         "read spilled pointers back whole (8 bytes at the offset they were stored at)", reg);
@@ -266,7 +268,7 @@ internal sealed partial class Engine
                 allZero = false;
         }
         if (allZero)
-            return RegisterState.Constant(0);
+            return RegisterState.Constant(0) with { Deps = deps };
         return RegisterState.FromScalar(Scalar.OfSize(size));
     }
 
@@ -291,6 +293,8 @@ internal sealed partial class Engine
             return;
         }
         bool zero = value.IsScalar && value.Value.IsConst && value.Value.ConstValue == 0;
+        if (zero)
+            MarkPrecise(value.Deps); // the bytes become STACK_ZERO because the value is exactly 0
         for (int i = first; i < last; i++)
             frame.WritableStackBytes[i] = zero ? (variable && frame.StackBytes[i] != StackByte.Zero ? StackByte.Misc : StackByte.Zero) : StackByte.Misc;
     }

@@ -109,7 +109,7 @@ internal sealed partial class Engine
                 if (!src.IsScalar)
                     throw new Refusal($"R{(int)insn.Src} sign-extending move of a pointer is not allowed", register: insn.Src);
                 var ext = ScalarArithmetic.SignExtend(src.Value, insn.Offset);
-                Write(insn.Dst, RegisterState.FromScalar(is64 ? ext : ext.ZeroExtend32()));
+                Write(insn.Dst, RegisterState.FromScalar(is64 ? ext : ext.ZeroExtend32()) with { Deps = src.Deps });
                 return;
             }
             if (is64)
@@ -133,7 +133,7 @@ internal sealed partial class Engine
                 Write(insn.Dst, RegisterState.FromScalar(Scalar.OfSize(4)));
                 return;
             }
-            Write(insn.Dst, RegisterState.FromScalar(src.Value.ZeroExtend32()));
+            Write(insn.Dst, RegisterState.FromScalar(src.Value.ZeroExtend32()) with { Deps = src.Deps });
             return;
         }
 
@@ -145,7 +145,7 @@ internal sealed partial class Engine
             var value = alu == AluOperation.Neg
                 ? ScalarArithmetic.Apply(AluOperation.Sub, Scalar.Const(0), dst.Value, is64)
                 : ScalarArithmetic.ByteSwap(dst.Value, insn.Immediate, swap: fromRegister || is64);
-            Write(insn.Dst, RegisterState.FromScalar(value));
+            Write(insn.Dst, RegisterState.FromScalar(value) with { Deps = dst.Deps });
             return;
         }
 
@@ -158,7 +158,8 @@ internal sealed partial class Engine
             return;
         }
         bool signed = insn.Offset == 1;
-        Write(insn.Dst, RegisterState.FromScalar(ScalarArithmetic.Apply(alu, dst.Value, operand.Value, is64, signed)));
+        Write(insn.Dst, RegisterState.FromScalar(ScalarArithmetic.Apply(alu, dst.Value, operand.Value, is64, signed))
+            with { Deps = dst.Deps.Union(operand.Deps) });
     }
 
     private const int MaxVariableOffset = 1 << 29;
@@ -209,6 +210,8 @@ internal sealed partial class Engine
             case RegisterType.Function:
                 throw new Refusal($"R{(int)dstReg} pointer arithmetic on {RegisterState.TypeName(ptr.Type)} is not allowed", register: dstReg);
         }
+        // The pointer's offset depends on the scalar's exact value: it must be precise.
+        MarkPrecise(scalar.Deps);
         var s = scalar.Value;
         if (s.IsConst)
         {
@@ -254,6 +257,11 @@ internal sealed partial class Engine
             Fork(taken, target, parent);
             return _pc + 1;
         }
+        // The values decided the branch: the kernel's mark_chain_precision on both operands.
+        if (left.IsScalar)
+            MarkPrecise(left.Deps);
+        if (right.IsScalar)
+            MarkPrecise(right.Deps);
         if (takenOk)
         {
             _state = taken;

@@ -18,8 +18,20 @@ internal static class StateComparison
     public static bool Covers(VerifierState old, VerifierState cur, ushort[] liveIn, int pc, bool exact = false) =>
         Covers(old, cur, liveIn, null, pc, exact);
 
-    public static bool Covers(VerifierState old, VerifierState cur, ushort[] liveIn, ulong[]? stackLive, int pc, bool exact = false)
+    public static bool Covers(VerifierState old, VerifierState cur, ushort[] liveIn, ulong[]? stackLive, int pc, bool exact = false) =>
+        Covers(old, cur, liveIn, stackLive, pc, ushort.MaxValue, ulong.MaxValue, exact);
+
+    /// <summary>With precision: a scalar of a single-frame <paramref name="old"/> whose register (bit r of
+    /// <paramref name="preciseRegs"/>) or stack slot (bit s of <paramref name="preciseSlots"/>) is not precise covers
+    /// any scalar (the kernel's regsafe for !precise).</summary>
+    public static bool Covers(VerifierState old, VerifierState cur, ushort[] liveIn, ulong[]? stackLive, int pc,
+        ushort preciseRegs, ulong preciseSlots, bool exact = false)
     {
+        if (old.Frames.Count > 1)
+        {
+            preciseRegs = ushort.MaxValue;
+            preciseSlots = ulong.MaxValue;
+        }
         if (old.Frames.Count != cur.Frames.Count || old.References.Count != cur.References.Count)
             return false;
         var ids = t_ids ??= [];
@@ -41,10 +53,10 @@ internal static class StateComparison
             {
                 if ((live & (1 << r)) == 0)
                     continue;
-                if (!RegisterCovers(o.Registers[r], c.Registers[r], exact, ids, reverse))
+                if (!RegisterCovers(o.Registers[r], c.Registers[r], exact, ids, reverse, (preciseRegs & (1 << r)) != 0))
                     return false;
             }
-            if (!StackCovers(o, c, StackLive(stackLive, pc, f, old.Frames.Count), exact, ids, reverse))
+            if (!StackCovers(o, c, StackLive(stackLive, pc, f, old.Frames.Count), exact, ids, reverse, preciseSlots))
                 return false;
         }
         return true;
@@ -100,7 +112,8 @@ internal static class StateComparison
         return true;
     }
 
-    public static bool RegisterCovers(RegisterState old, RegisterState cur, bool exact, Dictionary<int, int> ids, Dictionary<int, int> reverse)
+    public static bool RegisterCovers(RegisterState old, RegisterState cur, bool exact, Dictionary<int, int> ids, Dictionary<int, int> reverse,
+        bool precise = true)
     {
         if (old.Type == RegisterType.NotInit)
             return !exact || cur.Type == RegisterType.NotInit;
@@ -108,6 +121,8 @@ internal static class StateComparison
             return false;
         if (old.Type == RegisterType.Scalar)
         {
+            if (!precise && !exact)
+                return true;
             bool values = exact ? old.Value == cur.Value : cur.Value.IsWithin(old.Value);
             return values && MapIds(old.Id, cur.Id, ids, reverse);
         }
@@ -121,7 +136,8 @@ internal static class StateComparison
         return MapIds(old.Id, cur.Id, ids, reverse) && MapIds(old.ReferenceId, cur.ReferenceId, ids, reverse);
     }
 
-    private static bool StackCovers(FrameState o, FrameState c, ulong live, bool exact, Dictionary<int, int> ids, Dictionary<int, int> reverse)
+    private static bool StackCovers(FrameState o, FrameState c, ulong live, bool exact, Dictionary<int, int> ids, Dictionary<int, int> reverse,
+        ulong preciseSlots = ulong.MaxValue)
     {
         for (ulong m = live; m != 0; m &= m - 1)
         {
@@ -132,12 +148,13 @@ internal static class StateComparison
             {
                 if (curSpill)
                 {
-                    if (!RegisterCovers(o.Spills[slot], c.Spills[slot], exact, ids, reverse))
+                    if (!RegisterCovers(o.Spills[slot], c.Spills[slot], exact, ids, reverse, (preciseSlots & (1UL << slot)) != 0))
                         return false;
                     continue;
                 }
-                // An unknown spilled scalar reads like untracked bytes.
-                if (exact || o.Spills[slot].Type != RegisterType.Scalar || o.Spills[slot].Value != Scalar.Unknown)
+                // An unknown (or imprecise) spilled scalar reads like untracked bytes.
+                if (exact || o.Spills[slot].Type != RegisterType.Scalar
+                    || (o.Spills[slot].Value != Scalar.Unknown && (preciseSlots & (1UL << slot)) != 0))
                     return false;
                 for (int i = b; i < b + 8; i++)
                 {
