@@ -248,6 +248,47 @@ internal sealed partial class Engine
             : RegisterState.Constant(is32 ? (uint)insn.Immediate : insn.Constant);
         Register? rightReg = op.Source == OperandSource.Register ? insn.Src : null;
 
+        if (left.IsScalar && right.IsScalar)
+        {
+            // Decide both edges on the values first: the state is copied only when the path really forks.
+            var takenLeft = left.Value;
+            var takenRight = right.Value;
+            var fallLeft = left.Value;
+            var fallRight = right.Value;
+            bool takenPossible = BranchRefinement.Refine(jump, true, is32, ref takenLeft, ref takenRight);
+            bool fallPossible = BranchRefinement.Refine(jump, false, is32, ref fallLeft, ref fallRight);
+            if (takenPossible && fallPossible)
+            {
+                var forked = _state.Clone();
+                SetScalar(forked, insn.Dst, left, takenLeft);
+                if (rightReg is { } tr)
+                    SetScalar(forked, tr, right, takenRight);
+                SetScalar(_state, insn.Dst, left, fallLeft);
+                if (rightReg is { } fr)
+                    SetScalar(_state, fr, right, fallRight);
+                Fork(forked, target, parent);
+                return _pc + 1;
+            }
+            // The values decided the branch: the kernel's mark_chain_precision on both operands.
+            MarkPrecise(left.Deps);
+            MarkPrecise(right.Deps);
+            if (takenPossible)
+            {
+                SetScalar(_state, insn.Dst, left, takenLeft);
+                if (rightReg is { } tr)
+                    SetScalar(_state, tr, right, takenRight);
+                return target;
+            }
+            if (fallPossible)
+            {
+                SetScalar(_state, insn.Dst, left, fallLeft);
+                if (rightReg is { } fr)
+                    SetScalar(_state, fr, right, fallRight);
+                return _pc + 1;
+            }
+            return -1;
+        }
+
         var taken = _state.Clone();
         var fallthrough = _state;
         bool takenOk = Assume(taken, jump, true, is32, insn.Dst, left, rightReg, right);

@@ -32,6 +32,12 @@ internal sealed partial class Engine
         /// <summary>Registers (bit r) and stack slots (bit s: fp-512+8s) whose exact value some path below this
         /// checkpoint relied on: only these scalars must be covered by range when pruning against it.</summary>
         public ushort PreciseRegs { get; set; }
+
+        /// <summary>Quick rejection: 4 bits per register r0-r9 of the innermost frame, the type of each register
+        /// live here and initialised in this state (<see cref="TypeMask"/> selects them); a state whose types differ
+        /// there cannot be covered.</summary>
+        public ulong TypeBits { get; init; }
+        public ulong TypeMask { get; init; }
         public ulong PreciseSlots { get; set; }
         public bool AllMarked { get; set; }
     }
@@ -298,8 +304,11 @@ internal sealed partial class Engine
         int hash = StateComparison.Hash(_state, _liveIn, _stackLive, _pc);
         if (_completed[_pc] is { } completed)
         {
+            ulong types = TypeSignature(_state.Current);
             foreach (var old in completed)
             {
+                if ((types & old.TypeMask) != old.TypeBits)
+                    continue;
                 ushort regs = old.MultiFrame ? ushort.MaxValue : old.PreciseRegs;
                 ulong slots = old.MultiFrame ? ulong.MaxValue : old.PreciseSlots;
                 if (StateComparison.Covers(old.State, _state, _liveIn, _stackLive, _pc, regs, slots))
@@ -336,7 +345,17 @@ internal sealed partial class Engine
             candidates = [];
             byHash[hash] = candidates;
         }
-        var checkpoint = new Checkpoint(_state.Clone(), _parent, hash, _pc);
+        ulong live = _liveIn[_pc], mask = 0;
+        for (int r = 0; r < 10; r++)
+        {
+            if ((live & (1UL << r)) != 0 && _state.Current.Registers[r].Type != RegisterType.NotInit)
+                mask |= 0xFUL << (4 * r);
+        }
+        var checkpoint = new Checkpoint(_state.Clone(), _parent, hash, _pc)
+        {
+            TypeMask = mask,
+            TypeBits = TypeSignature(_state.Current) & mask,
+        };
         candidates.Add(checkpoint);
         _totalStates++;
         _parent = checkpoint;
@@ -475,6 +494,14 @@ internal sealed partial class Engine
             }
         }
         MarkPrecise(deps);
+    }
+
+    private static ulong TypeSignature(FrameState frame)
+    {
+        ulong bits = 0;
+        for (int r = 0; r < 10; r++)
+            bits |= (ulong)frame.Registers[r].Type << (4 * r);
+        return bits;
     }
 
     private int NewId() => ++_nextId;
