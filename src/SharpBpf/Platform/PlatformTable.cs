@@ -103,7 +103,8 @@ public sealed class PlatformTable
         new(HelperId.GetPrandomU32, R.Integer),
         new(HelperId.GetSmpProcessorId, R.Integer),
         new(HelperId.GetNumaNodeId, R.Integer),
-        new(HelperId.TracePrintk, R.Integer, A.ReadableMemory, A.ConstSize, A.Anything, A.Anything, A.Anything) { GplOnly = true },
+        // The kernel's prototype has two arguments: the values to print (r3-r5) are varargs it does not check.
+        new(HelperId.TracePrintk, R.Integer, A.ReadableMemory, A.ConstSize) { GplOnly = true },
         new(HelperId.TraceVprintk, R.Integer, A.ReadableMemory, A.ConstSize, A.ReadableMemoryOrNull, A.ConstSizeOrZero) { GplOnly = true },
         new(HelperId.Snprintf, R.Integer, A.WritableMemory, A.ConstSizeOrZero, A.ConstString, A.ReadableMemoryOrNull, A.ConstSizeOrZero),
         new(HelperId.Strncmp, R.Integer, A.ReadableMemory, A.ConstSize, A.ConstString),
