@@ -40,6 +40,9 @@ internal sealed partial class Engine
         public ulong TypeMask { get; init; }
         public ulong PreciseSlots { get; set; }
         public bool AllMarked { get; set; }
+
+        public int Hits { get; set; }
+        public int Misses { get; set; }
     }
 
     private sealed class PathItem(VerifierState state, int pc, Checkpoint? parent)
@@ -305,17 +308,23 @@ internal sealed partial class Engine
         if (_completed[_pc] is { } completed)
         {
             ulong types = TypeSignature(_state.Current);
-            foreach (var old in completed)
+            for (int i = completed.Count - 1; i >= 0; i--)
             {
-                if ((types & old.TypeMask) != old.TypeBits)
-                    continue;
+                var old = completed[i];
                 ushort regs = old.MultiFrame ? ushort.MaxValue : old.PreciseRegs;
                 ulong slots = old.MultiFrame ? ulong.MaxValue : old.PreciseSlots;
-                if (StateComparison.Covers(old.State, _state, _liveIn, _stackLive, _pc, regs, slots))
+                if ((types & old.TypeMask) == old.TypeBits
+                    && StateComparison.Covers(old.State, _state, _liveIn, _stackLive, _pc, regs, slots))
                 {
+                    old.Hits++;
                     PropagatePrecision(old);
                     return true;
                 }
+                // As the kernel does, forget a state that keeps failing to cover new ones: long lists at hot
+                // instructions cost more in comparisons than the rare prune they give. The kernel's factor is 3;
+                // 64 keeps more states, since a lost prune costs processed instructions against the 1M limit.
+                if (++old.Misses > old.Hits * 64 + 64)
+                    completed.RemoveAt(i);
             }
         }
         var byHash = _inProgress[_pc] ??= [];
