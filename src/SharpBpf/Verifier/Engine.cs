@@ -311,8 +311,9 @@ internal sealed partial class Engine
             for (int i = completed.Count - 1; i >= 0; i--)
             {
                 var old = completed[i];
-                ushort regs = old.MultiFrame ? ushort.MaxValue : old.PreciseRegs;
-                ulong slots = old.MultiFrame ? ulong.MaxValue : old.PreciseSlots;
+                bool all = old.MultiFrame || _options.WithoutPrecision;
+                ushort regs = all ? ushort.MaxValue : old.PreciseRegs;
+                ulong slots = all ? ulong.MaxValue : old.PreciseSlots;
                 if ((types & old.TypeMask) == old.TypeBits
                     && StateComparison.Covers(old.State, _state, _liveIn, _stackLive, _pc, regs, slots))
                 {

@@ -121,6 +121,10 @@ public sealed record VerifierOptions
     /// </summary>
     public bool Privileged { get; init; } = true;
 
+    /// <summary>Tests only: compare every scalar of a kept state by range, as without precision tracking (the
+    /// verdict must not change, only the work).</summary>
+    internal bool WithoutPrecision { get; init; }
+
     /// <summary>The kernel's limit on processed instructions (BPF_COMPLEXITY_LIMIT_INSNS).</summary>
     public int ComplexityLimit { get; init; } = 1_000_000;
 
