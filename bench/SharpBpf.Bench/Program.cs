@@ -5,12 +5,15 @@ using BenchmarkDotNet.Running;
 //   afxdp        AF_XDP receive+drop against a C reference, and run-user against native attach
 //   jit          the JIT against the kernel's JIT (BPF_PROG_TEST_RUN) and the interpreter on programs/bench
 //   verifier     our verifier beside the kernel's: processed instructions and verification time per program
+//   load         open+load of a 4-map object, SharpBpf and libbpf alternating
 if (args is ["filter-veth", .. var filterArgs])
     return SharpBpf.Bench.FilterVethBench.Run(filterArgs);
 if (args is ["afxdp", .. var afxdpArgs])
     return SharpBpf.Bench.AfXdpBench.Run(afxdpArgs);
 if (args is ["verifier", .. var verifierArgs])
     return SharpBpf.Bench.VerifierComparison.Run(verifierArgs);
+if (args is ["load", .. var loadArgs])
+    return SharpBpf.Bench.LoadBench.Run(loadArgs);
 if (args is ["jit", .. var jitArgs])
     return SharpBpf.Bench.JitComparison.Run(jitArgs);
 

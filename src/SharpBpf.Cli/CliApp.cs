@@ -1,4 +1,5 @@
 using System.CommandLine;
+using System.CommandLine.Help;
 
 namespace SharpBpf.Cli;
 
@@ -11,9 +12,17 @@ public static class CliApp
     /// <summary>Exit code: the command line itself was wrong.</summary>
     public const int ExitUsage = 2;
 
-    public static RootCommand BuildRoot()
+    /// <summary>The tool's name as users type it (the assembly is SharpBpf.Cli: see the project file).</summary>
+    public const string ToolName = "sharpbpf";
+
+    public static Command BuildRoot()
     {
-        var root = new RootCommand("sharpbpf: load, verify, run and attach eBPF/XDP programs from .NET");
+        // A RootCommand takes its name from the executable (SharpBpf.Cli under 'dotnet run'); help must say sharpbpf.
+        var root = new Command(ToolName, "sharpbpf: load, verify, run and attach eBPF/XDP programs from .NET")
+        {
+            new HelpOption(),
+            new VersionOption(),
+        };
         root.Subcommands.Add(Commands.InspectCommand.Build());
         root.Subcommands.Add(Commands.ConformanceCommand.Build());
         root.Subcommands.Add(Commands.ConformancePluginCommand.Build());

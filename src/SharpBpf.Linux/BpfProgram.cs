@@ -48,6 +48,8 @@ public sealed unsafe class BpfProgram : IDisposable, ITestRunnable
     internal static BpfProgram Load(Bpf bpf, ProgramSpec spec, IReadOnlyDictionary<string, BpfMap> maps, BpfCollectionOptions options,
         string? license, uint kernelVersion, BpfFd? btf)
     {
+        if (spec.Type == ProgramType.Unspec)
+            throw new BpfException($"program '{spec.Name}': its section '{spec.SectionName}' names no program type (name it as libbpf does: SEC(\"xdp\"), SEC(\"tc\"), ...)");
         var code = InstructionCodec.Encode(ResolveReferences(spec, maps));
         var licenseBytes = Bpf.NulTerminated(string.IsNullOrEmpty(spec.License) ? license ?? "" : spec.License);
         var attr = new ProgLoadAttr
@@ -307,6 +309,8 @@ public sealed unsafe class BpfProgram : IDisposable, ITestRunnable
         ArgumentNullException.ThrowIfNull(options);
         if (options.Repeat < 1)
             throw new ArgumentOutOfRangeException(nameof(options), "repeat must be at least 1");
+        if (Type == ProgramType.Xdp && options.Data.Length < 14)
+            throw new BpfException($"test-run program '{Name}': the kernel takes XDP frames of at least 14 bytes (an Ethernet header); this one has {options.Data.Length}");
         var data = options.Data.ToArray();
         // Room for programs that grow the packet (bpf_xdp_adjust_tail); the kernel reports ENOSPC if it is short.
         var dataOut = new byte[data.Length + 4096];

@@ -20,14 +20,17 @@ public sealed class KernelEngine : ITestRunnable, IDisposable
 
     /// <summary>
     /// Loads <paramref name="spec"/> (only <paramref name="programName"/> and the maps it uses, when given; else
-    /// the first program). Throws <see cref="BpfNotSupportedException"/> with one sentence when BPF is unavailable.
+    /// the first program; plus any programs <see cref="BpfCollectionOptions.Programs"/> names, e.g. the tail-call
+    /// targets of a statically initialised program array). Throws <see cref="BpfNotSupportedException"/> with one
+    /// sentence when BPF is unavailable.
     /// </summary>
     public static KernelEngine Load(CollectionSpec spec, string? programName = null, BpfCollectionOptions? options = null)
     {
         ArgumentNullException.ThrowIfNull(spec);
         Features.BpfFeatures.RequireBpf();
         programName ??= spec.Programs.FirstOrDefault()?.Name ?? throw new BpfException("the object has no programs");
-        var collection = BpfCollection.Load(spec, (options ?? new BpfCollectionOptions()) with { Programs = [programName] });
+        var others = options?.Programs ?? [];
+        var collection = BpfCollection.Load(spec, (options ?? new BpfCollectionOptions()) with { Programs = [programName, .. others.Where(p => p != programName)] });
         return new KernelEngine(collection, collection.Program(programName));
     }
 

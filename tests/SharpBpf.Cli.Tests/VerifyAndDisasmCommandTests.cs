@@ -54,6 +54,16 @@ public class VerifyAndDisasmCommandTests
     }
 
     [Fact]
+    public async Task VerifyOfAnObjectWhoseProgramsAreAllSkippedIsRefused()
+    {
+        var (code, output, error) = await Run("verify", Fixture("unknown_section.o"));
+        Assert.Equal(1, code);
+        Assert.Contains("program 'xdp_pass_func' skipped", error);
+        Assert.Contains("no program was verified", error);
+        Assert.Equal("", output.Trim());
+    }
+
+    [Fact]
     public async Task VerifyAcceptsASafeProgram()
     {
         var (code, output, _) = await Run("verify", Fixture("xdp_maps.o"), "--json");

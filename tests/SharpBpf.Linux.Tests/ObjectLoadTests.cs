@@ -116,6 +116,7 @@ public class ObjectLoadTests
             .Concat(Directory.GetFiles(Path.Combine(Repo.Root, "tests", "testdata"), "*.o", SearchOption.AllDirectories))
             .Where(p => !p.EndsWith("core.o", StringComparison.Ordinal)) // kprobe with CO-RE: not an XDP object
             .Where(p => !p.EndsWith("ksyms.o", StringComparison.Ordinal)) // needs vmlinux BTF resolution: see below
+            .Where(p => !p.EndsWith("unknown_section.o", StringComparison.Ordinal)) // type Unspec on purpose (CLI tests)
             .ToList();
         Assert.NotEmpty(objects);
         var failures = new List<string>();
@@ -143,6 +144,28 @@ public class ObjectLoadTests
         var e = Assert.Throws<BpfNotSupportedException>(() => BpfCollection.Load(ObjectFile.Open(Repo.TestData("ksyms.o"))));
         Assert.Contains("kernel symbol resolution", e.Message);
         Assert.Contains("refers to '", e.Message);
+    }
+
+    [Fact]
+    public void AProgramWithNoTypeIsRefusedWithItsSection()
+    {
+        KernelTest.RequireBpf();
+        using var leaks = new FdLeakCheck();
+        var spec = ObjectFile.Open(Repo.TestData("xdp_maps.o"));
+        spec.Programs[0].Type = SharpBpf.Platform.ProgramType.Unspec;
+        spec.Programs[0].SectionName = "xdp_custom";
+        var e = Assert.Throws<BpfException>(() => BpfCollection.Load(spec));
+        Assert.Contains("its section 'xdp_custom' names no program type", e.Message);
+    }
+
+    [Fact]
+    public void KernelTestRunSaysWhyAFrameIsTooShort()
+    {
+        KernelTest.RequireBpf();
+        using var collection = BpfCollection.Load(ObjectFile.Open(Repo.TestData("xdp_maps.o")));
+        var e = Assert.Throws<BpfException>(() => collection.Program("xdp_count").TestRun(new TestRunOptions { Data = new byte[13] }));
+        Assert.Contains("at least 14 bytes", e.Message);
+        Assert.Equal(XdpAction.Pass, collection.Program("xdp_count").TestRun(new TestRunOptions { Data = new byte[14] }).Action);
     }
 
     [Fact]

@@ -33,6 +33,7 @@ public static class FilterCommand
         command.Subcommands.Add(BuildPolicy(pinDir));
         command.Subcommands.Add(BuildList(pinDir));
         command.Subcommands.Add(BuildStats(pinDir));
+        command.Subcommands.Add(FilterRunCommand.Build(pinDir));
         return command;
     }
 

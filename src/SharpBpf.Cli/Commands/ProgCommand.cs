@@ -1,6 +1,7 @@
 using System.CommandLine;
 using SharpBpf.Linux;
 using SharpBpf.Objects;
+using SharpBpf.Platform;
 using Spectre.Console;
 
 namespace SharpBpf.Cli.Commands;
@@ -50,6 +51,11 @@ public static class ProgCommand
                 try { spec = ObjectFile.Open(path.FullName); }
                 catch (ObjectFileException e) { throw new BpfException($"{path.Name}: {e.Message}", e); }
                 var names = parse.GetValue(program) is { Length: > 0 } n ? n : null;
+                // A section name that maps to no program type leaves it Unspec: the kernel would only say EINVAL.
+                foreach (var p in spec.Programs)
+                    if (p.Type == ProgramType.Unspec && (names is null || names.Contains(p.Name)))
+                        throw new BpfException($"{path.Name}: program '{p.Name}': section '{p.SectionName}' names no program type; " +
+                            "use a section name such as \"xdp\", \"tc\" or \"socket\" (as libbpf 1.x requires)");
                 var pinDir = parse.GetValue(pin)?.FullName;
                 if (pinDir is not null)
                     Directory.CreateDirectory(pinDir);

@@ -8,7 +8,8 @@ namespace SharpBpf.Cli.Commands;
 internal static class ProgramLoading
 {
     /// <summary>The collection and program, or null after writing why to <paramref name="error"/>.</summary>
-    public static (VmCollection Collection, VmProgram Program)? Load(string command, string path, string? programName, VmEngine engine, TextWriter error)
+    public static (VmCollection Collection, VmProgram Program)? Load(string command, string path, string? programName, VmEngine engine, TextWriter error,
+        Action<CollectionSpec>? prepare = null)
     {
         if (Select(command, path, programName, error) is not { } chosen)
             return null;
@@ -18,8 +19,10 @@ internal static class ProgramLoading
         var single = new CollectionSpec { License = spec.License, KernelVersion = spec.KernelVersion };
         single.Maps.AddRange(spec.Maps);
         single.Programs.Add(program);
+        single.Programs.AddRange(spec.Programs.Where(p => p != program && TailCallTargets(spec).Contains(p.Name)));
         try
         {
+            prepare?.Invoke(single);
             var collection = VmCollection.Load(single, new VmOptions { Engine = engine });
             return (collection, collection.Program(program.Name));
         }
@@ -31,14 +34,16 @@ internal static class ProgramLoading
     }
 
     /// <summary>The chosen program loaded into the kernel (--engine kernel), or null after writing why.</summary>
-    public static SharpBpf.Linux.KernelEngine? LoadKernel(string command, string path, string? programName, TextWriter error)
+    public static SharpBpf.Linux.KernelEngine? LoadKernel(string command, string path, string? programName, TextWriter error,
+        Action<CollectionSpec>? prepare = null)
     {
         if (Select(command, path, programName, error) is not { } chosen)
             return null;
         try
         {
+            prepare?.Invoke(chosen.Spec);
             // The kernel loads the whole object's BTF and the maps the chosen program uses.
-            return SharpBpf.Linux.KernelEngine.Load(chosen.Spec, chosen.Program.Name);
+            return LoadKernelUnpinned(chosen.Spec, chosen.Program.Name);
         }
         catch (BpfException e)
         {
@@ -46,6 +51,25 @@ internal static class ProgramLoading
             return null;
         }
     }
+
+    /// <summary>
+    /// A test-run engine in the kernel with fresh maps: maps marked for pinning by name are not pinned nor reused,
+    /// so a run never touches the state of a live program (--maps-from copies it on purpose).
+    /// </summary>
+    public static SharpBpf.Linux.KernelEngine LoadKernelUnpinned(CollectionSpec spec, string programName)
+    {
+        foreach (var map in spec.Maps)
+            map.Pinning = MapPinning.None;
+        return SharpBpf.Linux.KernelEngine.Load(spec, programName, new SharpBpf.Linux.BpfCollectionOptions { Programs = TailCallTargets(spec) });
+    }
+
+    /// <summary>
+    /// The programs a statically initialised program array names (<c>.values = { [0] = &amp;prog }</c>): loaded with
+    /// the chosen program, so its tail calls land where they would after a full load.
+    /// </summary>
+    private static HashSet<string> TailCallTargets(CollectionSpec spec) =>
+        spec.Maps.Where(m => m.Type == SharpBpf.Platform.MapType.ProgArray)
+            .SelectMany(m => m.InitialReferences).Select(r => r.Name).ToHashSet(StringComparer.Ordinal);
 
     /// <summary>Reads the object and picks the program (the named one, or the only XDP program).</summary>
     private static (CollectionSpec Spec, ProgramSpec Program)? Select(string command, string path, string? programName, TextWriter error)

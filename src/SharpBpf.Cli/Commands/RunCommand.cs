@@ -1,3 +1,4 @@
+using System.Buffers.Binary;
 using System.CommandLine;
 using System.Diagnostics;
 using System.Text.Json;
@@ -30,6 +31,8 @@ public static class RunCommand
         {
             file, program, pcap, outFile, engine, json,
         };
+        var mapState = new MapStateOptions();
+        mapState.AddTo(command);
         command.SetAction(parse =>
         {
             var output = parse.InvocationConfiguration.Output;
@@ -39,8 +42,10 @@ public static class RunCommand
                 return CliApp.ExitRefused;
             if (selected == VmEngine.Kernel)
                 return RunInKernel(parse.GetRequiredValue(file).FullName, parse.GetValue(program), parse.GetRequiredValue(pcap),
-                    parse.GetValue(outFile), parse.GetValue(json), output, error);
-            var loaded = ProgramLoading.Load("run", parse.GetRequiredValue(file).FullName, parse.GetValue(program), selected, error);
+                    parse.GetValue(outFile), parse.GetValue(json), output, error, spec => mapState.Prepare(parse, spec),
+                    maps => mapState.Apply(parse, maps), maps => mapState.Save(parse, maps));
+            var loaded = ProgramLoading.Load("run", parse.GetRequiredValue(file).FullName, parse.GetValue(program), selected, error,
+                spec => mapState.Prepare(parse, spec));
             if (loaded is not { } l)
                 return CliApp.ExitRefused;
             using var collection = l.Collection;
@@ -48,7 +53,10 @@ public static class RunCommand
             var input = parse.GetRequiredValue(pcap);
             try
             {
+                var maps = MapStateOptions.Of(collection);
+                mapState.Apply(parse, maps);
                 var summary = Run(l.Program, collection, input, parse.GetValue(outFile), asJson ? null : output);
+                mapState.Save(parse, maps);
                 if (asJson)
                     output.WriteLine(JsonSerializer.Serialize(summary.ToJson(l.Program.Name, selected.ToName(), parse.GetValue(outFile)?.Name), new JsonSerializerOptions { WriteIndented = true }));
                 else
@@ -68,40 +76,25 @@ public static class RunCommand
     /// --engine kernel: each packet goes through BPF_PROG_TEST_RUN once. The kernel reports verdicts and output
     /// packets, not redirect targets or trace lines; its time is the kernel's own per-run figure.
     /// </summary>
-    private static int RunInKernel(string path, string? programName, FileInfo input, FileInfo? outFile, bool asJson, TextWriter output, TextWriter error)
+    private static int RunInKernel(string path, string? programName, FileInfo input, FileInfo? outFile, bool asJson, TextWriter output, TextWriter error,
+        Action<SharpBpf.Objects.CollectionSpec> prepare, Action<IReadOnlyDictionary<string, MapAccess>> before, Action<IReadOnlyDictionary<string, MapAccess>> after)
     {
-        using var kernel = ProgramLoading.LoadKernel("run", path, programName, error);
+        using var kernel = ProgramLoading.LoadKernel("run", path, programName, error, prepare);
         if (kernel is null)
             return CliApp.ExitRefused;
-        var summary = new Summary();
-        double totalNs = 0;
+        Summary summary;
         try
         {
-            using var stream = File.OpenRead(input.FullName);
-            using var reader = new PcapReader(stream, leaveOpen: true);
-            using var writer = outFile is null ? null : PcapWriter.Create(outFile.FullName, LinkType.Ethernet, reader.SnapLength > 0 ? reader.SnapLength : 262144);
-            foreach (var packet in reader)
-            {
-                if (packet.LinkType != LinkType.Ethernet)
-                    throw new BpfException($"packet {packet.Index}: link type {packet.LinkType} is not Ethernet; XDP programs see Ethernet frames");
-                var result = kernel.TestRun(new TestRunOptions { Data = packet.Data });
-                summary.Packets++;
-                totalNs += result.NanosecondsPerRun;
-                var name = TestRunCommand.ActionName(result.Action);
-                summary.Actions[name] = summary.Actions.GetValueOrDefault(name) + 1;
-                if (writer is not null && result.Action is XdpAction.Pass or XdpAction.Tx)
-                {
-                    writer.Write(result.DataOut, packet.TimestampNanoseconds);
-                    summary.Written++;
-                }
-            }
+            var maps = MapStateOptions.Of(kernel);
+            before(maps);
+            summary = RunKernel(kernel, input, outFile);
+            after(maps);
         }
         catch (Exception e) when (e is BpfException or IOException or UnauthorizedAccessException)
         {
             error.WriteLine($"sharpbpf run: {input.Name}: {e.Message}");
             return CliApp.ExitRefused;
         }
-        summary.NanosecondsPerPacket = summary.Packets == 0 ? 0 : totalNs / summary.Packets;
         if (asJson)
             output.WriteLine(JsonSerializer.Serialize(summary.ToJson(kernel.Name, VmEngine.Kernel.ToName(), outFile?.Name), new JsonSerializerOptions { WriteIndented = true }));
         else
@@ -109,10 +102,64 @@ public static class RunCommand
         return 0;
     }
 
+    /// <summary>sizeof(struct xdp_md): data, data_end, data_meta, ingress_ifindex, rx_queue_index, egress_ifindex.</summary>
+    private const int XdpMdSize = 24;
+
+    /// <summary>The shortest frame BPF_PROG_TEST_RUN takes for an XDP program: an Ethernet header.</summary>
+    internal const int KernelMinimumFrame = 14;
+
+    /// <summary>Every packet of <paramref name="input"/> through BPF_PROG_TEST_RUN once.</summary>
+    internal static Summary RunKernel(SharpBpf.Linux.KernelEngine kernel, FileInfo input, FileInfo? outFile)
+    {
+        var summary = new Summary();
+        double totalNs = 0;
+        using var stream = File.OpenRead(input.FullName);
+        using var reader = new PcapReader(stream, leaveOpen: true);
+        using var writer = outFile is null ? null : PcapWriter.Create(outFile.FullName, LinkType.Ethernet, reader.SnapLength > 0 ? reader.SnapLength : 262144);
+        foreach (var packet in reader)
+        {
+            if (packet.LinkType != LinkType.Ethernet)
+                throw new BpfException($"packet {packet.Index}: link type {packet.LinkType} is not Ethernet; XDP programs see Ethernet frames");
+            if (packet.Data.Length < KernelMinimumFrame)
+            {
+                // BPF_PROG_TEST_RUN refuses XDP frames shorter than an Ethernet header (EINVAL); no driver delivers one.
+                summary.Skipped++;
+                continue;
+            }
+            TestRunResult result;
+            try
+            {
+                // A struct xdp_md in and out: ctx_out.data is then the metadata length, as the kernel returns
+                // data_out from data_meta; the packet that leaves (and goes to --out) is the packet alone.
+                var context = new byte[XdpMdSize];
+                BinaryPrimitives.WriteUInt32LittleEndian(context.AsSpan(4), (uint)packet.Data.Length); // data_end
+                result = kernel.TestRun(new TestRunOptions { Data = packet.Data, Context = context });
+            }
+            catch (BpfException e)
+            {
+                throw new BpfException($"packet {packet.Index} ({packet.Data.Length} bytes): {e.Message}");
+            }
+            summary.Packets++;
+            totalNs += result.NanosecondsPerRun;
+            var name = TestRunCommand.ActionName(result.Action);
+            summary.Actions[name] = summary.Actions.GetValueOrDefault(name) + 1;
+            if (writer is not null && result.Action is XdpAction.Pass or XdpAction.Tx)
+            {
+                var metadataLength = result.ContextOut is { Length: >= 4 } contextOut ? (int)BinaryPrimitives.ReadUInt32LittleEndian(contextOut) : 0;
+                writer.Write(metadataLength > 0 && metadataLength <= result.DataOut.Length ? result.DataOut[metadataLength..] : result.DataOut,
+                    packet.TimestampNanoseconds);
+                summary.Written++;
+            }
+        }
+        summary.NanosecondsPerPacket = summary.Packets == 0 ? 0 : totalNs / summary.Packets;
+        return summary;
+    }
+
     internal sealed class Summary
     {
         public long Packets;
         public long Written;
+        public long Skipped;
         public readonly SortedDictionary<string, long> Actions = new(StringComparer.Ordinal);
         public readonly Dictionary<XdpRedirect, long> Redirects = [];
         public long Traps;
@@ -132,6 +179,7 @@ public static class RunCommand
             trace = Trace,
             @out = outName,
             written = Written,
+            skipped = Skipped,
             ns_per_packet = Math.Round(NanosecondsPerPacket, 1),
         };
 
@@ -150,6 +198,8 @@ public static class RunCommand
             }
             if (Written > 0)
                 output.WriteLine($"  {Written} packets written");
+            if (Skipped > 0)
+                output.WriteLine($"  {Skipped} packets skipped: shorter than {KernelMinimumFrame} bytes, which the kernel's test-run refuses");
         }
     }
 
@@ -160,7 +210,7 @@ public static class RunCommand
         using var reader = new PcapReader(stream, leaveOpen: true);
         using var writer = outFile is null ? null : PcapWriter.Create(outFile.FullName, LinkType.Ethernet, reader.SnapLength > 0 ? reader.SnapLength : 262144);
         using var execution = new VmExecution();
-        using var context = new XdpContext();
+        using var context = new XdpContext { IngressIfindex = XdpContext.LoopbackIfindex }; // as the kernel's test-run
         execution.TraceSink = line =>
         {
             summary.Trace.Add(line);

@@ -24,6 +24,8 @@ public static class TestRunCommand
         {
             file, program, dataHex, data, repeat, engine, json,
         };
+        var mapState = new MapStateOptions();
+        mapState.AddTo(command);
         command.SetAction(parse =>
         {
             var output = parse.InvocationConfiguration.Output;
@@ -56,23 +58,26 @@ public static class TestRunCommand
                 return CliApp.ExitRefused;
             IDisposable owner;
             ITestRunnable runnable;
+            IReadOnlyDictionary<string, MapAccess> maps;
             if (selected == VmEngine.Kernel)
             {
-                if (ProgramLoading.LoadKernel("test-run", parse.GetRequiredValue(file).FullName, parse.GetValue(program), error) is not { } kernel)
+                if (ProgramLoading.LoadKernel("test-run", parse.GetRequiredValue(file).FullName, parse.GetValue(program), error, spec => mapState.Prepare(parse, spec)) is not { } kernel)
                     return CliApp.ExitRefused;
-                (owner, runnable) = (kernel, kernel);
+                (owner, runnable, maps) = (kernel, kernel, mapState.Any(parse) ? MapStateOptions.Of(kernel) : new Dictionary<string, MapAccess>());
             }
             else
             {
-                if (ProgramLoading.Load("test-run", parse.GetRequiredValue(file).FullName, parse.GetValue(program), selected, error) is not { } l)
+                if (ProgramLoading.Load("test-run", parse.GetRequiredValue(file).FullName, parse.GetValue(program), selected, error, spec => mapState.Prepare(parse, spec)) is not { } l)
                     return CliApp.ExitRefused;
-                (owner, runnable) = (l.Collection, l.Program);
+                (owner, runnable, maps) = (l.Collection, l.Program, MapStateOptions.Of(l.Collection));
             }
             using var collection = owner;
             TestRunResult result;
             try
             {
+                mapState.Apply(parse, maps);
                 result = runnable.TestRun(new TestRunOptions { Data = packet, Repeat = runs });
+                mapState.Save(parse, maps);
             }
             catch (BpfException e)
             {

@@ -63,6 +63,13 @@ public static class VerifyCommand
                 rows.Add(new Verdict(p.Name, p.SectionName, ours, withKernel ? KernelVerdict(spec, p) : null));
             }
 
+            if (rows.Count == 0)
+            {
+                // Every program was skipped: an empty table with exit code 0 would read as "all proven safe".
+                error.WriteLine($"sharpbpf verify: {info.Name}: no program was verified (every one was skipped)");
+                return CliApp.ExitRefused;
+            }
+
             if (parse.GetValue(json))
                 KernelCli.WriteJson(output, rows.Select(ToJson).ToList());
             else

@@ -183,6 +183,15 @@ public sealed class XdpFilter : IDisposable
         var existing = directory;
         while (!Directory.Exists(existing))
             existing = Path.GetDirectoryName(existing) ?? "/";
+        if (!IsBpfFs(existing) && IsUnderDefaultBpfFs(directory) && !IsBpfFs(DefaultBpfFs))
+        {
+            // A fresh machine may have no bpffs at its usual place: mount one there, as bpftool does before pinning.
+            if (Interop.LibC.mount("bpf", DefaultBpfFs, "bpf", 0, "mode=0700") != 0)
+                throw new BpfException($"cannot pin the filter under {directory}: {DefaultBpfFs} is not on a bpffs and mounting one failed: {Errno.Describe(Interop.LibC.LastErrno())}");
+            existing = directory;
+            while (!Directory.Exists(existing))
+                existing = Path.GetDirectoryName(existing) ?? "/";
+        }
         if (!IsBpfFs(existing))
         {
             throw new BpfException(
@@ -196,6 +205,14 @@ public sealed class XdpFilter : IDisposable
         {
             throw new BpfException($"cannot create the pin directory {directory}: {e.Message}", e);
         }
+    }
+
+    private const string DefaultBpfFs = "/sys/fs/bpf";
+
+    private static bool IsUnderDefaultBpfFs(string directory)
+    {
+        var full = Path.GetFullPath(directory).TrimEnd('/') + "/";
+        return full.StartsWith(DefaultBpfFs + "/", StringComparison.Ordinal) && Directory.Exists(DefaultBpfFs);
     }
 
     private static bool IsBpfFs(string path)
@@ -217,7 +234,7 @@ public sealed class XdpFilter : IDisposable
 }
 
 /// <summary>A kernel map seen as an <see cref="IFilterMap"/>.</summary>
-internal sealed class KernelFilterMap(BpfMap map) : IFilterMap
+public sealed class KernelFilterMap(BpfMap map) : IFilterMap
 {
     public string Name => map.Name;
     public int KeySize => (int)map.KeySize;

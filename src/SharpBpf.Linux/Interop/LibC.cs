@@ -27,5 +27,8 @@ internal static unsafe partial class LibC
     [LibraryImport(Library, SetLastError = true)]
     public static partial int close(int fd);
 
+    [LibraryImport(Library, SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
+    public static partial int mount(string source, string target, string fileSystemType, ulong flags, string? data);
+
     public static int LastErrno() => Marshal.GetLastPInvokeError();
 }

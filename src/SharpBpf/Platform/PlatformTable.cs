@@ -103,7 +103,7 @@ public sealed class PlatformTable
         new(HelperId.GetPrandomU32, R.Integer),
         new(HelperId.GetSmpProcessorId, R.Integer),
         new(HelperId.GetNumaNodeId, R.Integer),
-        // The kernel's prototype has two arguments: the values to print (r3-r5) are varargs it does not check.
+        // The kernel checks only the format (bpf_trace_printk_proto): r3-r5 are read as plain numbers, set or not.
         new(HelperId.TracePrintk, R.Integer, A.ReadableMemory, A.ConstSize) { GplOnly = true },
         new(HelperId.TraceVprintk, R.Integer, A.ReadableMemory, A.ConstSize, A.ReadableMemoryOrNull, A.ConstSizeOrZero) { GplOnly = true },
         new(HelperId.Snprintf, R.Integer, A.WritableMemory, A.ConstSizeOrZero, A.ConstString, A.ReadableMemoryOrNull, A.ConstSizeOrZero),

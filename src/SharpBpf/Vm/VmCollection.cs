@@ -54,11 +54,34 @@ public sealed unsafe class VmCollection : IDisposable
                 _programs[program.Name] = new VmProgram(program.Name, program.Type, program.Instructions, program.Lines,
                     options, helpers, this, (index, insn) => Resolve(program.Name, index, insn));
             }
+            for (int i = 0; i < spec.Maps.Count; i++)
+                FillInitialSlots(spec.Maps[i], _maps[i]);
         }
         catch
         {
             Dispose();
             throw;
+        }
+    }
+
+    /// <summary>
+    /// Statically initialised slots (<c>.values = { [0] = &amp;prog }</c>), as libbpf fills them after loading: a
+    /// program array gets the programs loaded here (a program left out of this collection leaves its slot empty, as
+    /// a tail call that falls through), a map-in-map the maps of this collection.
+    /// </summary>
+    private void FillInitialSlots(MapSpec spec, ManagedMap map)
+    {
+        foreach (var slot in spec.InitialReferences)
+        {
+            switch (map)
+            {
+                case ProgramArrayMap programs when _programs.TryGetValue(slot.Name, out var target):
+                    programs.Update(BitConverter.GetBytes(slot.Key), BitConverter.GetBytes(target.Id));
+                    break;
+                case MapOfMaps outer when _mapIndex.TryGetValue(slot.Name, out var inner):
+                    outer.SetInnerMap(slot.Key, _maps[inner]);
+                    break;
+            }
         }
     }
 

@@ -181,6 +181,10 @@ public sealed unsafe class VmProgram : ITestRunnable
         using var execution = new VmExecution();
         using var context = new XdpContext();
         int metaLength = 0;
+        uint ingressIn = 0;
+        // As in the kernel's test-run: the frame arrives on the loopback device's queue 0 unless the context names
+        // another interface.
+        context.IngressIfindex = XdpContext.LoopbackIfindex;
         if (options.Context is { } ctxIn)
         {
             var md = ctxIn.Span;
@@ -192,7 +196,9 @@ public sealed unsafe class VmProgram : ITestRunnable
             if (BitConverter.ToUInt32(md[20..]) != 0)
                 throw new BpfException($"program '{Name}': test-run context: egress_ifindex must be 0");
             metaLength = (int)data;
-            context.IngressIfindex = BitConverter.ToUInt32(md[12..]);
+            ingressIn = BitConverter.ToUInt32(md[12..]);
+            if (ingressIn != 0)
+                context.IngressIfindex = ingressIn;
             context.RxQueueIndex = BitConverter.ToUInt32(md[16..]);
         }
         context.SetPacket(options.Data.Span, metaLength);
@@ -207,7 +213,7 @@ public sealed unsafe class VmProgram : ITestRunnable
             ctxOut = new byte[XdpContext.MetadataSize];
             BitConverter.TryWriteBytes(ctxOut.AsSpan(0), (uint)(context.Data - context.DataMeta));
             BitConverter.TryWriteBytes(ctxOut.AsSpan(4), (uint)(context.DataEnd - context.DataMeta));
-            BitConverter.TryWriteBytes(ctxOut.AsSpan(12), context.IngressIfindex);
+            BitConverter.TryWriteBytes(ctxOut.AsSpan(12), ingressIn); // the kernel gives back what it was given
             BitConverter.TryWriteBytes(ctxOut.AsSpan(16), context.RxQueueIndex);
         }
         return new TestRunResult

@@ -53,7 +53,11 @@ public sealed unsafe class XdpContext : IDisposable
     /// <summary>Total size of the frame buffer (headroom, packet, tail room and shared-info room).</summary>
     public int FrameSize => _frameSize;
 
+    /// <summary>The loopback device's ifindex in every network namespace: where the kernel's test-run says a frame arrived.</summary>
+    public const uint LoopbackIfindex = 1;
+
     /// <summary>ingress_ifindex of xdp_md.</summary>
+
     public uint IngressIfindex { get => ((uint*)_md)[3]; set => ((uint*)_md)[3] = value; }
 
     /// <summary>rx_queue_index of xdp_md.</summary>

@@ -98,4 +98,18 @@ public class MapDefinitionTests
         Assert.Contains(program.Instructions, i => i.Reference == ".rodata.str1.1" && i.Src == (Register)LoadImmediateSource.MapValue);
         Assert.Contains(program.Instructions, i => i.Reference == ".data.counters" && i.Src == (Register)LoadImmediateSource.MapValue && i.Constant == 8L << 32);
     }
+
+    [Fact]
+    public void TheVmFillsStaticallyInitialisedSlotsAsLibbpfDoes()
+    {
+        using var vm = SharpBpf.Vm.VmCollection.Load(Fixtures.Open("map_in_map"));
+        var outer = (SharpBpf.Maps.MapOfMaps)vm.Map("outer");
+        Assert.Same(vm.Map("inner_a"), outer.GetInnerMap(0));
+        Assert.Null(outer.GetInnerMap(1));
+        Assert.Same(vm.Map("inner_b"), outer.GetInnerMap(2));
+        var slot = new byte[4];
+        Assert.False(vm.Map("jump_table").TryLookup(BitConverter.GetBytes(0u), slot));
+        Assert.True(vm.Map("jump_table").TryLookup(BitConverter.GetBytes(1u), slot));
+        Assert.Equal(vm.Program("tail_target").Id, BitConverter.ToUInt32(slot));
+    }
 }

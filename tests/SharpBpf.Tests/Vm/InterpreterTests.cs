@@ -305,4 +305,28 @@ public class CallbackAndTailCallTests
         ], global::SharpBpf.Platform.ProgramType.Xdp, options: O());
         Assert.Equal(0x1122000055667788UL, p.Run(e));
     }
+
+    [Theory]
+    [InlineData(true, "AAAAAAAAAAAAAA")]    // into the packet, no NUL before its end: stops where readable memory ends
+    [InlineData(false, "")]                 // a wild pointer: the kernel prints an empty string, the program goes on
+    public void TracePrintkStringsNeverTrap(bool intoPacket, string expected)
+    {
+        using var e = new VmExecution();
+        using var context = new global::SharpBpf.Xdp.XdpContext();
+        context.SetPacket(Enumerable.Repeat((byte)'A', 14).ToArray());
+        var p = VmProgram.Create("t",
+        [
+            intoPacket ? Ldx(AccessSize.Word, R3, R1, 0) : Lddw(R3, 0x7fff_0000_1234),
+            St(AccessSize.Word, R10, -8, 0x7325),           // "%s"
+            MovR(R1, R10),
+            Alu64(AluOperation.Add, R1, -8),
+            Mov(R2, 4),
+            Call((int)HelperId.TracePrintk),
+            Mov(R0, 2),
+            Exit(),
+        ], global::SharpBpf.Platform.ProgramType.Xdp, options: O());
+        Assert.Equal(global::SharpBpf.Xdp.XdpAction.Pass, p.RunXdp(e, context, out var trap));
+        Assert.Null(trap);
+        Assert.Equal([expected], e.Trace);
+    }
 }
