@@ -84,10 +84,12 @@ public class VerifierAgreementTests(ITestOutputHelper output)
         Assert.True(kernel.Accepted == ours.Accepted, Disagreement($"{file}: {program}", ours, kernel));
     }
 
-    /// <summary>Every committed object: the example programs, the bench programs and the test fixtures.</summary>
+    /// <summary>Every committed object: the example programs, the bench programs, the test fixtures and the
+    /// verifier's own object fixtures (global functions).</summary>
     private static IEnumerable<string> Objects()
     {
-        foreach (var dir in new[] { "programs", Path.Combine("programs", "bench"), Path.Combine("tests", "testdata") })
+        foreach (var dir in new[] { "programs", Path.Combine("programs", "bench"), Path.Combine("tests", "testdata"),
+            Path.Combine("tests", "SharpBpf.Tests", "Verifier", "Objects") })
         {
             var full = Path.Combine(TestPaths.RepoRoot, dir);
             if (Directory.Exists(full))

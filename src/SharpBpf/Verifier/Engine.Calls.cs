@@ -13,7 +13,10 @@ internal sealed partial class Engine
     private int Call(Instruction insn)
     {
         if (insn.Src == (Register)CallKind.Local)
-            return EnterFunction(_graph.CallTarget(_pc), _pc + 1, callback: false);
+        {
+            int target = _graph.CallTarget(_pc);
+            return _globals.TryGetValue(target, out var global) ? CallGlobal(global) : EnterFunction(target, _pc + 1, callback: false);
+        }
         return CallHelper(insn);
     }
 
@@ -56,7 +59,13 @@ internal sealed partial class Engine
             return frame.ReturnTo;
         }
         var result = Read(Register.R0);
-        if (_platform.ReturnRange is not null && result.IsScalar)
+        if (frame.FunctionStart != 0)
+        {
+            // The end of a global function verified on its own: it returns a number to any caller.
+            if (!result.IsScalar)
+                throw new Refusal($"a global function must return a number, R0 is {result}", register: Register.R0);
+        }
+        else if (_platform.ReturnRange is not null && result.IsScalar)
             MarkPrecise(result.Deps);
         if (result.IsPointer && !_options.Privileged)
             throw new Refusal("R0 leaks a pointer as the return value", "return a number (an XDP action)", Register.R0);

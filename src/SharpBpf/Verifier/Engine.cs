@@ -212,6 +212,10 @@ internal sealed partial class Engine
 
     private void Explore()
     {
+        FindGlobalFunctions();
+        // Global functions are verified on their own, after the main program (pushed first, popped last).
+        foreach (var global in _globals.Values.OrderByDescending(g => g.Start))
+            _pending.Push(new PathItem(GlobalInitialState(global), global.Start, null));
         _pending.Push(new PathItem(InitialState(), 0, null));
         while (_pending.Count > 0)
         {
