@@ -20,6 +20,9 @@ internal sealed partial class Engine
 
     private readonly Dictionary<int, GlobalFunction> _globals = [];
 
+    /// <summary>The stand-in maps that describe global functions' memory arguments (sized, maybe NULL).</summary>
+    private readonly HashSet<MapSpec> _argumentMaps = new(ReferenceEqualityComparer.Instance);
+
     private void FindGlobalFunctions()
     {
         if (_options.Btf is not { } btf)
@@ -117,14 +120,17 @@ internal sealed partial class Engine
             {
                 GlobalArgument.Scalar => RegisterState.UnknownScalar,
                 GlobalArgument.Context => RegisterState.Pointer(RegisterType.Context),
-                _ => RegisterState.Pointer(RegisterType.MapValueOrNull) with
-                {
-                    Map = new MapSpec { Name = $"{function.Name} argument {i + 1}", Type = MapType.Array, KeySize = 4, ValueSize = (uint)size, MaxEntries = 1 },
-                    Id = NewId(),
-                },
+                _ => RegisterState.Pointer(RegisterType.MapValueOrNull) with { Map = ArgumentMap(function, i, size), Id = NewId() },
             };
         }
         state.Frames.Add(frame);
         return state;
+    }
+
+    private MapSpec ArgumentMap(GlobalFunction function, int index, int size)
+    {
+        var map = new MapSpec { Name = $"{function.Name} argument {index + 1}", Type = MapType.Array, KeySize = 4, ValueSize = (uint)size, MaxEntries = 1 };
+        _argumentMaps.Add(map);
+        return map;
     }
 }

@@ -183,7 +183,10 @@ internal sealed partial class Engine
             throw new Refusal($"write into map '{map.Name}' is forbidden: it is read-only for programs (frozen .rodata)",
                 "const globals live in .rodata and cannot be changed; drop `const` to put the variable in .data", reg);
         BoundedAccess(reg, ptr, insnOffset, size, (int)map.ValueSize, $"map '{map.Name}' value", access);
-        RecordAccess(MemoryRegion.MapValue);
+        // A global function's memory argument is whatever memory its callers pass: any region but the context.
+        RecordAccess(_argumentMaps.Contains(map)
+            ? MemoryRegion.Stack | MemoryRegion.Packet | MemoryRegion.PacketMeta | MemoryRegion.MapValue | MemoryRegion.RingbufMemory
+            : MemoryRegion.MapValue);
     }
 
     /// <summary>An access to a region of known size: offset plus variable part must stay in [0, regionSize).</summary>
