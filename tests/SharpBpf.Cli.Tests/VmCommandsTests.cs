@@ -246,4 +246,20 @@ public class VmCommandsTests
         using var json = JsonDocument.Parse(output);
         Assert.Equal("XDP_DROP", json.RootElement.GetProperty("action").GetString());
     }
+
+    [Fact]
+    public async Task TestRunSaysWhyARunTrapped()
+    {
+        var obj = Path.Combine(RepoRoot(), "tests", "testdata", "xdp_trap.o");
+        var (code, output, error) = await Run("test-run", obj, "--data-hex", new string('0', 28), "--json");
+        Assert.True(code == 0, error);
+        using var json = JsonDocument.Parse(output);
+        Assert.Equal("XDP_ABORTED", json.RootElement.GetProperty("action").GetString());
+        var trap = json.RootElement.GetProperty("trap").GetString()!;
+        Assert.Contains("outside the memory the program may read", trap);
+        Assert.Contains("xdp_trap.c:10", trap);
+        (code, output, _) = await Run("test-run", obj, "--data-hex", new string('0', 28));
+        Assert.Equal(0, code);
+        Assert.Contains("trap      ", output);
+    }
 }

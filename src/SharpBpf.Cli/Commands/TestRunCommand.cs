@@ -94,6 +94,8 @@ public static class TestRunCommand
                     ns_per_run = Math.Round(result.NanosecondsPerRun, 1),
                     engine = result.Engine,
                     program = result.Program,
+                    trap = result.Trap,
+                    trace = result.Trace,
                 }, new JsonSerializerOptions { WriteIndented = true }));
             }
             else
@@ -102,6 +104,10 @@ public static class TestRunCommand
                 output.WriteLine($"retval    {result.ReturnValue} ({ActionName(result.Action)})");
                 output.WriteLine($"data_out  {Convert.ToHexStringLower(result.DataOut)} ({result.DataOut.Length} bytes)");
                 output.WriteLine($"time      {result.NanosecondsPerRun:F1} ns per run over {runs} run(s)");
+                if (result.Trap is not null)
+                    output.WriteLine($"trap      {result.Trap}");
+                foreach (var line in result.Trace)
+                    output.WriteLine($"trace     {line}");
             }
             return 0;
         });

@@ -57,7 +57,7 @@ public static class XdpRunUserCommand
                         QueueId = parse.GetValue(queue),
                         Count = parse.GetValue(count),
                         Duration = seconds is { } s ? TimeSpan.FromSeconds(s) : null,
-                        Trace = m => { if (traps.Count < 10) traps.Add(m); },
+                        Trace = m => { lock (traps) if (traps.Count < 10) traps.Add(m); },
                     };
                     var counters = new UserXdpCounters();
                     var started = DateTime.UtcNow;
@@ -90,6 +90,7 @@ public static class XdpRunUserCommand
                             seconds = Math.Round(elapsed, 3),
                             received = counters.Received,
                             actions = new { aborted = counters.Aborted, drop = counters.Drop, pass = counters.Pass, tx = counters.Tx, redirect = counters.Redirect },
+                            passFailed = counters.PassFailed,
                             redirectFailed = counters.RedirectFailed,
                             txFailed = counters.TxFailed,
                             traps,
@@ -118,7 +119,7 @@ public static class XdpRunUserCommand
         table.AddColumn("verdict");
         table.AddColumn(new TableColumn("frames").RightAligned());
         table.AddRow("received", c.Received.ToString(System.Globalization.CultureInfo.InvariantCulture));
-        foreach (var (name, value) in new[] { ("XDP_ABORTED", c.Aborted), ("XDP_DROP", c.Drop), ("XDP_PASS", c.Pass), ("XDP_TX", c.Tx), ("XDP_REDIRECT", c.Redirect), ("redirect failed", c.RedirectFailed), ("tx failed", c.TxFailed) })
+        foreach (var (name, value) in new[] { ("XDP_ABORTED", c.Aborted), ("XDP_DROP", c.Drop), ("XDP_PASS", c.Pass), ("XDP_TX", c.Tx), ("XDP_REDIRECT", c.Redirect), ("pass refused", c.PassFailed), ("redirect failed", c.RedirectFailed), ("tx failed", c.TxFailed) })
             table.AddRow(name, value.ToString(System.Globalization.CultureInfo.InvariantCulture));
         return table;
     }

@@ -9,7 +9,8 @@ namespace SharpBpf.Linux.AfXdp;
 /// bytes in anonymous memory, registered with the kernel (XDP_UMEM_REG) by the first socket created on it; later
 /// sockets share it (XDP_SHARED_UMEM). Frames are named by their offset in the area. The UMEM keeps a pool of
 /// frames that no ring holds, for sockets to fill their fill rings and to transmit from; it is not thread-safe.
-/// Dispose the sockets first, then the UMEM (the memory is unmapped here).
+/// Every socket holds a reference on the area: <see cref="Dispose"/> refuses new sockets at once, but the memory is
+/// unmapped only when the last socket made on it is disposed too, whatever the order.
 /// </summary>
 public sealed unsafe class Umem : IDisposable
 {
@@ -17,6 +18,9 @@ public sealed unsafe class Umem : IDisposable
     private readonly ulong[] _free;
     private int _freeCount;
     private readonly ulong _chunkMask;
+    private readonly List<XskSocket> _sockets = [];
+    private readonly Lock _sync = new();
+    private bool _disposeRequested;
 
     public Umem(UmemOptions? options = null)
     {
@@ -47,15 +51,57 @@ public sealed unsafe class Umem : IDisposable
     /// <summary>Frames in the pool (in no ring and not handed out).</summary>
     public int FreeFrames => _freeCount;
 
-    /// <summary>The socket that registered this UMEM (its fd is what sharing sockets name), or null before the first.</summary>
-    internal XskSocket? Owner { get; set; }
+    /// <summary>Sockets made on this UMEM and not disposed yet: each holds the memory mapped.</summary>
+    public int SocketCount
+    {
+        get { lock (_sync) return _sockets.Count; }
+    }
+
+    /// <summary>
+    /// The live socket a new socket on (<paramref name="ifIndex"/>, <paramref name="queueId"/>) names in
+    /// XDP_SHARED_UMEM: one bound to that same queue if any (then the kernel gives the new socket its fill and
+    /// completion rings), else any (then the new socket has rings of its own); null when none is left, and the new
+    /// socket registers the area again.
+    /// </summary>
+    internal XskSocket? ShareWith(int ifIndex, uint queueId)
+    {
+        lock (_sync)
+            return _sockets.Find(s => s.IfIndex == ifIndex && s.QueueId == queueId) ?? (_sockets.Count > 0 ? _sockets[0] : null);
+    }
+
+    /// <summary>A new socket takes a reference on the area.</summary>
+    internal void AddSocket(XskSocket socket)
+    {
+        lock (_sync)
+        {
+            ObjectDisposedException.ThrowIf(_disposeRequested, this);
+            _sockets.Add(socket);
+        }
+    }
+
+    /// <summary>A disposed socket drops its reference; the last one unmaps an area whose dispose was asked for.</summary>
+    internal void RemoveSocket(XskSocket socket)
+    {
+        bool unmap;
+        lock (_sync)
+        {
+            _sockets.Remove(socket);
+            unmap = _disposeRequested && _sockets.Count == 0;
+        }
+        if (unmap)
+            _memory.Dispose();
+    }
 
     internal byte* Base => _memory.Pointer;
 
     /// <summary>The area's mapping (start, length), for leak checks.</summary>
     internal (nint Start, nuint Length) Mapping => ((nint)_memory.Pointer, _memory.Length);
 
-    internal bool IsDisposed => _memory.IsClosed;
+    /// <summary>True once <see cref="Dispose"/> was called (the memory may stay mapped for sockets still open).</summary>
+    internal bool IsDisposed
+    {
+        get { lock (_sync) return _disposeRequested || _memory.IsClosed; }
+    }
 
     internal xdp_umem_reg Registration() => new()
     {
@@ -115,5 +161,16 @@ public sealed unsafe class Umem : IDisposable
         _free[_freeCount++] = ChunkAddress(address);
     }
 
-    public void Dispose() => _memory.Dispose();
+    /// <summary>No new socket may use the UMEM from now on; the memory is unmapped now if no socket uses it, else when the last one is disposed.</summary>
+    public void Dispose()
+    {
+        bool unmap;
+        lock (_sync)
+        {
+            unmap = !_disposeRequested && _sockets.Count == 0;
+            _disposeRequested = true;
+        }
+        if (unmap)
+            _memory.Dispose();
+    }
 }

@@ -95,7 +95,7 @@ public sealed unsafe class XskSocket : IDisposable
         var borrowed = new List<MappedMemory>(2);
         try
         {
-            var owner = umem.Owner is { } o && !o._disposed ? o : null;
+            var owner = umem.ShareWith(ifIndex, queueId);
             bool sameQueue = owner is not null && owner.IfIndex == ifIndex && owner.QueueId == queueId;
             bool ownRings = owner is null || !sameQueue;
             if (owner is null)
@@ -181,7 +181,7 @@ public sealed unsafe class XskSocket : IDisposable
                 && (xdpOptions & Xsk.XDP_OPTIONS_ZEROCOPY) != 0;
             var socket = new XskSocket(handle, umem, ifIndex, queueId, rx, tx, fill, completion, maps, borrowed, needWakeup,
                 zeroCopy, owner is not null, notice);
-            umem.Owner ??= socket;
+            umem.AddSocket(socket);
             return socket;
         }
         catch
@@ -450,7 +450,8 @@ public sealed unsafe class XskSocket : IDisposable
 
     public override string ToString() => $"AF_XDP socket on ifindex {IfIndex} queue {QueueId} ({(IsZeroCopy ? "zero-copy" : "copy")})";
 
-    /// <summary>Closes the socket (the kernel drops it from every XSKMAP) and unmaps its own rings.</summary>
+    /// <summary>Closes the socket (the kernel drops it from every XSKMAP), unmaps its own rings and drops its reference on
+    /// the UMEM (the last socket of a disposed UMEM unmaps it).</summary>
     public void Dispose()
     {
         if (_disposed)
@@ -466,8 +467,8 @@ public sealed unsafe class XskSocket : IDisposable
                 map.Dispose();
             foreach (var map in _borrowed)
                 map.DangerousRelease();
-            if (Umem.Owner == this)
-                Umem.Owner = null;
+            // Last: the UMEM's memory stays mapped until its last socket is gone.
+            Umem.RemoveSocket(this);
         }
     }
 }

@@ -81,45 +81,28 @@ public static unsafe class VmHelpers
     }
 
     /// <summary>bpf_for_each_map_elem(map, callback, ctx, flags): callback(map, &amp;key, &amp;value, ctx) for each
-    /// element until it returns 1; returns the number of elements visited.</summary>
+    /// element until it returns 1; returns the number of elements visited. Array and hash maps (the kernel's list);
+    /// others give -EINVAL. Allocates nothing once the execution has run it at this nesting depth: the visitor is
+    /// a per-execution object, and the key and value are the map's own memory (the array key a copy), opened to the
+    /// callback for its call only. Each element is charged to the instruction budget, as bpf_loop iterations are.</summary>
     public static ulong ForEachMapElem(VmExecution e, ulong map, ulong callback, ulong ctx, ulong flags, ulong r5)
     {
         var m = Map(e, map, "bpf_for_each_map_elem");
         if (flags != 0)
             return Errno(SharpBpf.Errno.EINVAL);
         var invoker = e.Invoker ?? throw e.Trap(TrapKind.BadCall, "bpf_for_each_map_elem: this engine cannot run callbacks");
-        // The key lives in unmanaged memory the callback may read (it gets a pointer to it).
-        byte* key = (byte*)System.Runtime.InteropServices.NativeMemory.AllocZeroed((nuint)Math.Max(1, m.KeySize));
-        var current = new byte[m.KeySize];
-        var next = new byte[m.KeySize];
-        ulong count = 0;
+        var visitor = e.RentForEachVisitor();
         try
         {
-            bool first = true;
-            while (m.TryGetNextKey(first ? [] : current, next))
-            {
-                first = false;
-                next.CopyTo(current, 0);
-                next.AsSpan().CopyTo(new Span<byte>(key, m.KeySize));
-                byte* value = m.LookupForProgram(key, e.Cpu);
-                if (value == null)
-                    continue;
-                if (e.CheckMemory)
-                {
-                    e.AddRegion((ulong)key, (ulong)m.KeySize, writable: false);
-                    e.AddRegion((ulong)value, (ulong)m.ValueSize, writable: true);
-                }
-                count++;
-                if (invoker.Invoke(e, callback, map, (ulong)key, (ulong)value, ctx, 0) != 0)
-                    break;
-            }
+            visitor.Start(e, invoker, m, map, callback, ctx, e.CurrentInstruction);
+            int result = m.ForEachForProgram(visitor.Visit, e.Cpu);
+            return result < 0 ? Errno(-result) : (ulong)visitor.Count;
         }
         finally
         {
-            e.RemoveRegion((ulong)key);
-            System.Runtime.InteropServices.NativeMemory.Free(key);
+            visitor.End();
+            e.ReturnForEachVisitor();
         }
-        return count;
     }
 
     // ---- ring buffers -------------------------------------------------------------------------------------------
@@ -415,7 +398,7 @@ public static unsafe class VmHelpers
     {
         if (flags != 0)
             return (ulong)XdpAction.Aborted;
-        e.Redirect = new XdpRedirect(XdpRedirectKind.Interface, (uint)ifindex, null, flags);
+        e.SetRedirect(XdpRedirectKind.Interface, (uint)ifindex, null, flags);
         return (ulong)XdpAction.Redirect;
     }
 
@@ -442,13 +425,13 @@ public static unsafe class VmHelpers
                 RedirectTargetKind.Cpu => target.Cpu,
                 _ => target.QueueId,
             };
-            e.Redirect = new XdpRedirect(kind, index, m.Name, flags);
+            e.SetRedirect(kind, index, m.Name, flags);
             return (ulong)XdpAction.Redirect;
         }
         byte* value = m.LookupForProgram((byte*)&k, e.Cpu);
         if (value == null)
             return flags & 3;
-        e.Redirect = new XdpRedirect(kind, kind == XdpRedirectKind.Interface && m.ValueSize >= 4 ? *(uint*)value : k, m.Name, flags);
+        e.SetRedirect(kind, kind == XdpRedirectKind.Interface && m.ValueSize >= 4 ? *(uint*)value : k, m.Name, flags);
         return (ulong)XdpAction.Redirect;
     }
 }

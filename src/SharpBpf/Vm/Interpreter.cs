@@ -53,25 +53,33 @@ internal static unsafe class Interpreter
     }
 
     /// <summary>Runs <paramref name="program"/> from its first instruction; BeginRun must have been called.</summary>
+    /// <remarks>A top-level run needs no clean-up when it traps: the trap ends the run, and the next
+    /// <see cref="VmExecution.BeginRun"/> drops the frames it left.</remarks>
     public static ulong Run(VmExecution e, VmProgram program, ulong r1, ulong r2)
     {
-        e.Invoker = Invoker.Instance;
+        if (!ReferenceEquals(e.Invoker, Invoker.Instance))
+            e.Invoker = Invoker.Instance;
         return e.CheckMemory
-            ? Execute<CheckedMemory>(e, program, 0, r1, r2, 0, 0, 0, nested: false)
-            : Execute<UncheckedMemory>(e, program, 0, r1, r2, 0, 0, 0, nested: false);
+            ? Loop<CheckedMemory>(e, program, 0, r1, r2, 0, 0, 0, e.StackTop, 0)
+            : Loop<UncheckedMemory>(e, program, 0, r1, r2, 0, 0, 0, e.StackTop, 0);
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static ulong Load<T>(VmExecution e, ulong a, uint size, int pc) where T : struct, IMemoryPolicy
+    private static ulong Load<T>(VmExecution e, ulong a, uint size, DecodedInstruction* ins, DecodedInstruction* code) where T : struct, IMemoryPolicy
     {
         if (T.Checked)
         {
             if (!e.InFastRegion(a, size))
-                return LoadSlow(e, a, size, pc);
+            {
+                // xdp_md fields (4-byte aligned loads) without leaving the loop; anything else goes the slow way.
+                if (size == 4 && a - e.CtxLow < e.CtxSpan && (a & 3) == 0)
+                    return e.ContextField(a - e.CtxLow);
+                return LoadSlow(e, a, size, ins, code);
+            }
         }
-        else if (size == 4 && a - e.CtxLow < XdpContextSize)
+        else if (size == 4 && a - e.CtxLow < e.CtxSpan)
         {
-            return LoadSlow(e, a, size, pc);
+            return (a & 3) == 0 ? e.ContextField(a - e.CtxLow) : LoadSlow(e, a, size, ins, code);
         }
         return size switch
         {
@@ -82,21 +90,19 @@ internal static unsafe class Interpreter
         };
     }
 
-    private const ulong XdpContextSize = Xdp.XdpContext.MetadataSize;
-
     [MethodImpl(MethodImplOptions.NoInlining)]
-    private static ulong LoadSlow(VmExecution e, ulong a, uint size, int pc)
+    private static ulong LoadSlow(VmExecution e, ulong a, uint size, DecodedInstruction* ins, DecodedInstruction* code)
     {
-        e.CurrentInstruction = pc;
+        e.CurrentInstruction = Pc(ins, code);
         return e.LoadSlow(a, (int)size);
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void Store<T>(VmExecution e, ulong a, uint size, ulong value, int pc) where T : struct, IMemoryPolicy
+    private static void Store<T>(VmExecution e, ulong a, uint size, ulong value, DecodedInstruction* ins, DecodedInstruction* code) where T : struct, IMemoryPolicy
     {
         if (T.Checked && !e.InFastRegion(a, size))
         {
-            StoreSlow(e, a, size, value, pc);
+            StoreSlow(e, a, size, value, ins, code);
             return;
         }
         switch (size)
@@ -109,9 +115,9 @@ internal static unsafe class Interpreter
     }
 
     [MethodImpl(MethodImplOptions.NoInlining)]
-    private static void StoreSlow(VmExecution e, ulong a, uint size, ulong value, int pc)
+    private static void StoreSlow(VmExecution e, ulong a, uint size, ulong value, DecodedInstruction* ins, DecodedInstruction* code)
     {
-        e.CurrentInstruction = pc;
+        e.CurrentInstruction = Pc(ins, code);
         e.StoreSlow(a, (int)size, value);
     }
 
@@ -153,20 +159,23 @@ internal static unsafe class Interpreter
     }
 
     [SkipLocalsInit]
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static ulong Loop<T>(VmExecution e, VmProgram program, int startPc,
         ulong a1, ulong a2, ulong a3, ulong a4, ulong a5, ulong r10, int baseDepth) where T : struct, IMemoryPolicy
     {
+        // stackalloc (not a struct local): the register file's address stays in one register of the loop.
         ulong* r = stackalloc ulong[16];
         r[0] = 0; r[1] = a1; r[2] = a2; r[3] = a3; r[4] = a4; r[5] = a5;
         r[6] = 0; r[7] = 0; r[8] = 0; r[9] = 0; r[10] = r10;
         var frames = e.Frames;
         DecodedInstruction* code = program.CodePointer;
         nint* helpers = program.HelperFunctions;
-        int pc = startPc;
+        // The program counter is the instruction pointer itself; its index (ins - code) is computed only where it
+        // is reported (traps, helpers, call frames), so the loop keeps one register for it.
+        DecodedInstruction* ins = code + startPc;
         {
             while (true)
             {
-                DecodedInstruction* ins = code + pc;
                 switch (ins->Op)
                 {
                     // ---- ALU64 ----
@@ -247,33 +256,30 @@ internal static unsafe class Interpreter
                     case VmOp.LoadImm64: r[ins->Dst] = (ulong)ins->Imm; break;
 
                     // ---- loads ----
-                    case 0x61: r[ins->Dst] = Load<T>(e, r[ins->Src] + (ulong)ins->Offset, 4, pc); break;
-                    case 0x69: r[ins->Dst] = Load<T>(e, r[ins->Src] + (ulong)ins->Offset, 2, pc); break;
-                    case 0x71: r[ins->Dst] = Load<T>(e, r[ins->Src] + (ulong)ins->Offset, 1, pc); break;
-                    case 0x79: r[ins->Dst] = Load<T>(e, r[ins->Src] + (ulong)ins->Offset, 8, pc); break;
-                    case 0x81: r[ins->Dst] = (ulong)(long)(int)Load<T>(e, r[ins->Src] + (ulong)ins->Offset, 4, pc); break;
-                    case 0x89: r[ins->Dst] = (ulong)(long)(short)Load<T>(e, r[ins->Src] + (ulong)ins->Offset, 2, pc); break;
-                    case 0x91: r[ins->Dst] = (ulong)(long)(sbyte)Load<T>(e, r[ins->Src] + (ulong)ins->Offset, 1, pc); break;
+                    case 0x61: { ulong v = Load<T>(e, r[ins->Src] + (ulong)ins->Offset, 4, ins, code); r[ins->Dst] = v; break; }
+                    case 0x69: { ulong v = Load<T>(e, r[ins->Src] + (ulong)ins->Offset, 2, ins, code); r[ins->Dst] = v; break; }
+                    case 0x71: { ulong v = Load<T>(e, r[ins->Src] + (ulong)ins->Offset, 1, ins, code); r[ins->Dst] = v; break; }
+                    case 0x79: { ulong v = Load<T>(e, r[ins->Src] + (ulong)ins->Offset, 8, ins, code); r[ins->Dst] = v; break; }
+                    case 0x81: { ulong v = Load<T>(e, r[ins->Src] + (ulong)ins->Offset, 4, ins, code); r[ins->Dst] = (ulong)(long)(int)v; break; }
+                    case 0x89: { ulong v = Load<T>(e, r[ins->Src] + (ulong)ins->Offset, 2, ins, code); r[ins->Dst] = (ulong)(long)(short)v; break; }
+                    case 0x91: { ulong v = Load<T>(e, r[ins->Src] + (ulong)ins->Offset, 1, ins, code); r[ins->Dst] = (ulong)(long)(sbyte)v; break; }
 
                     // ---- stores ----
-                    case 0x62: Store<T>(e, r[ins->Dst] + (ulong)ins->Offset, 4, (ulong)ins->Imm, pc); break;
-                    case 0x6a: Store<T>(e, r[ins->Dst] + (ulong)ins->Offset, 2, (ulong)ins->Imm, pc); break;
-                    case 0x72: Store<T>(e, r[ins->Dst] + (ulong)ins->Offset, 1, (ulong)ins->Imm, pc); break;
-                    case 0x7a: Store<T>(e, r[ins->Dst] + (ulong)ins->Offset, 8, (ulong)ins->Imm, pc); break;
-                    case 0x63: Store<T>(e, r[ins->Dst] + (ulong)ins->Offset, 4, r[ins->Src], pc); break;
-                    case 0x6b: Store<T>(e, r[ins->Dst] + (ulong)ins->Offset, 2, r[ins->Src], pc); break;
-                    case 0x73: Store<T>(e, r[ins->Dst] + (ulong)ins->Offset, 1, r[ins->Src], pc); break;
-                    case 0x7b: Store<T>(e, r[ins->Dst] + (ulong)ins->Offset, 8, r[ins->Src], pc); break;
+                    case 0x62: Store<T>(e, r[ins->Dst] + (ulong)ins->Offset, 4, (ulong)ins->Imm, ins, code); break;
+                    case 0x6a: Store<T>(e, r[ins->Dst] + (ulong)ins->Offset, 2, (ulong)ins->Imm, ins, code); break;
+                    case 0x72: Store<T>(e, r[ins->Dst] + (ulong)ins->Offset, 1, (ulong)ins->Imm, ins, code); break;
+                    case 0x7a: Store<T>(e, r[ins->Dst] + (ulong)ins->Offset, 8, (ulong)ins->Imm, ins, code); break;
+                    case 0x63: Store<T>(e, r[ins->Dst] + (ulong)ins->Offset, 4, r[ins->Src], ins, code); break;
+                    case 0x6b: Store<T>(e, r[ins->Dst] + (ulong)ins->Offset, 2, r[ins->Src], ins, code); break;
+                    case 0x73: Store<T>(e, r[ins->Dst] + (ulong)ins->Offset, 1, r[ins->Src], ins, code); break;
+                    case 0x7b: Store<T>(e, r[ins->Dst] + (ulong)ins->Offset, 8, r[ins->Src], ins, code); break;
 
                     case VmOp.AtomicWord:
                     case VmOp.AtomicDoubleWord:
                     {
                         ulong a = r[ins->Dst] + (ulong)ins->Offset;
                         if (T.Checked)
-                        {
-                            e.CurrentInstruction = pc;
-                            e.CheckAtomic(a, ins->Size);
-                        }
+                            CheckAtomic(e, a, ins->Size, Pc(ins, code));
                         if (ins->Op == VmOp.AtomicWord)
                             Atomic32(r, ins, (uint*)a);
                         else
@@ -330,12 +336,12 @@ internal static unsafe class Interpreter
 
                     // ---- calls ----
                     case VmOp.CallHelper:
-                        e.CurrentInstruction = pc;
+                        e.CurrentInstruction = Pc(ins, code);
                         r[0] = ((delegate*<VmExecution, ulong, ulong, ulong, ulong, ulong, ulong>)helpers[ins->Imm])(e, r[1], r[2], r[3], r[4], r[5]);
                         break;
                     case VmOp.TailCall:
                     {
-                        e.CurrentInstruction = pc;
+                        e.CurrentInstruction = Pc(ins, code);
                         var target = VmHelpers.ResolveTailCall(e, r[2], r[3]);
                         if (target is null)
                             break;
@@ -343,12 +349,12 @@ internal static unsafe class Interpreter
                         e.SwitchProgram(target);
                         code = target.CodePointer;
                         helpers = target.HelperFunctions;
-                        pc = 0;
+                        ins = code;
                         continue;
                     }
                     case VmOp.LocalCall:
-                        PushFrame(e, r, frames, program, pc + 1, baseDepth);
-                        pc = ins->Offset;
+                        PushFrame(e, r, frames, program, Pc(ins, code) + 1, baseDepth);
+                        ins = code + ins->Offset;
                         continue;
                     case VmOp.CallRegister:
                     {
@@ -356,19 +362,13 @@ internal static unsafe class Interpreter
                         int index = program.FunctionIndexOf(target);
                         if (index >= 0)
                         {
-                            PushFrame(e, r, frames, program, pc + 1, baseDepth);
-                            pc = index;
+                            PushFrame(e, r, frames, program, Pc(ins, code) + 1, baseDepth);
+                            ins = code + index;
                             continue;
                         }
-                        e.CurrentInstruction = pc;
-                        if (target < HelperTable.Capacity && helpers[target] != 0)
-                        {
-                            if (target == (ulong)Platform.HelperId.TailCall)
-                                throw e.Trap(TrapKind.BadCall, "callx to bpf_tail_call is not supported");
-                            r[0] = ((delegate*<VmExecution, ulong, ulong, ulong, ulong, ulong, ulong>)helpers[target])(e, r[1], r[2], r[3], r[4], r[5]);
-                            break;
-                        }
-                        throw e.Trap(TrapKind.BadCall, $"callx target 0x{target:x} is neither a function of the program nor a helper it may call");
+                        e.CurrentInstruction = Pc(ins, code);
+                        r[0] = CallHelperByRegister(e, helpers, target, r);
+                        break;
                     }
                     case VmOp.Exit:
                         if (e.CallDepth == baseDepth)
@@ -376,7 +376,6 @@ internal static unsafe class Interpreter
                         {
                             ref var frame = ref frames[--e.CallDepth];
                             r[6] = frame.R6; r[7] = frame.R7; r[8] = frame.R8; r[9] = frame.R9;
-                            pc = frame.ReturnPc;
                             if (!ReferenceEquals(frame.Program, program))
                             {
                                 program = frame.Program;
@@ -384,30 +383,68 @@ internal static unsafe class Interpreter
                                 code = program.CodePointer;
                                 helpers = program.HelperFunctions;
                             }
+                            ins = code + frame.ReturnPc;
                             frame.Program = null!;
                             e.StackLow += VmExecution.FrameSize;
                             r[10] = e.StackLow + VmExecution.FrameSize;
                         }
                         continue;
 
+                    // Listing the lowest codes makes the jump table start at 0: no rebasing subtraction before the lookup.
+                    case VmOp.FellOff: case 0x01: case 0x02: case 0x03:
                     default:
-                        throw e.Trap(pc, TrapKind.FellOffEnd, $"no instruction at index {pc} (op 0x{ins->Op:x2})");
+                        throw FellOff(e, Pc(ins, code), ins->Op);
                 }
-                pc++;
+                ins++;
                 continue;
 
             Jump:
-                int to = ins->Offset;
-                if (to <= pc)
+                DecodedInstruction* to = code + ins->Offset;
+                if (to <= ins)
                 {
                     // Backward jump: charge the loop body to the budget.
-                    e.Budget -= pc - to + 1;
-                    if (e.Budget < 0)
-                        throw e.Trap(pc, TrapKind.BudgetExhausted, $"more than {e.Options.InstructionBudget} instructions in one run");
+                    long budget = e.Budget - (ins - to + 1);
+                    e.Budget = budget;
+                    if (budget < 0)
+                        throw BudgetExhausted(e, Pc(ins, code));
                 }
-                pc = to;
+                ins = to;
             }
         }
+    }
+
+    /// <summary>The index of <paramref name="ins"/> in the program.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static int Pc(DecodedInstruction* ins, DecodedInstruction* code) => (int)((ulong)((byte*)ins - (byte*)code) / (ulong)sizeof(DecodedInstruction));
+
+    // Cold paths live out of line so the loop's registers are not spilled around them.
+
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private static VmTrapException FellOff(VmExecution e, int pc, byte op) =>
+        e.Trap(pc, TrapKind.FellOffEnd, $"no instruction at index {pc} (op 0x{op:x2})");
+
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private static VmTrapException BudgetExhausted(VmExecution e, int pc) =>
+        e.Trap(pc, TrapKind.BudgetExhausted, $"more than {e.Options.InstructionBudget} instructions in one run");
+
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private static void CheckAtomic(VmExecution e, ulong address, int size, int pc)
+    {
+        e.CurrentInstruction = pc;
+        e.CheckAtomic(address, size);
+    }
+
+    /// <summary>callx with a helper id (the caller has stored the instruction index).</summary>
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private static ulong CallHelperByRegister(VmExecution e, nint* helpers, ulong target, ulong* r)
+    {
+        if (target < HelperTable.Capacity && helpers[target] != 0)
+        {
+            if (target == (ulong)Platform.HelperId.TailCall)
+                throw e.Trap(TrapKind.BadCall, "callx to bpf_tail_call is not supported");
+            return ((delegate*<VmExecution, ulong, ulong, ulong, ulong, ulong, ulong>)helpers[target])(e, r[1], r[2], r[3], r[4], r[5]);
+        }
+        throw e.Trap(TrapKind.BadCall, $"callx target 0x{target:x} is neither a function of the program nor a helper it may call");
     }
 
     [MethodImpl(MethodImplOptions.NoInlining)]

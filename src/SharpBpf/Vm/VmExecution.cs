@@ -1,5 +1,6 @@
 using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
+using SharpBpf.Maps;
 using SharpBpf.Xdp;
 
 namespace SharpBpf.Vm;
@@ -54,6 +55,12 @@ public sealed unsafe class VmExecution : IDisposable
     internal ulong PacketLow;
     internal ulong PacketSpan;
     internal ulong CtxLow;
+    /// <summary>Bytes of the xdp_md block at <see cref="CtxLow"/> (0 when the run has no XDP context): a context load
+    /// is <c>address - CtxLow &lt; CtxSpan</c>.</summary>
+    internal ulong CtxSpan;
+    /// <summary>What 4-byte loads of xdp_md->data, data_end and data_meta return: the full pointers, kept current by
+    /// <see cref="RefreshPacket"/>.</summary>
+    internal ulong CtxData, CtxDataEnd, CtxDataMeta;
     internal long Budget;
     internal int TailCalls;
     internal int CallDepth;
@@ -82,6 +89,18 @@ public sealed unsafe class VmExecution : IDisposable
     /// <summary>Where the last run asked the frame to go (bpf_redirect, bpf_redirect_map), or null.</summary>
     public XdpRedirect? Redirect { get; internal set; }
 
+    private XdpRedirect? _lastRedirect;
+
+    /// <summary>Records a redirect decision; the same decision as an earlier run reuses its (immutable) record, so a
+    /// program that redirects every frame the same way allocates nothing per run.</summary>
+    internal void SetRedirect(XdpRedirectKind kind, uint index, string? mapName, ulong flags)
+    {
+        var last = _lastRedirect;
+        if (last is null || last.Kind != kind || last.Index != index || last.Flags != flags || !ReferenceEquals(last.MapName, mapName))
+            _lastRedirect = last = new XdpRedirect(kind, index, mapName, flags);
+        Redirect = last;
+    }
+
     /// <summary>The CPU that bpf_get_smp_processor_id reports and per-CPU maps use.</summary>
     public int Cpu { get; set; }
 
@@ -89,29 +108,45 @@ public sealed unsafe class VmExecution : IDisposable
     internal void BeginRun(VmProgram program, XdpContext? xdp, ulong data = 0, ulong dataLength = 0)
     {
         ObjectDisposedException.ThrowIf(_disposed, this);
-        Program = program;
+        // Reference fields are compared before they are stored: a store is a GC write barrier, and a program usually
+        // runs again on the same execution and frame.
+        if (!ReferenceEquals(Program, program))
+            Program = program;
         CheckMemory = program.CheckMemory;
-        Xdp = xdp;
-        CallDepth = 0;
+        if (!ReferenceEquals(Xdp, xdp))
+            Xdp = xdp;
+        if (CallDepth != 0)
+            ClearFrames();
         StackLow = StackTop - FrameSize;
         Budget = Options.InstructionBudget;
         TailCalls = 0;
-        Redirect = null;
+        if (Redirect is not null)
+            Redirect = null;
         CurrentInstruction = 0;
         SetStaticRegions(program.Collection);
         _regionCount = _staticRegionCount;
         if (xdp is not null)
         {
             CtxLow = (ulong)xdp.MetadataBlock;
+            CtxSpan = XdpContext.MetadataSize;
             RefreshPacket();
         }
         else
         {
             // A plain memory block (conformance runs) takes the packet's fast-check slot.
             CtxLow = 0;
+            CtxSpan = 0;
             PacketLow = data;
             PacketSpan = dataLength;
         }
+    }
+
+    /// <summary>Drops the frames a trapped run left behind (a run that ends normally leaves none).</summary>
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private void ClearFrames()
+    {
+        Array.Clear(Frames);
+        CallDepth = 0;
     }
 
     internal void SwitchProgram(VmProgram program)
@@ -138,25 +173,49 @@ public sealed unsafe class VmExecution : IDisposable
     internal void RefreshPacket()
     {
         var xdp = Xdp!;
-        PacketLow = (ulong)xdp.DataMeta;
-        PacketSpan = (ulong)xdp.DataEnd - (ulong)xdp.DataMeta;
+        CtxData = (ulong)xdp.Data;
+        CtxDataEnd = (ulong)xdp.DataEnd;
+        CtxDataMeta = (ulong)xdp.DataMeta;
+        PacketLow = CtxDataMeta;
+        PacketSpan = CtxDataEnd - CtxDataMeta;
     }
 
     // ---- regions ---------------------------------------------------------------------------------------------------
 
     /// <summary>Lets the running program touch [start, start+length) until the run ends (map values, ring buffer records).</summary>
-    public void AddRegion(ulong start, ulong length, bool writable)
+    public void AddRegion(ulong start, ulong length, bool writable) => AddRegionIfNew(start, length, writable);
+
+    /// <summary><see cref="AddRegion"/>; false when the run already had exactly this region (it may become writable).</summary>
+    internal bool AddRegionIfNew(ulong start, ulong length, bool writable)
     {
         for (int i = _regionCount - 1; i >= _staticRegionCount; i--)
         {
             if (_regionStart[i] == start && _regionEnd[i] == start + length)
             {
                 _regionWritable[i] |= writable;
-                return;
+                return false;
             }
         }
         AddRegionCore(start, length, writable);
+        return true;
     }
+
+    // ---- bpf_for_each_map_elem visitors, one per nesting depth --------------------------------------------------
+
+    private ForEachVisitor[] _forEachVisitors = [];
+    private int _forEachDepth;
+
+    internal ForEachVisitor RentForEachVisitor()
+    {
+        if (_forEachDepth == _forEachVisitors.Length)
+        {
+            Array.Resize(ref _forEachVisitors, _forEachDepth + 1);
+            _forEachVisitors[_forEachDepth] = new ForEachVisitor();
+        }
+        return _forEachVisitors[_forEachDepth++];
+    }
+
+    internal void ReturnForEachVisitor() => _forEachDepth--;
 
     /// <summary>Withdraws a region added in this run (a ring buffer record once submitted or discarded).</summary>
     public void RemoveRegion(ulong start)
@@ -228,7 +287,7 @@ public sealed unsafe class VmExecution : IDisposable
     /// <summary>A load that missed the stack and the packet: the context, or a region; otherwise a trap.</summary>
     internal ulong LoadSlow(ulong address, int size)
     {
-        if (CtxLow != 0 && address - CtxLow < XdpContext.MetadataSize)
+        if (address - CtxLow < CtxSpan)
             return LoadContext(address, size);
         if (!IsAllowed(address, (ulong)size, write: false))
             throw Trap(TrapKind.MemoryAccess, $"load of {size} bytes at 0x{address:x} is outside the memory the program may read");
@@ -265,15 +324,18 @@ public sealed unsafe class VmExecution : IDisposable
         ulong offset = address - CtxLow;
         if (size != 4 || (offset & 3) != 0)
             throw Trap(TrapKind.MemoryAccess, $"xdp_md is read with aligned 4-byte loads only ({size} bytes at offset {offset})");
-        var xdp = Xdp!;
-        return offset switch
-        {
-            0 => (ulong)xdp.Data,
-            4 => (ulong)xdp.DataEnd,
-            8 => (ulong)xdp.DataMeta,
-            _ => *(uint*)(CtxLow + offset),
-        };
+        return ContextField(offset);
     }
+
+    /// <summary>The value of the xdp_md field at <paramref name="offset"/> (a multiple of 4 below 24).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal ulong ContextField(ulong offset) => offset switch
+    {
+        0 => CtxData,
+        4 => CtxDataEnd,
+        8 => CtxDataMeta,
+        _ => *(uint*)(CtxLow + offset),
+    };
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     internal static ulong Read(ulong address, int size) => size switch
@@ -345,6 +407,77 @@ public sealed unsafe class VmExecution : IDisposable
     {
         if (!_disposed)
             NativeMemory.AlignedFree(_stack);
+    }
+}
+
+/// <summary>
+/// The state of one bpf_for_each_map_elem call: the element visitor the map calls, with its delegate made once.
+/// An execution keeps one per nesting depth (a callback may iterate a map too), so a call allocates nothing.
+/// </summary>
+internal sealed unsafe class ForEachVisitor
+{
+    private VmExecution? _e;
+    private IVmFunctionInvoker? _invoker;
+    private ManagedMap? _map;
+    private ulong _handle, _callback, _ctx;
+    private int _instruction;
+
+    public ForEachVisitor() => Visit = VisitElement;
+
+    /// <summary>The delegate handed to <see cref="ManagedMap.ForEachForProgram"/>.</summary>
+    public MapElementVisitor Visit { get; }
+
+    /// <summary>Elements visited by the current call.</summary>
+    public long Count { get; private set; }
+
+    public void Start(VmExecution e, IVmFunctionInvoker invoker, ManagedMap map, ulong handle, ulong callback, ulong ctx, int instruction)
+    {
+        _e = e;
+        _invoker = invoker;
+        _map = map;
+        _handle = handle;
+        _callback = callback;
+        _ctx = ctx;
+        _instruction = instruction;
+        Count = 0;
+    }
+
+    public void End()
+    {
+        _e = null;
+        _invoker = null;
+        _map = null;
+    }
+
+    private bool VisitElement(byte* key, byte* value)
+    {
+        var e = _e!;
+        var map = _map!;
+        if (--e.Budget < 0)
+            throw e.Trap(TrapKind.BudgetExhausted, $"more than {e.Options.InstructionBudget} instructions in one run");
+        Count++;
+        // The key (read-only) and the value are the callback's to touch during its call only; a region the run
+        // already had (a value looked up before) stays.
+        bool keyAdded = false, valueAdded = false;
+        if (e.CheckMemory)
+        {
+            keyAdded = e.AddRegionIfNew((ulong)key, (ulong)map.KeySize, writable: false);
+            valueAdded = e.AddRegionIfNew((ulong)value, (ulong)map.ValueSize, writable: !map.IsReadOnlyForProgram);
+        }
+        ulong result;
+        try
+        {
+            result = _invoker!.Invoke(e, _callback, _handle, (ulong)key, (ulong)value, _ctx, 0);
+        }
+        finally
+        {
+            if (valueAdded)
+                e.RemoveRegion((ulong)value);
+            if (keyAdded)
+                e.RemoveRegion((ulong)key);
+        }
+        e.CurrentInstruction = _instruction;
+        return result == 0;
     }
 }
 

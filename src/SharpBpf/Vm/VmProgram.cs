@@ -203,9 +203,10 @@ public sealed unsafe class VmProgram : ITestRunnable
         }
         context.SetPacket(options.Data.Span, metaLength);
         XdpAction action = XdpAction.Aborted;
+        VmTrapException? trap = null;
         var watch = Stopwatch.StartNew();
         for (int i = 0; i < options.Repeat; i++)
-            action = RunXdp(execution, context, out _);
+            action = RunXdp(execution, context, out trap);
         watch.Stop();
         byte[]? ctxOut = null;
         if (options.Context is not null)
@@ -224,6 +225,8 @@ public sealed unsafe class VmProgram : ITestRunnable
             NanosecondsPerRun = watch.Elapsed.TotalNanoseconds / options.Repeat,
             Engine = Engine.ToName(),
             Program = Name,
+            Trap = trap?.Message,
+            Trace = execution.Trace.Count == 0 ? [] : [.. execution.Trace],
         };
     }
 }

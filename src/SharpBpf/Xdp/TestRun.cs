@@ -38,6 +38,15 @@ public sealed record TestRunResult
     /// <summary>The program's name.</summary>
     public required string Program { get; init; }
 
+    /// <summary>
+    /// Why the last run ended in XDP_ABORTED when it trapped (bad access, runaway loop, bad call), with the
+    /// instruction and source line; null otherwise. The managed engines know it; the kernel does not say.
+    /// </summary>
+    public string? Trap { get; init; }
+
+    /// <summary>The bpf_trace_printk lines of every run, in order (managed engines; the kernel's go to its trace pipe).</summary>
+    public IReadOnlyList<string> Trace { get; init; } = [];
+
     /// <summary>The return value read as an XDP action.</summary>
     public XdpAction Action => (XdpAction)(uint)ReturnValue;
 }

@@ -125,5 +125,6 @@ public sealed class UserDatapathTests : IDisposable
         Assert.Equal(count / 2, actions.GetProperty("drop").GetInt64());
         Assert.Equal(count / 2, actions.GetProperty("pass").GetInt64());
         Assert.Equal(0, actions.GetProperty("aborted").GetInt64());
+        Assert.Equal(0, root.GetProperty("passFailed").GetInt64());
     }
 }

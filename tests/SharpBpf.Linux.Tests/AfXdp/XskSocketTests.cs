@@ -1,3 +1,4 @@
+using System.Buffers.Binary;
 using SharpBpf.Linux.AfXdp;
 using SharpBpf.Linux.Links;
 using SharpBpf.Linux.Tests.Support;
@@ -188,6 +189,58 @@ public sealed class XskSocketTests
             Assert.All(addresses, x => Assert.InRange(x, 0ul, (ulong)umem.Length - 2048));
         });
         env.AssertNoFdLeaks();
+    }
+
+    [Fact]
+    public void SharedUmem_StaysMappedUntilItsLastSocket_AndOutlivesTheSocketThatRegisteredIt()
+    {
+        using var env = KernelTestEnvironment.Create();
+        env.Ns.Run(() =>
+        {
+            var small = new XskSocketOptions { FillRingSize = 256, CompletionRingSize = 256, RxRingSize = 256, TxRingSize = 256 };
+            var umem = new Umem(new UmemOptions { FrameCount = 1024, FrameSize = 2048 });
+            var mapping = umem.Mapping;
+            var first = XskSocket.Create(env.Veth1Index, 0, umem, small);   // registers the UMEM
+            var second = XskSocket.Create(env.Veth0Index, 0, umem, small);  // shares it
+            first.Dispose();
+            // The kernel's UMEM lives on in the second socket: a new socket shares it through that one.
+            var third = XskSocket.Create(env.Veth1Index, 0, umem, small);
+            Assert.True(third.SharesUmem);
+            Assert.Equal(2, umem.SocketCount);
+
+            umem.Dispose();
+            Assert.Throws<ObjectDisposedException>(() => XskSocket.Create(env.Veth1Index, 1, umem, small));
+            Assert.True(IsMapped(mapping.Start), "the UMEM was unmapped while two sockets used it");
+            using (var r1 = XskRedirect.Load())
+            using (var r0 = XskRedirect.Load())
+            {
+                r1.Register(third);
+                r1.Attach(env.Veth1Index);
+                r0.Register(second);
+                r0.Attach(env.Veth0Index);
+                Assert.Equal(30, Traffic.SendUdp(env.Veth0Index, 30, s_timeout));   // arrives on veth1 -> third
+                Assert.Equal(20, Traffic.SendUdp(env.Veth1Index, 20, s_timeout));   // arrives on veth0 -> second
+                Assert.Equal(30, ReceiveAll(third, 30, s_timeout, (_, d) => Assert.Equal(Traffic.BuildUdpFrame(64, BinaryPrimitives.ReadInt32BigEndian(d[42..])), d.ToArray())));
+                Assert.Equal(20, ReceiveAll(second, 20, s_timeout, (_, d) => Assert.Equal(Traffic.BuildUdpFrame(64, BinaryPrimitives.ReadInt32BigEndian(d[42..])), d.ToArray())));
+            }
+            third.Dispose();
+            Assert.True(IsMapped(mapping.Start), "the UMEM was unmapped while a socket used it");
+            second.Dispose();
+            Assert.Equal(0, umem.SocketCount);
+            Assert.False(IsMapped(mapping.Start), "the UMEM stayed mapped after its last socket");
+        });
+        env.AssertNoFdLeaks();
+    }
+
+    [Fact]
+    public void Umem_DisposedWithoutSockets_IsUnmappedAtOnce()
+    {
+        var umem = new Umem(new UmemOptions { FrameCount = 64, FrameSize = 2048 });
+        var mapping = umem.Mapping;
+        Assert.True(IsMapped(mapping.Start));
+        umem.Dispose();
+        umem.Dispose();
+        Assert.False(IsMapped(mapping.Start));
     }
 
     [Fact]

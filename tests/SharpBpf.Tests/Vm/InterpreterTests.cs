@@ -291,6 +291,172 @@ public class CallbackAndTailCallTests
         Assert.Equal(1, trap.InstructionIndex);
     }
 
+    private static global::SharpBpf.Objects.CollectionSpec ForEachSpec(global::SharpBpf.Platform.MapType type, bool stopAtFirst)
+    {
+        // main: sum = 0; n = for_each_map_elem(counts, callback, &sum, 0); return n << 32 | sum
+        // callback(map, key, value, ctx): *ctx += *value + *(u32*)key; *value += 1; return stopAtFirst
+        var spec = new global::SharpBpf.Objects.CollectionSpec();
+        spec.Maps.Add(new global::SharpBpf.Objects.MapSpec { Name = "counts", Type = type, KeySize = 4, ValueSize = 8, MaxEntries = 3 });
+        spec.Programs.Add(new global::SharpBpf.Objects.ProgramSpec { Name = "main", SectionName = "xdp", Type = global::SharpBpf.Platform.ProgramType.Xdp,
+            Instructions =
+            [
+                new Instruction(new OpCode(0x18), R1, (Register)1, 0, 0) { Reference = "counts" },   // raw slots 0-1
+                new Instruction(new OpCode(0x18), R2, (Register)4, 0, 10),                          // slots 2-3: callback at 2 + 1 + 10 = 13
+                St(AccessSize.DoubleWord, R10, -8, 0),
+                MovR(R3, R10),
+                Alu64(AluOperation.Add, R3, -8),
+                Mov(R4, 0),
+                Call((int)global::SharpBpf.Platform.HelperId.ForEachMapElem),
+                Ldx(AccessSize.DoubleWord, R1, R10, -8),
+                Alu64(AluOperation.Lsh, R0, 32),
+                Alu64R(AluOperation.Or, R0, R1),
+                Exit(),
+                // callback, raw slot 13
+                Ldx(AccessSize.DoubleWord, R0, R4, 0),
+                Ldx(AccessSize.DoubleWord, R5, R3, 0),
+                Alu64R(AluOperation.Add, R0, R5),
+                Ldx(AccessSize.Word, R5, R2, 0),
+                Alu64R(AluOperation.Add, R0, R5),
+                Stx(AccessSize.DoubleWord, R4, R0, 0),
+                Ldx(AccessSize.DoubleWord, R5, R3, 0),
+                Alu64(AluOperation.Add, R5, 1),
+                Stx(AccessSize.DoubleWord, R3, R5, 0),
+                Mov(R0, stopAtFirst ? 1 : 0),
+                Exit(),
+            ] });
+        return spec;
+    }
+
+    [Theory]
+    [InlineData(global::SharpBpf.Platform.MapType.Array, false, 3UL, 60UL + 0 + 1 + 2)]
+    [InlineData(global::SharpBpf.Platform.MapType.Hash, false, 3UL, 60UL + 5 + 6 + 7)]
+    [InlineData(global::SharpBpf.Platform.MapType.Array, true, 1UL, 10UL)]
+    public void ForEachMapElemVisitsEveryElementWithKeyAndWritableValue(global::SharpBpf.Platform.MapType type, bool stopAtFirst, ulong visited, ulong sum)
+    {
+        using var collection = VmCollection.Load(ForEachSpec(type, stopAtFirst), new VmOptions { Engine = Engine });
+        var map = collection.Map("counts");
+        uint[] keys = type == global::SharpBpf.Platform.MapType.Array ? [0, 1, 2] : [5, 6, 7];
+        for (int i = 0; i < 3; i++)
+            map.Update(BitConverter.GetBytes(keys[i]), BitConverter.GetBytes(10UL * (ulong)(i + 1)));
+        using var e = new VmExecution();
+        Assert.Equal((visited << 32) | sum, collection.Program("main").Run(e));
+        // The callback's writes through the value pointer reached the map.
+        var value = new byte[8];
+        ulong total = 0;
+        foreach (uint key in keys)
+        {
+            Assert.True(map.TryLookup(BitConverter.GetBytes(key), value));
+            total += BitConverter.ToUInt64(value);
+        }
+        Assert.Equal(60UL + visited, total);
+    }
+
+    [Fact]
+    public void ForEachMapElemKeyIsReadOnlyAndGoneAfterTheCall()
+    {
+        // A callback that writes through the key pointer traps: the key is the map's, read-only for the program.
+        var spec = ForEachSpec(global::SharpBpf.Platform.MapType.Hash, stopAtFirst: false);
+        var code = spec.Programs[0].Instructions;
+        code[^2] = St(AccessSize.Word, R2, 0, 1);
+        using var collection = VmCollection.Load(spec, new VmOptions { Engine = Engine });
+        collection.Map("counts").Update(BitConverter.GetBytes(5u), BitConverter.GetBytes(1UL));
+        using var e = new VmExecution();
+        var trap = Assert.Throws<VmTrapException>(() => collection.Program("main").Run(e));
+        Assert.Equal(TrapKind.MemoryAccess, trap.Kind);
+        Assert.Equal(20, trap.InstructionIndex);
+        // And the next run on the same execution starts clean (no region or frame left behind by the trap).
+        spec = ForEachSpec(global::SharpBpf.Platform.MapType.Hash, stopAtFirst: false);
+        using var clean = VmCollection.Load(spec, new VmOptions { Engine = Engine });
+        clean.Map("counts").Update(BitConverter.GetBytes(5u), BitConverter.GetBytes(1UL));
+        Assert.Equal((1UL << 32) | 6UL, clean.Program("main").Run(e));
+    }
+
+    [Theory]
+    [InlineData(global::SharpBpf.Platform.MapType.Array)]
+    [InlineData(global::SharpBpf.Platform.MapType.Hash)]
+    public void ForEachMapElemAllocatesNothingPerRun(global::SharpBpf.Platform.MapType type)
+    {
+        using var collection = VmCollection.Load(ForEachSpec(type, stopAtFirst: false), new VmOptions { Engine = Engine });
+        var map = collection.Map("counts");
+        for (uint i = 0; i < 3; i++)
+            map.Update(BitConverter.GetBytes(i), BitConverter.GetBytes(0UL));
+        var program = collection.Program("main");
+        using var e = new VmExecution();
+        for (int i = 0; i < 200; i++)
+            program.Run(e);
+        long before = GC.GetAllocatedBytesForCurrentThread();
+        for (int i = 0; i < 2000; i++)
+            program.Run(e);
+        Assert.Equal(0, GC.GetAllocatedBytesForCurrentThread() - before);
+    }
+
+    [Fact]
+    public void HotPathHelpersAllocateNothingPerRun()
+    {
+        // An XDP program calling map lookups (array and hash), csum_diff, adjust_head, adjust_meta and redirect each run.
+        var spec = new global::SharpBpf.Objects.CollectionSpec();
+        spec.Maps.Add(new global::SharpBpf.Objects.MapSpec { Name = "arr", Type = global::SharpBpf.Platform.MapType.Array, KeySize = 4, ValueSize = 8, MaxEntries = 4 });
+        spec.Maps.Add(new global::SharpBpf.Objects.MapSpec { Name = "hash", Type = global::SharpBpf.Platform.MapType.Hash, KeySize = 4, ValueSize = 8, MaxEntries = 4 });
+        spec.Programs.Add(new global::SharpBpf.Objects.ProgramSpec { Name = "hot", SectionName = "xdp", Type = global::SharpBpf.Platform.ProgramType.Xdp,
+            Instructions =
+            [
+                MovR(R6, R1),
+                St(AccessSize.Word, R10, -4, 1),
+                St(AccessSize.DoubleWord, R10, -16, 0x1234),
+                new Instruction(new OpCode(0x18), R1, (Register)1, 0, 0) { Reference = "arr" },
+                MovR(R2, R10),
+                Alu64(AluOperation.Add, R2, -4),
+                Call((int)global::SharpBpf.Platform.HelperId.MapLookupElem),
+                Jmp(JumpOperation.Jeq, R0, 0, 2),
+                Ldx(AccessSize.DoubleWord, R7, R0, 0),
+                Alu64(AluOperation.Add, R7, 1),
+                new Instruction(new OpCode(0x18), R1, (Register)1, 0, 0) { Reference = "hash" },
+                MovR(R2, R10),
+                Alu64(AluOperation.Add, R2, -4),
+                Call((int)global::SharpBpf.Platform.HelperId.MapLookupElem),
+                Jmp(JumpOperation.Jeq, R0, 0, 1),
+                Ldx(AccessSize.DoubleWord, R7, R0, 0),
+                MovR(R1, R10),
+                Alu64(AluOperation.Add, R1, -16),
+                Mov(R2, 8),
+                Mov(R3, 0),
+                Mov(R4, 0),
+                Mov(R5, 0),
+                Call((int)global::SharpBpf.Platform.HelperId.CsumDiff),
+                MovR(R1, R6),
+                Mov(R2, -4),
+                Call((int)global::SharpBpf.Platform.HelperId.XdpAdjustMeta),
+                MovR(R1, R6),
+                Mov(R2, 4),
+                Call((int)global::SharpBpf.Platform.HelperId.XdpAdjustMeta),
+                MovR(R1, R6),
+                Mov(R2, -8),
+                Call((int)global::SharpBpf.Platform.HelperId.XdpAdjustHead),
+                MovR(R1, R6),
+                Mov(R2, 8),
+                Call((int)global::SharpBpf.Platform.HelperId.XdpAdjustHead),
+                Mov(R1, 3),
+                Mov(R2, 0),
+                Call((int)global::SharpBpf.Platform.HelperId.Redirect),
+                Exit(),
+            ] });
+        using var collection = VmCollection.Load(spec, new VmOptions { Engine = Engine });
+        collection.Map("arr").Update(BitConverter.GetBytes(1u), BitConverter.GetBytes(7UL));
+        collection.Map("hash").Update(BitConverter.GetBytes(1u), BitConverter.GetBytes(9UL));
+        var program = collection.Program("hot");
+        using var e = new VmExecution();
+        using var frame = new global::SharpBpf.Xdp.XdpContext();
+        frame.SetPacket(new byte[64]);
+        for (int i = 0; i < 200; i++)
+            Assert.Equal(global::SharpBpf.Xdp.XdpAction.Redirect, program.RunXdp(e, frame, out _));
+        long before = GC.GetAllocatedBytesForCurrentThread();
+        for (int i = 0; i < 2000; i++)
+            program.RunXdp(e, frame, out _);
+        Assert.Equal(0, GC.GetAllocatedBytesForCurrentThread() - before);
+        Assert.Equal(64, frame.Packet.Length);
+        Assert.Equal(new global::SharpBpf.Xdp.XdpRedirect(global::SharpBpf.Xdp.XdpRedirectKind.Interface, 3, null, 0), e.Redirect);
+    }
+
     [Fact]
     public void UnalignedAndOverlappingStackAccessesWork()
     {
