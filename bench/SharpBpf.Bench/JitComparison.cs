@@ -18,7 +18,7 @@ namespace SharpBpf.Bench;
 /// </summary>
 public static class JitComparison
 {
-    private const int Batches = 5;
+    private const int Batches = 9;
 
     private sealed record Case(string Name, string Object, Action<VmCollection>? FillVm, Action<BpfCollection>? FillKernel, int Repeat);
 
@@ -42,10 +42,11 @@ public static class JitComparison
             new("ALU loop", "xdp_alu_loop.o", null, null, repeat / 100),
         ];
 
-        Console.WriteLine($"JIT vs kernel vs interpreter: ns per test-run, median of {Batches} batches");
+        Console.WriteLine($"JIT vs kernel vs interpreter: ns per test-run, median of {Batches} interleaved batches (each engine's batches alternate, so load on the machine hits all alike)");
+        Console.WriteLine("jit = verified load (VmOptions.Verify: the verifier's proven accesses compiled unchecked); jit-chk = unverified load (every access checked)");
         if (kernelSkip is not null)
             Console.WriteLine($"kernel column skipped: {kernelSkip}");
-        Console.WriteLine($"{"program",-16} {"insns",6} {"compile",9} {"jit ns",9} {"kernel ns",10} {"interp ns",10} {"jit/kernel",11} {"interp/jit",11}");
+        Console.WriteLine($"{"program",-16} {"insns",6} {"compile",9} {"jit ns",8} {"jit-chk ns",10} {"kernel ns",10} {"interp ns",10} {"jit/kernel",11} {"chk/kernel",11}");
         string? only = args.SkipWhile(a => a != "--only").Skip(1).FirstOrDefault();
         foreach (var c in cases)
         {
@@ -53,24 +54,32 @@ public static class JitComparison
                 continue;
             var spec = ObjectFile.Read(File.ReadAllBytes(Path.Combine(root, "programs", "bench", c.Object)), c.Object);
             string programName = spec.Programs[0].Name;
-            using var jitCollection = VmCollection.Load(spec, new VmOptions { Engine = VmEngine.Jit });
+            using var verifiedCollection = VmCollection.Load(spec, new VmOptions { Engine = VmEngine.Jit, Verify = true });
+            using var checkedCollection = VmCollection.Load(spec, new VmOptions { Engine = VmEngine.Jit });
             using var interpCollection = VmCollection.Load(spec, new VmOptions { Engine = VmEngine.Interpreter });
-            c.FillVm?.Invoke(jitCollection);
+            c.FillVm?.Invoke(verifiedCollection);
+            c.FillVm?.Invoke(checkedCollection);
             c.FillVm?.Invoke(interpCollection);
-            var jit = jitCollection.Program(programName);
+            var jit = verifiedCollection.Program(programName);
+            var jitChecked = checkedCollection.Program(programName);
             var interp = interpCollection.Program(programName);
-            double jitNs = Median(() => jit.TestRun(new TestRunOptions { Data = packet, Repeat = c.Repeat }).NanosecondsPerRun);
-            double interpNs = Median(() => interp.TestRun(new TestRunOptions { Data = packet, Repeat = Math.Max(1, c.Repeat / 10) }).NanosecondsPerRun);
-            double? kernelNs = null;
-            if (kernelSkip is null)
-            {
-                using var kernel = BpfCollection.Load(spec);
+            using var kernel = kernelSkip is null ? BpfCollection.Load(spec) : null;
+            if (kernel is not null)
                 c.FillKernel?.Invoke(kernel);
-                var kp = kernel.Program(programName);
-                kernelNs = Median(() => kp.TestRun(new TestRunOptions { Data = packet, Repeat = c.Repeat }).NanosecondsPerRun);
-            }
-            Console.WriteLine($"{c.Name,-16} {jit.InstructionCount,6} {jit.JitCompileTime!.Value.TotalMilliseconds,7:F3}ms {jitNs,9:F1} " +
-                $"{(kernelNs is { } k ? k.ToString("F1") : "-"),10} {interpNs,10:F1} {(kernelNs is { } k2 ? (jitNs / k2).ToString("F2") : "-"),11} {interpNs / jitNs,11:F1}");
+            var kp = kernel?.Program(programName);
+            var measures = new List<Func<double>>
+            {
+                () => ShortBatches(jit, packet, c.Repeat),
+                () => ShortBatches(jitChecked, packet, c.Repeat),
+                () => ShortBatches(interp, packet, Math.Max(1, c.Repeat / 10)),
+            };
+            if (kp is not null)
+                measures.Add(() => kp.TestRun(new TestRunOptions { Data = packet, Repeat = c.Repeat }).NanosecondsPerRun);
+            var medians = Interleaved(measures);
+            double jitNs = medians[0], checkedNs = medians[1], interpNs = medians[2];
+            double? kernelNs = kp is null ? null : medians[3];
+            Console.WriteLine($"{c.Name,-16} {jit.InstructionCount,6} {jit.JitCompileTime!.Value.TotalMilliseconds,7:F3}ms {jitNs,8:F1} {checkedNs,10:F1} " +
+                $"{(kernelNs is { } k ? k.ToString("F1") : "-"),10} {interpNs,10:F1} {(kernelNs is { } k2 ? (jitNs / k2).ToString("F2") : "-"),11} {(kernelNs is { } k3 ? (checkedNs / k3).ToString("F2") : "-"),11}");
             if (c.Name == "ALU loop")
             {
                 long executed = ExecutedInstructions(jit, 1000);
@@ -88,6 +97,7 @@ public static class JitComparison
         var code = new List<Instruction>();
         var random = new Random(7);
         code.Add(new(new OpCode(0xb7), Register.R0, 0, 0, 0));
+        code.Add(new(new OpCode(0xb7), Register.R2, 0, 0, 0));
         while (code.Count < 999)
         {
             switch (random.Next(4))
@@ -99,18 +109,71 @@ public static class JitComparison
             }
         }
         code.Add(new(new OpCode(0x95), 0, 0, 0, 0));
-        foreach (bool check in new[] { true, false })
+        foreach (var (label, options) in new[]
+        {
+            ("checked", new VmOptions { Engine = VmEngine.Jit }),
+            // The form a verified program's stack accesses take (the synthetic program's 250 independent branches are
+            // beyond the verifier's path limit, so it is compiled unchecked without facts: the same IL).
+            ("unchecked", new VmOptions { Engine = VmEngine.Jit, CheckMemory = false }),
+        })
         {
             var times = new List<double>();
+            var emits = new List<double>();
+            var cpu = new List<double>();
+            int il = 0;
             for (int i = 0; i < 11; i++)
             {
-                var p = VmProgram.Create("compile_1000", code, HelperTable.Generic, new VmOptions { Engine = VmEngine.Jit, CheckMemory = check });
+                double cpuBefore = ThreadCpuMilliseconds();
+                var p = VmProgram.Create("compile_1000", code, Platform.ProgramType.Xdp, options);
+                cpu.Add(ThreadCpuMilliseconds() - cpuBefore);
                 times.Add(p.JitCompileTime!.Value.TotalMilliseconds);
+                emits.Add(p.JitCode!.EmitTime.TotalMilliseconds);
+                il = p.JitCode.IlBytes;
             }
             times.Sort();
-            Console.WriteLine($"compile time, 1,000-instruction program ({(check ? "checked" : "unchecked")}): median {times[times.Count / 2]:F3} ms (min {times[0]:F3} ms) over {times.Count} compiles");
+            emits.Sort();
+            cpu.Sort();
+            Console.WriteLine($"compile time, 1,000-instruction program ({label}, {il} bytes of IL): median {times[times.Count / 2]:F3} ms " +
+                $"(min {times[0]:F3} ms; emitting the IL {emits[emits.Count / 2]:F3} ms, the rest RyuJIT) over {times.Count} compiles; " +
+                $"load on this thread's CPU clock: median {cpu[cpu.Count / 2]:F3} ms");
+        }
+        // Time to the first result: load + one test-run, compiling at load vs in the background (the first runs
+        // then go through the interpreter); and when the background compile is done.
+        var packet = new byte[64];
+        foreach (bool background in new[] { false, true })
+        {
+            var first = new List<double>();
+            var full = new List<double>();
+            for (int i = 0; i < 11; i++)
+            {
+                var watch = Stopwatch.StartNew();
+                var p = VmProgram.Create("compile_1000", code, Platform.ProgramType.Xdp,
+                    new VmOptions { Engine = VmEngine.Jit, CheckMemory = false, CompileInBackground = background });
+                p.TestRun(new TestRunOptions { Data = packet, Repeat = 1 });
+                first.Add(watch.Elapsed.TotalMilliseconds);
+                p.JitCompilation?.Wait();
+                full.Add(watch.Elapsed.TotalMilliseconds);
+            }
+            first.Sort();
+            full.Sort();
+            Console.WriteLine($"1,000-instruction program, {(background ? "compiled in the background" : "compiled at load")}: " +
+                $"load to first result median {first[first.Count / 2]:F3} ms, load to compiled code median {full[full.Count / 2]:F3} ms");
         }
     }
+
+    [System.Runtime.InteropServices.DllImport("libc", EntryPoint = "clock_gettime")]
+    private static extern int ClockGetTime(int clock, out TimeSpec time);
+
+    private struct TimeSpec
+    {
+        public long Seconds;
+        public long Nanoseconds;
+    }
+
+    /// <summary>CPU time of the calling thread (CLOCK_THREAD_CPUTIME_ID): unlike the wall clock, it does not count
+    /// time other processes had the CPU, so it shows the compile's own cost on a loaded machine.</summary>
+    private static double ThreadCpuMilliseconds() =>
+        OperatingSystem.IsLinux() && ClockGetTime(3, out var t) == 0 ? t.Seconds * 1e3 + t.Nanoseconds / 1e6 : double.NaN;
 
     /// <summary>Instructions one run executes: the loop body (found at its backward jump) times the iterations plus the rest.</summary>
     private static long ExecutedInstructions(VmProgram program, int iterations)
@@ -129,14 +192,48 @@ public static class JitComparison
         return program.InstructionCount;
     }
 
-    private static double Median(Func<double> measure)
+    /// <summary>
+    /// <paramref name="repeat"/> runs of a VM program as 100 test-runs of repeat/100 (0.02-5 ms each): the median
+    /// test-run's ns per run. The kernel's BPF_PROG_TEST_RUN stops its clock while it yields the CPU
+    /// (bpf_test_timer_continue); on a shared machine a user-space clock cannot, so short batches and their median
+    /// leave out the batches another process interrupted instead.
+    /// </summary>
+    private static double ShortBatches(VmProgram program, byte[] packet, int repeat)
     {
-        measure(); // warm-up
-        var values = new double[Batches];
-        for (int i = 0; i < Batches; i++)
-            values[i] = measure();
+        const int Count = 100;
+        var values = new double[Count];
+        var options = new TestRunOptions { Data = packet, Repeat = Math.Max(1, repeat / Count) };
+        for (int i = 0; i < Count; i++)
+            values[i] = program.TestRun(options).NanosecondsPerRun;
         Array.Sort(values);
-        return values[Batches / 2];
+        return values[Count / 2];
+    }
+
+    /// <summary>Median per measure of <see cref="Batches"/> batches, the measures taking turns batch by batch, after a
+    /// warm-up of at least 300 ms each (so the .NET driver code has reached its optimised tier).</summary>
+    private static double[] Interleaved(List<Func<double>> measures)
+    {
+        foreach (var measure in measures)
+        {
+            var warm = Stopwatch.StartNew();
+            while (warm.ElapsedMilliseconds < 300)
+                measure();
+        }
+        var values = new double[measures.Count][];
+        for (int m = 0; m < measures.Count; m++)
+            values[m] = new double[Batches];
+        for (int i = 0; i < Batches; i++)
+        {
+            for (int m = 0; m < measures.Count; m++)
+                values[m][i] = measures[m]();
+        }
+        var medians = new double[measures.Count];
+        for (int m = 0; m < measures.Count; m++)
+        {
+            Array.Sort(values[m]);
+            medians[m] = values[m][Batches / 2];
+        }
+        return medians;
     }
 
     private static void FillHash(object map, int entries)

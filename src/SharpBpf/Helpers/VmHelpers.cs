@@ -271,7 +271,7 @@ public static unsafe class VmHelpers
             if (programs.GetProgram((uint)index) is not VmProgram next)
                 return null;
             e.TailCalls++;
-            return next;
+            return CheckTailCallMode(e, next);
         }
         uint key = (uint)index;
         byte* value = m.LookupForProgram((byte*)&key, e.Cpu);
@@ -281,8 +281,15 @@ public static unsafe class VmHelpers
         if (target is null)
             return null;
         e.TailCalls++;
-        return target;
+        return CheckTailCallMode(e, target);
     }
+
+    // A run that started unchecked (a verified program) registers no regions and, in the interpreter, keeps running
+    // unchecked: continuing it in a program that needs checks would drop them, so such a tail call traps.
+    private static VmProgram CheckTailCallMode(VmExecution e, VmProgram target) =>
+        !e.CheckMemory && target.CheckMemory
+            ? throw e.Trap(TrapKind.BadCall, $"bpf_tail_call: program '{target.Name}' was not verified and cannot continue a run of a verified program")
+            : target;
 
     /// <summary>bpf_loop(nr, callback, ctx, flags): callback(i, ctx) until it returns 1; returns the iterations run.</summary>
     public static ulong Loop(VmExecution e, ulong count, ulong callback, ulong ctx, ulong flags, ulong r5)

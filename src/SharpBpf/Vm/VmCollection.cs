@@ -34,6 +34,9 @@ public sealed unsafe class VmCollection : IDisposable
             {
                 var mapSpec = spec.Maps[i];
                 _maps[i] = create(mapSpec);
+                // Verified programs access map values unchecked, trusting the spec's sizes the verifier used.
+                if (options.Verify && (_maps[i].KeySize != mapSpec.KeySize || _maps[i].ValueSize != mapSpec.ValueSize))
+                    throw new BpfException($"map '{mapSpec.Name}': the map created for it has key/value sizes {_maps[i].KeySize}/{_maps[i].ValueSize}, the spec {mapSpec.KeySize}/{mapSpec.ValueSize}; verified programs need them equal");
                 _mapIndex[mapSpec.Name] = i;
                 *(uint*)(_handles + i * HandleSize) = 0x4d56_4d42; // "BMVM": marks a handle when debugging
                 if (mapSpec.InitialValue is not null)
@@ -52,7 +55,7 @@ public sealed unsafe class VmCollection : IDisposable
             {
                 var helpers = HelperTable.For(program.Type);
                 _programs[program.Name] = new VmProgram(program.Name, program.Type, program.Instructions, program.Lines,
-                    options, helpers, this, (index, insn) => Resolve(program.Name, index, insn));
+                    options, helpers, this, (index, insn) => Resolve(program.Name, index, insn), program, spec.Maps);
             }
             for (int i = 0; i < spec.Maps.Count; i++)
                 FillInitialSlots(spec.Maps[i], _maps[i]);

@@ -13,6 +13,14 @@ public sealed record VmOptions
     public bool CheckMemory { get; init; } = true;
 
     /// <summary>
+    /// Verify every program at load with the managed verifier (<see cref="Verifier.BpfVerifier"/>), as the kernel
+    /// would: a refused program throws <see cref="Verifier.VerifierException"/>. An accepted XDP program then runs
+    /// without per-access checks (the JIT compiles each access the verifier proved in bounds to a plain load or
+    /// store); programs of other types are verified but still run checked, as the VM has no context for them.
+    /// </summary>
+    public bool Verify { get; init; }
+
+    /// <summary>
     /// How many instructions one run may execute before it traps with <see cref="TrapKind.BudgetExhausted"/>.
     /// Counted at backward jumps by the length of the loop body, so straight-line code costs nothing to count;
     /// bpf_loop callbacks count one per iteration as well. The kernel's own limit for bpf_loop is 8M iterations.
@@ -30,6 +38,13 @@ public sealed record VmOptions
     /// path-insensitive, so it is off by default for object files and on for conformance runs.
     /// </summary>
     public bool RequireInitializedRegisters { get; init; }
+
+    /// <summary>
+    /// For the jit engine: load without waiting for the compile. A thread-pool thread compiles the program while runs
+    /// go through the interpreter; once the compiled code is there, the next run uses it. Results do not change (the
+    /// engines agree instruction for instruction); the first run is ready as soon as the program is decoded.
+    /// </summary>
+    public bool CompileInBackground { get; init; }
 
     /// <summary>Creates the managed map for each map spec of a collection. Null: the managed maps' own factory.</summary>
     public Func<MapSpec, ManagedMap>? CreateMap { get; init; }

@@ -22,13 +22,26 @@ public sealed unsafe class VmProgram : ITestRunnable
     private readonly SourceLine[] _lines;
 
     internal VmProgram(string name, ProgramType type, IReadOnlyList<Instruction> instructions, IReadOnlyList<SourceLine>? lines,
-        VmOptions options, HelperTable helpers, VmCollection? collection, Decoder.ReferenceResolver? resolve)
+        VmOptions options, HelperTable helpers, VmCollection? collection, Decoder.ReferenceResolver? resolve,
+        ProgramSpec? spec = null, IReadOnlyList<MapSpec>? maps = null)
     {
         Name = name;
         Type = type;
         Helpers = helpers;
         Collection = collection;
         CheckMemory = options.CheckMemory;
+        if (options.Verify)
+        {
+            spec ??= new ProgramSpec { Name = name, SectionName = "", Type = type, Instructions = [.. instructions], Lines = lines is null ? [] : [.. lines] };
+            var verdict = Verifier.BpfVerifier.Verify(spec, new Verifier.VerifierOptions { Maps = maps ?? [] });
+            verdict.ThrowIfRefused();
+            // The proofs hold for the XDP context the VM builds; other program types keep their checks.
+            if (type == ProgramType.Xdp)
+            {
+                AccessFacts = verdict.AccessFacts;
+                CheckMemory = false;
+            }
+        }
         Engine = options.Engine;
         ushort entry = helpers == HelperTable.Conformance ? (ushort)0b110 : (ushort)0b10;
         var decoded = Decoder.Decode(name, instructions, helpers, resolve, entry, options.RequireInitializedRegisters);
@@ -47,7 +60,12 @@ public sealed unsafe class VmProgram : ITestRunnable
         Id = (uint)Interlocked.Increment(ref s_lastId);
         s_byId[Id] = new WeakReference<VmProgram>(this);
         if (Engine == VmEngine.Jit)
-            JitCode = Jit.JitEngine.CompileAtLoad(this);
+        {
+            if (options.CompileInBackground)
+                JitCompilation = Jit.JitEngine.CompileInBackground(this);
+            else
+                JitCode = Jit.JitEngine.CompileAtLoad(this);
+        }
     }
 
     /// <summary>Loads a program from instructions alone (no maps): raw runs, conformance, tests.</summary>
@@ -77,6 +95,13 @@ public sealed unsafe class VmProgram : ITestRunnable
     /// <summary>True unless the program was loaded as verified: every access is checked.</summary>
     public bool CheckMemory { get; }
 
+    /// <summary>True when the verifier accepted the program at load and it runs without per-access checks
+    /// (<see cref="VmOptions.Verify"/>); it must then run on an XDP context (<see cref="RunXdp"/>, <see cref="TestRun"/>).</summary>
+    public bool Verified => AccessFacts is not null;
+
+    /// <summary>What the verifier proved about each memory access (logical index), when <see cref="Verified"/>.</summary>
+    internal IReadOnlyDictionary<int, Verifier.AccessFact>? AccessFacts { get; }
+
     /// <summary>The engine that runs it.</summary>
     public VmEngine Engine { get; }
 
@@ -90,6 +115,9 @@ public sealed unsafe class VmProgram : ITestRunnable
 
     /// <summary>The JIT's compiled code (compiled at load for the jit engine, on first use as a tail-call target).</summary>
     internal Jit.JitCode? JitCode;
+
+    /// <summary>The background compile (<see cref="VmOptions.CompileInBackground"/>), or null.</summary>
+    internal Task? JitCompilation { get; }
 
     /// <summary>Time the JIT took to emit and compile this program, or null when it has not been compiled.</summary>
     public TimeSpan? JitCompileTime => JitCode?.CompileTime;
@@ -124,6 +152,7 @@ public sealed unsafe class VmProgram : ITestRunnable
     public ulong Run(VmExecution execution, ulong r1 = 0, ulong r2 = 0)
     {
         ArgumentNullException.ThrowIfNull(execution);
+        ThrowIfVerified();
         execution.BeginRun(this, null);
         return RunCore(execution, r1, r2);
     }
@@ -133,12 +162,20 @@ public sealed unsafe class VmProgram : ITestRunnable
     public ulong Run(VmExecution execution, Span<byte> memory)
     {
         ArgumentNullException.ThrowIfNull(execution);
+        ThrowIfVerified();
         fixed (byte* p = memory)
         {
             ulong address = memory.IsEmpty ? 0 : (ulong)p;
             execution.BeginRun(this, null, address, (ulong)memory.Length);
             return RunCore(execution, address, (ulong)memory.Length);
         }
+    }
+
+    // A verified program's accesses are unchecked: its proofs hold only for the XDP context, never for a raw r1.
+    private void ThrowIfVerified()
+    {
+        if (Verified)
+            throw new InvalidOperationException($"program '{Name}' was loaded verified (unchecked accesses): run it on an XDP frame (RunXdp, TestRun), not on raw registers or memory");
     }
 
     /// <summary>Runs an XDP program on a frame. A trap gives <see cref="XdpAction.Aborted"/> and is returned in

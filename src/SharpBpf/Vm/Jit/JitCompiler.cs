@@ -17,11 +17,15 @@ namespace SharpBpf.Vm.Jit;
 internal unsafe delegate ulong JitBody(VmExecution e, ulong* regs, int startPc, int baseDepth);
 
 /// <summary>A program compiled by <see cref="JitCompiler"/>.</summary>
-internal sealed class JitCode(JitBody body, bool checkMemory, TimeSpan compileTime, int ilBytes)
+internal sealed class JitCode(JitBody body, bool checkMemory, TimeSpan compileTime, TimeSpan emitTime, int ilBytes)
 {
     public JitBody Body { get; } = body;
+    /// <summary>Whether any access was compiled with its check (every one in checked mode; the unproven ones of a verified program).</summary>
     public bool CheckMemory { get; } = checkMemory;
+    /// <summary>Emitting the IL plus RyuJIT.</summary>
     public TimeSpan CompileTime { get; } = compileTime;
+    /// <summary>Emitting the IL alone.</summary>
+    public TimeSpan EmitTime { get; } = emitTime;
     public int IlBytes { get; } = ilBytes;
 }
 
@@ -62,7 +66,12 @@ internal static unsafe class JitCompiler
         s_stackTop = typeof(VmExecution).GetField(nameof(VmExecution.StackTop), Any)!,
         s_packetLow = typeof(VmExecution).GetField(nameof(VmExecution.PacketLow), Any)!,
         s_packetSpan = typeof(VmExecution).GetField(nameof(VmExecution.PacketSpan), Any)!;
-    private static readonly MethodInfo s_loadSlow = Rt(nameof(JitRuntime.LoadSlow)), s_storeSlow = Rt(nameof(JitRuntime.StoreSlow));
+    private static readonly MethodInfo s_loadSlow = Rt(nameof(JitRuntime.LoadSlow)), s_storeSlow = Rt(nameof(JitRuntime.StoreSlow)),
+        s_misalignedAtomic = Rt(nameof(JitRuntime.MisalignedAtomic)),
+        s_getXdp = typeof(VmExecution).GetProperty(nameof(VmExecution.Xdp))!.GetMethod!;
+    private static readonly FieldInfo s_xdpData = typeof(Xdp.XdpContext).GetField(nameof(Xdp.XdpContext.Data), Any)!,
+        s_xdpDataEnd = typeof(Xdp.XdpContext).GetField(nameof(Xdp.XdpContext.DataEnd), Any)!,
+        s_xdpDataMeta = typeof(Xdp.XdpContext).GetField(nameof(Xdp.XdpContext.DataMeta), Any)!;
 
     private static readonly Type[] s_parameters = [typeof(VmExecution), typeof(ulong*), typeof(int), typeof(int)];
 
@@ -84,14 +93,86 @@ internal static unsafe class JitCompiler
     public static JitCode Compile(VmProgram program)
     {
         var watch = Stopwatch.StartNew();
-        var method = new DynamicMethod("bpf_" + program.Name, typeof(ulong), s_parameters, typeof(JitCompiler).Module, skipVisibility: true);
+        var method = new DynamicMethod("bpf_" + program.Name, typeof(ulong), s_parameters, typeof(JitCompiler).Module, skipVisibility: true)
+        {
+            InitLocals = false, // every local is written before it is read
+        };
         var emitter = new Emitter(program, method.GetILGenerator(Math.Max(256, program.Code.Length * 24)));
         emitter.Emit();
+        var emitTime = watch.Elapsed;
         var body = (JitBody)method.CreateDelegate(typeof(JitBody));
         // Force RyuJIT now, so compile time is paid at load and measured here.
         System.Runtime.CompilerServices.RuntimeHelpers.PrepareDelegate(body);
         watch.Stop();
-        return new JitCode(body, program.CheckMemory, watch.Elapsed, emitter.IlSize);
+        return new JitCode(body, emitter.HasCheckedAccesses, watch.Elapsed, emitTime, emitter.IlSize);
+    }
+
+    /// <summary>How one memory access is compiled.</summary>
+    private enum Access : byte
+    {
+        /// <summary>Not a memory access.</summary>
+        None,
+        /// <summary>Inline stack/packet check, slow path for the rest (checked mode; unproven accesses of verified programs).</summary>
+        Checked,
+        /// <summary>Plain load or store.</summary>
+        Raw,
+        /// <summary>4-byte load that may hit the xdp_md block (unchecked mode without facts, or a fact naming ctx and more).</summary>
+        Load4MaybeContext,
+        /// <summary>xdp_md data / data_end / data_meta, read from the frame (the verifier proved r = ctx + 0).</summary>
+        ContextData, ContextDataEnd, ContextDataMeta,
+    }
+
+    /// <summary>
+    /// Decides per instruction how its memory access is compiled. Unverified checked programs: every access checked.
+    /// Unverified unchecked programs (<c>CheckMemory = false</c>): plain, 4-byte loads compare with the context. Verified
+    /// programs: what the verifier proved (an access without a proven fact, which the verifier found unreachable,
+    /// keeps its check).
+    /// </summary>
+    private static Access[] PlanAccesses(VmProgram program, DecodedInstruction[] code)
+    {
+        var plan = new Access[code.Length];
+        var facts = program.AccessFacts;
+        for (int pc = 0; pc < program.InstructionCount; pc++)
+        {
+            ref readonly var ins = ref code[pc];
+            int cls = ins.Op & 0x07;
+            bool load = cls == 0x01 && (ins.Op & 0xe0) is 0x60 or 0x80; // LDX MEM / MEMSX
+            bool store = cls is 0x02 or 0x03 && (ins.Op & 0xe0) == 0x60;
+            bool atomic = ins.Op is VmOp.AtomicWord or VmOp.AtomicDoubleWord;
+            if (!load && !store && !atomic)
+                continue;
+            if (program.CheckMemory)
+            {
+                plan[pc] = Access.Checked;
+                continue;
+            }
+            if (facts is null)
+            {
+                plan[pc] = load && ins.Size == 4 ? Access.Load4MaybeContext : Access.Raw;
+                continue;
+            }
+            if (!facts.TryGetValue(pc, out var fact) || !fact.ProvenInBounds)
+            {
+                plan[pc] = Access.Checked;
+                continue;
+            }
+            var regions = fact.Regions;
+            if ((regions & Verifier.MemoryRegion.Context) == 0)
+                plan[pc] = Access.Raw;
+            else if (!load)
+                plan[pc] = Access.Checked; // the verifier refuses ctx stores and atomics; never trust one
+            else if (regions != Verifier.MemoryRegion.Context)
+                plan[pc] = ins.Size == 4 ? Access.Load4MaybeContext : Access.Raw;
+            else
+                plan[pc] = ins.Size != 4 ? Access.Raw : ins.Offset switch
+                {
+                    0 => Access.ContextData,
+                    4 => Access.ContextDataEnd,
+                    8 => Access.ContextDataMeta,
+                    _ => Access.Raw,
+                };
+        }
+        return plan;
     }
 
     private sealed class Emitter
@@ -99,6 +180,8 @@ internal static unsafe class JitCompiler
         private readonly VmProgram _program;
         private readonly ILGenerator _il;
         private readonly DecodedInstruction[] _code;
+        private readonly Access[] _plan;
+        // Whether any access is checked inline: only then are the stack and packet bounds kept in locals.
         private readonly bool _checked;
         private readonly LocalBuilder[] _r = new LocalBuilder[11];
         private readonly LocalBuilder _pc, _scratch, _address, _offset;
@@ -115,7 +198,8 @@ internal static unsafe class JitCompiler
             _program = program;
             _il = il;
             _code = program.Code.ToArray();
-            _checked = program.CheckMemory;
+            _plan = PlanAccesses(program, _code);
+            _checked = Array.IndexOf(_plan, Access.Checked) >= 0;
             for (int i = 0; i < 11; i++)
                 _r[i] = il.DeclareLocal(typeof(ulong));
             _pc = il.DeclareLocal(typeof(int));
@@ -144,6 +228,8 @@ internal static unsafe class JitCompiler
 
         public int IlSize => _il.ILOffset;
 
+        public bool HasCheckedAccesses => _checked;
+
         public void Emit()
         {
             var il = _il;
@@ -166,11 +252,29 @@ internal static unsafe class JitCompiler
             il.MarkLabel(_dispatch);
             ReloadStack();
             ReloadPacket();
-            var table = new Label[_code.Length];
-            for (int i = 0; i < table.Length; i++)
-                table[i] = _resumable[i] ? _labels[i] : bad;
-            il.Emit(OpCodes.Ldloc, _pc);
-            il.Emit(OpCodes.Switch, table);
+            int resumable = 0;
+            foreach (bool r in _resumable)
+                resumable += r ? 1 : 0;
+            if (resumable <= 8)
+            {
+                // Few entries (one function, few calls): compares, not a table with a slot per instruction.
+                for (int i = 0; i < _code.Length; i++)
+                {
+                    if (!_resumable[i])
+                        continue;
+                    il.Emit(OpCodes.Ldloc, _pc);
+                    I4(i);
+                    il.Emit(OpCodes.Beq, _labels[i]);
+                }
+            }
+            else
+            {
+                var table = new Label[_code.Length];
+                for (int i = 0; i < table.Length; i++)
+                    table[i] = _resumable[i] ? _labels[i] : bad;
+                il.Emit(OpCodes.Ldloc, _pc);
+                il.Emit(OpCodes.Switch, table);
+            }
             il.MarkLabel(bad);
             il.Emit(OpCodes.Ldarg_0);
             il.Emit(OpCodes.Ldloc, _pc);
@@ -325,6 +429,7 @@ internal static unsafe class JitCompiler
                 case VmOp.CallHelper: CallHelper(ins, pc); return;
                 case VmOp.TailCall: TailCall(pc); return;
                 case VmOp.LocalCall:
+                    SaveRegs(0, 9);
                     PushFrame(pc);
                     ReloadStack();
                     il.Emit(OpCodes.Br, _labels[ins.Offset]);
@@ -472,7 +577,23 @@ internal static unsafe class JitCompiler
         private void Load(in DecodedInstruction ins, int pc, int size, bool signed)
         {
             var il = _il;
-            if (_checked)
+            var access = _plan[pc];
+            if (access is Access.ContextData or Access.ContextDataEnd or Access.ContextDataMeta)
+            {
+                // As the kernel rewrites these ctx loads: the 64-bit pointer, straight from the frame.
+                il.Emit(OpCodes.Ldarg_0);
+                Call(s_getXdp);
+                il.Emit(OpCodes.Ldfld, access switch { Access.ContextData => s_xdpData, Access.ContextDataEnd => s_xdpDataEnd, _ => s_xdpDataMeta });
+                il.Emit(OpCodes.Conv_U8);
+                if (signed)
+                {
+                    il.Emit(OpCodes.Conv_I4);
+                    il.Emit(OpCodes.Conv_I8);
+                }
+                St(ins.Dst);
+                return;
+            }
+            if (access == Access.Checked)
             {
                 var fast = il.DefineLabel();
                 var done = il.DefineLabel();
@@ -498,7 +619,7 @@ internal static unsafe class JitCompiler
                 il.MarkLabel(done);
                 return;
             }
-            if (size == 4)
+            if (access == Access.Load4MaybeContext)
             {
                 il.Emit(OpCodes.Ldarg_0);
                 Address(ins.Src, ins.Offset);
@@ -530,7 +651,7 @@ internal static unsafe class JitCompiler
         private void Store(in DecodedInstruction ins, int pc, int size, bool reg)
         {
             var il = _il;
-            if (_checked)
+            if (_plan[pc] == Access.Checked)
             {
                 var fast = il.DefineLabel();
                 var done = il.DefineLabel();
@@ -560,13 +681,28 @@ internal static unsafe class JitCompiler
             bool wide = ins.Op == VmOp.AtomicDoubleWord;
             Address(ins.Dst, ins.Offset);
             il.Emit(OpCodes.Stloc, _address);
-            if (_checked)
+            if (_plan[pc] == Access.Checked)
             {
                 il.Emit(OpCodes.Ldarg_0);
                 il.Emit(OpCodes.Ldloc, _address);
                 I4(wide ? 8 : 4);
                 I4(pc);
                 Call(s_checkAtomic);
+            }
+            else if (_program.Verified)
+            {
+                // The verifier proved the range but not the alignment: trap a misaligned atomic as checked mode does.
+                var aligned = il.DefineLabel();
+                il.Emit(OpCodes.Ldloc, _address);
+                I8(wide ? 7 : 3);
+                il.Emit(OpCodes.And);
+                il.Emit(OpCodes.Brfalse, aligned);
+                il.Emit(OpCodes.Ldarg_0);
+                il.Emit(OpCodes.Ldloc, _address);
+                I4(wide ? 8 : 4);
+                I4(pc);
+                Call(s_misalignedAtomic);
+                il.MarkLabel(aligned);
             }
             var operation = (AtomicOperation)ins.Imm;
             il.Emit(OpCodes.Ldloc, _address);
@@ -673,27 +809,50 @@ internal static unsafe class JitCompiler
             ReloadPacket();
         }
 
-        /// <summary>Stores r0-r10 and the index to resume at, flags the hand-off and returns to the driver.</summary>
-        private void HandOff(Action pushResumeIndex)
+        // Registers that must survive a call into the runtime (frames, tail calls, callx) go through the driver's
+        // block: stored before the call, reloaded after it. Then no BPF register is live across such a call, and
+        // RyuJIT does not have to keep all eleven in callee-saved registers or spill them on hot paths (loops).
+        private void SaveRegs(int from, int to)
+        {
+            for (int i = from; i <= to; i++)
+            {
+                RegSlot(i);
+                Ld(i);
+                _il.Emit(OpCodes.Stind_I8);
+            }
+        }
+
+        private void LoadRegs(int from, int to)
+        {
+            for (int i = from; i <= to; i++)
+            {
+                RegSlot(i);
+                _il.Emit(OpCodes.Ldind_I8);
+                St(i);
+            }
+        }
+
+        private void RegSlot(int i)
+        {
+            _il.Emit(OpCodes.Ldarg_1);
+            if (i > 0)
+            {
+                I4(i * 8);
+                _il.Emit(OpCodes.Add);
+            }
+        }
+
+        /// <summary>Stores r<paramref name="storeFrom"/>-r10 (the lower ones are already in the block), the index to
+        /// resume at, flags the hand-off and returns to the driver.</summary>
+        private void HandOff(int storeFrom, Action pushResumeIndex)
         {
             var il = _il;
-            for (int i = 0; i < 11; i++)
-            {
-                il.Emit(OpCodes.Ldarg_1);
-                I4(i * 8);
-                il.Emit(OpCodes.Add);
-                Ld(i);
-                il.Emit(OpCodes.Stind_I8);
-            }
-            il.Emit(OpCodes.Ldarg_1);
-            I4(11 * 8);
-            il.Emit(OpCodes.Add);
+            SaveRegs(storeFrom, 10);
+            RegSlot(11);
             pushResumeIndex();
             il.Emit(OpCodes.Conv_I8);
             il.Emit(OpCodes.Stind_I8);
-            il.Emit(OpCodes.Ldarg_1);
-            I4(12 * 8);
-            il.Emit(OpCodes.Add);
+            RegSlot(12);
             I8(1);
             il.Emit(OpCodes.Stind_I8);
             I8(0);
@@ -704,31 +863,38 @@ internal static unsafe class JitCompiler
         {
             var il = _il;
             var failed = il.DefineLabel();
+            SaveRegs(0, 10);
             il.Emit(OpCodes.Ldarg_0);
             Ld(2);
             Ld(3);
             I4(pc);
             Call(s_tailCall);
             il.Emit(OpCodes.Brfalse, failed);
-            HandOff(() => I4(0));
+            HandOff(11, () => I4(0));
             il.MarkLabel(failed);
+            LoadRegs(0, 10);
         }
 
+        /// <summary>bpf-to-bpf call frame: r6-r9 from the block (SaveRegs ran), r10 = the callee's frame, r0-r9 reloaded.</summary>
         private void PushFrame(int pc)
         {
             _il.Emit(OpCodes.Ldarg_0);
             I4(pc + 1);
             for (int i = 6; i <= 9; i++)
-                Ld(i);
+            {
+                RegSlot(i);
+                _il.Emit(OpCodes.Ldind_I8);
+            }
             Call(s_pushFrame);
             St(10);
+            LoadRegs(0, 9);
         }
 
         private void CallRegister(in DecodedInstruction ins, int pc)
         {
             var il = _il;
             var helperCalled = il.DefineLabel();
-            var next = il.DefineLabel();
+            SaveRegs(0, 10);
             il.Emit(OpCodes.Ldarg_0);
             Ld(ins.Dst);
             I4(pc);
@@ -745,9 +911,8 @@ internal static unsafe class JitCompiler
             il.MarkLabel(helperCalled);
             il.Emit(OpCodes.Ldloc, _scratch);
             St(0);
+            LoadRegs(1, 10);
             ReloadPacket();
-            il.Emit(OpCodes.Br, next);
-            il.MarkLabel(next);
         }
 
         private void Exit()
@@ -763,6 +928,7 @@ internal static unsafe class JitCompiler
             il.Emit(OpCodes.Ret);
 
             il.MarkLabel(pop);
+            SaveRegs(0, 5);
             il.Emit(OpCodes.Ldarg_0);
             Call(s_popFrame);
             il.Emit(OpCodes.Stloc, _pc);
@@ -781,9 +947,10 @@ internal static unsafe class JitCompiler
             il.Emit(OpCodes.Ldloc, _pc);
             il.Emit(OpCodes.Ldc_I4_0);
             il.Emit(OpCodes.Blt, otherProgram);
+            LoadRegs(0, 5);
             il.Emit(OpCodes.Br, _dispatch);
             il.MarkLabel(otherProgram);
-            HandOff(() =>
+            HandOff(6, () =>
             {
                 il.Emit(OpCodes.Ldloc, _pc);
                 il.Emit(OpCodes.Not);

@@ -25,6 +25,17 @@ internal static unsafe class JitEngine
         return JitCompiler.For(program);
     }
 
+    /// <summary>Starts compiling on a thread-pool thread; runs use the interpreter until the code is there.</summary>
+    public static Task? CompileInBackground(VmProgram program)
+    {
+        if (!IsAvailable)
+        {
+            Notice();
+            return null;
+        }
+        return Task.Run(() => JitCompiler.For(program));
+    }
+
     private static void Notice()
     {
         if (Interlocked.Exchange(ref s_noticeGiven, 1) == 0)
@@ -53,6 +64,9 @@ internal static unsafe class JitEngine
             Notice();
             return Interpreter.Run(e, program, r1, r2);
         }
+        // Compiling in the background: the interpreter runs until the code is there.
+        if (program.JitCode is null && program.JitCompilation is { IsCompleted: false })
+            return Interpreter.Run(e, program, r1, r2);
         e.Invoker = Invoker.Instance;
         return Execute(e, program, 0, r1, r2, 0, 0, 0, nested: false);
     }

@@ -44,6 +44,10 @@ internal static unsafe class JitRuntime
         e.CheckAtomic(a, size);
     }
 
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    public static void MisalignedAtomic(VmExecution e, ulong a, int size, int pc) =>
+        throw e.Trap(pc, TrapKind.MisalignedAtomic, $"{size}-byte atomic at 0x{a:x}");
+
     public static uint Atomic32(ulong a, uint v, int op)
     {
         ref uint cell = ref *(uint*)a;
