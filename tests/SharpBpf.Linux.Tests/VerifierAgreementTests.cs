@@ -116,7 +116,8 @@ public class VerifierAgreementTests(ITestOutputHelper output)
         catch (BpfVerifierException e)
         {
             var last = e.Log.Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)
-                .LastOrDefault(l => !l.StartsWith("processed ", StringComparison.Ordinal) && !l.StartsWith("verification time", StringComparison.Ordinal)) ?? e.Message;
+                .LastOrDefault(l => !l.StartsWith("processed ", StringComparison.Ordinal) && !l.StartsWith("verification time", StringComparison.Ordinal)
+                    && !l.StartsWith("stack depth", StringComparison.Ordinal)) ?? e.Message;
             return new Kernel(false, e.InstructionIndex, last, Processed(e.Log));
         }
     }

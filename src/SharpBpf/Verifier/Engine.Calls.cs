@@ -193,8 +193,9 @@ internal sealed partial class Engine
             zero &= frame.StackBytes[i] == StackByte.Zero;
         if (zero)
             return 0;
-        if (first % 8 == 0 && frame.StackBytes[first] == StackByte.Spill && frame.Spills[first / 8] is { Type: RegisterType.Scalar } spilled
-            && spilled.Value.IsConst)
+        // The kernel's get_constant_map_key: a spill of exactly the key's size holding a constant.
+        if (first % 8 == 0 && frame.StackBytes[first] == StackByte.Spill && FrameState.SpillSize(frame.StackBytes, first / 8) == size
+            && frame.Spills[first / 8] is { Type: RegisterType.Scalar } spilled && spilled.Value.IsConst)
         {
             MarkPrecise(spilled.Deps); // the lookup cannot fail because of this exact key
             return (uint)spilled.Value.ConstValue;

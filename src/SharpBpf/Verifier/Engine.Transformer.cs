@@ -210,6 +210,8 @@ internal sealed partial class Engine
             case RegisterType.Function:
                 throw new Refusal($"R{(int)dstReg} pointer arithmetic on {RegisterState.TypeName(ptr.Type)} is not allowed", register: dstReg);
         }
+        if (alu == AluOperation.Sub && ptr.Type == RegisterType.Stack)
+            throw new Refusal($"R{(int)dstReg} subtraction from stack pointer prohibited", "add a negative offset instead: `r1 += -16`", dstReg);
         // The pointer's offset depends on the scalar's exact value: it must be precise.
         MarkPrecise(scalar.Deps);
         var s = scalar.Value;

@@ -144,6 +144,18 @@ internal static class StateComparison
             int slot = System.Numerics.BitOperations.TrailingZeroCount(m);
             int b = slot * 8;
             bool oldSpill = o.StackBytes[b] == StackByte.Spill, curSpill = c.StackBytes[b] == StackByte.Spill;
+            if ((oldSpill && FrameState.SpillSize(o.StackBytes, slot) < 8) || (curSpill && FrameState.SpillSize(c.StackBytes, slot) < 8))
+            {
+                // A narrow spill: the same bytes of the same kinds, and the spilled number covered.
+                for (int i = b; i < b + 8; i++)
+                {
+                    if (o.StackBytes[i] != c.StackBytes[i])
+                        return false;
+                }
+                if (!RegisterCovers(o.Spills[slot], c.Spills[slot], exact, ids, reverse, (preciseSlots & (1UL << slot)) != 0))
+                    return false;
+                continue;
+            }
             if (oldSpill)
             {
                 if (curSpill)
