@@ -146,14 +146,46 @@ internal static class StateComparison
             bool oldSpill = o.StackBytes[b] == StackByte.Spill, curSpill = c.StackBytes[b] == StackByte.Spill;
             if ((oldSpill && FrameState.SpillSize(o.StackBytes, slot) < 8) || (curSpill && FrameState.SpillSize(c.StackBytes, slot) < 8))
             {
-                // A narrow spill: the same bytes of the same kinds, and the spilled number covered.
+                // A narrow spill (of a number). Exact: the same bytes and the same number. Otherwise a precise old
+                // spill needs the same spill covering it; an imprecise one, and any spill of the current state,
+                // reads like untracked bytes.
+                if (exact)
+                {
+                    for (int i = b; i < b + 8; i++)
+                    {
+                        if (o.StackBytes[i] != c.StackBytes[i])
+                            return false;
+                    }
+                    if (oldSpill && !RegisterCovers(o.Spills[slot], c.Spills[slot], true, ids, reverse))
+                        return false;
+                    continue;
+                }
+                bool precise = oldSpill && (preciseSlots & (1UL << slot)) != 0;
+                if (precise && (!curSpill || FrameState.SpillSize(o.StackBytes, slot) != FrameState.SpillSize(c.StackBytes, slot)
+                    || !RegisterCovers(o.Spills[slot], c.Spills[slot], false, ids, reverse)))
+                    return false;
+                if (curSpill && !c.Spills[slot].IsScalar)
+                    return false;
                 for (int i = b; i < b + 8; i++)
                 {
-                    if (o.StackBytes[i] != c.StackBytes[i])
-                        return false;
-                }
-                if (!RegisterCovers(o.Spills[slot], c.Spills[slot], exact, ids, reverse, (preciseSlots & (1UL << slot)) != 0))
+                    var ob = o.StackBytes[i];
+                    var cb = c.StackBytes[i];
+                    if (ob == StackByte.Spill)
+                    {
+                        if (precise)
+                        {
+                            if (cb != StackByte.Spill)
+                                return false;
+                            continue;
+                        }
+                        ob = StackByte.Misc;
+                    }
+                    if (cb == StackByte.Spill)
+                        cb = StackByte.Misc;
+                    if (ob == cb || ob == StackByte.Invalid || (ob == StackByte.Misc && cb == StackByte.Zero))
+                        continue;
                     return false;
+                }
                 continue;
             }
             if (oldSpill)
