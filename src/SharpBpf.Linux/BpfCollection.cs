@@ -41,6 +41,7 @@ public sealed class BpfCollection : IDisposable
         var loaded = new Dictionary<string, BpfProgram>(StringComparer.Ordinal);
         var pinnedHere = new List<string>();
         BpfFd? btf = null;
+        var linker = new KernelLinker(spec);
         try
         {
             btf = LoadBtf(bpf, spec, out var btfWarning);
@@ -54,11 +55,11 @@ public sealed class BpfCollection : IDisposable
                 // a loader can fill them; with a program filter only what the chosen programs use.
                 if (options.Programs is not null && !used.Contains(mapSpec.Name))
                     continue;
-                maps[mapSpec.Name] = CreateMap(bpf, spec, mapSpec, options, pinnedHere, btf);
+                maps[mapSpec.Name] = CreateMap(bpf, spec, mapSpec, options, pinnedHere, btf, linker);
             }
             foreach (var programSpec in programs)
             {
-                loaded[programSpec.Name] = BpfProgram.Load(bpf, programSpec, maps, options, spec.License, spec.KernelVersion, btf);
+                loaded[programSpec.Name] = BpfProgram.Load(bpf, programSpec, maps, options, spec.License, spec.KernelVersion, btf, linker);
             }
             FillInitialSlots(spec, maps, loaded);
             btf?.Dispose();
@@ -120,6 +121,7 @@ public sealed class BpfCollection : IDisposable
         if (spec.Btf is null || spec.Btf.RawBytes.Length == 0)
             return null;
         var bytes = BtfSanitizer.Sanitize(spec.Btf.RawBytes.Span, BpfFeatures.HasBtfKind);
+        BtfSanitizer.SanitizeExterns(bytes);
         unsafe
         {
             fixed (byte* p = bytes)
@@ -164,7 +166,7 @@ public sealed class BpfCollection : IDisposable
         }
     }
 
-    private static BpfMap CreateMap(Bpf bpf, CollectionSpec spec, MapSpec mapSpec, BpfCollectionOptions options, List<string> pinnedHere, BpfFd? btf)
+    private static BpfMap CreateMap(Bpf bpf, CollectionSpec spec, MapSpec mapSpec, BpfCollectionOptions options, List<string> pinnedHere, BpfFd? btf, KernelLinker linker)
     {
         string context = $"map '{mapSpec.Name}'";
         try
@@ -192,7 +194,11 @@ public sealed class BpfCollection : IDisposable
             var map = BpfMap.Create(bpf, mapSpec, btf, kernelName: null);
             try
             {
-                if (mapSpec.InitialValue is { } initial)
+                // The .kconfig map's value comes from the running kernel, not from the object.
+                var initial = mapSpec.SectionName == ObjectReader.KconfigSection && spec.Externs.Count > 0
+                    ? linker.KconfigValue(mapSpec)
+                    : mapSpec.InitialValue;
+                if (initial is not null)
                     WriteInitialValue(map, mapSpec, initial);
                 if (mapSpec.Freeze)
                     map.Freeze();

@@ -43,14 +43,16 @@ public sealed unsafe class BpfProgram : IDisposable, ITestRunnable
     /// A verifier refusal is a <see cref="BpfVerifierException"/> with the whole log.
     /// </summary>
     public static BpfProgram Load(ProgramSpec spec, IReadOnlyDictionary<string, BpfMap>? maps = null, BpfCollectionOptions? options = null) =>
-        Load(Bpf.Default, spec, maps ?? new Dictionary<string, BpfMap>(), options ?? new BpfCollectionOptions(), license: null, kernelVersion: 0, btf: null);
+        Load(Bpf.Default, spec, maps ?? new Dictionary<string, BpfMap>(), options ?? new BpfCollectionOptions(), license: null, kernelVersion: 0, btf: null, linker: null);
 
     internal static BpfProgram Load(Bpf bpf, ProgramSpec spec, IReadOnlyDictionary<string, BpfMap> maps, BpfCollectionOptions options,
-        string? license, uint kernelVersion, BpfFd? btf)
+        string? license, uint kernelVersion, BpfFd? btf, KernelLinker? linker)
     {
         if (spec.Type == ProgramType.Unspec)
             throw new BpfException($"program '{spec.Name}': its section '{spec.SectionName}' names no program type (name it as libbpf does: SEC(\"xdp\"), SEC(\"tc\"), ...)");
-        var code = InstructionCodec.Encode(ResolveReferences(spec, maps));
+        // Without its object (a ProgramSpec alone) there is no BTF to resolve CO-RE relocations and externs against.
+        linker ??= new KernelLinker(new CollectionSpec());
+        var code = InstructionCodec.Encode(ResolveReferences(spec, linker.Relocate(spec), maps, linker));
         var licenseBytes = Bpf.NulTerminated(string.IsNullOrEmpty(spec.License) ? license ?? "" : spec.License);
         var attr = new ProgLoadAttr
         {
@@ -60,6 +62,7 @@ public sealed unsafe class BpfProgram : IDisposable, ITestRunnable
             ProgFlags = spec.Flags,
             ProgName = ObjectName.From(spec.Name),
             ExpectedAttachType = spec.ExpectedAttachType ?? 0,
+            AttachBtfId = linker.AttachBtfId(spec) ?? 0,
         };
 
         // BTF func and line info, when the object's BTF was loaded (records use raw instruction offsets).
@@ -153,7 +156,7 @@ public sealed unsafe class BpfProgram : IDisposable, ITestRunnable
             int? raw = BpfVerifierException.LastInstruction(text);
             int? logical = raw is { } r ? LogicalIndex(spec.Instructions, r) : null;
             var source = logical is { } l ? FindLine(spec.Lines, l) : null;
-            throw new BpfVerifierException(spec.Name, errno, text, raw, logical, source);
+            throw new BpfVerifierException(spec.Name, errno, text, raw, logical, source, raw is { } at ? linker.Explain(spec.Name, at, text) : null);
         }
     }
 
@@ -166,12 +169,15 @@ public sealed unsafe class BpfProgram : IDisposable, ITestRunnable
         return Encoding.UTF8.GetString(log, 0, end < 0 ? log.Length : end).TrimEnd();
     }
 
-    /// <summary>Copies the instructions with map fds in place of map names (lddw MapFd / MapValue references).</summary>
-    internal static List<Instruction> ResolveReferences(ProgramSpec spec, IReadOnlyDictionary<string, BpfMap> maps)
+    /// <summary>
+    /// Copies the instructions with map fds in place of map names (lddw MapFd / MapValue references), and kernel
+    /// BTF ids or addresses in place of __ksym externs.
+    /// </summary>
+    internal static List<Instruction> ResolveReferences(ProgramSpec spec, IReadOnlyList<Instruction> instructions, IReadOnlyDictionary<string, BpfMap> maps, KernelLinker linker)
     {
-        var result = new List<Instruction>(spec.Instructions.Count);
+        var result = new List<Instruction>(instructions.Count);
         int rawIndex = 0;
-        foreach (var insn in spec.Instructions)
+        foreach (var insn in instructions)
         {
             var resolved = insn;
             if (insn.IsLoadImmediate64 && (LoadImmediateSource)insn.Src is LoadImmediateSource.MapFd or LoadImmediateSource.MapValue
@@ -183,13 +189,12 @@ public sealed unsafe class BpfProgram : IDisposable, ITestRunnable
                 long constant = (long)(((ulong)insn.Constant & 0xFFFF_FFFF_0000_0000UL) | (uint)map.Fd.Value);
                 resolved = insn with { Constant = constant };
             }
-            else if (insn.Reference is { } symbol
+            else if (insn.Reference is not null
                 && ((insn.IsLoadImmediate64 && (LoadImmediateSource)insn.Src == LoadImmediateSource.BtfId)
-                    || (insn.OpCode.Value == 0x85 && (byte)insn.Src == 2)))
+                    || (insn.OpCode.Value == 0x85 && (byte)insn.Src == (byte)CallKind.Kfunc)))
             {
-                // __ksym variables and kfunc calls need their BTF ids looked up in the kernel's vmlinux BTF.
-                throw new BpfNotSupportedException("kernel symbol resolution (__ksym variables and kfunc calls)", detail:
-                    $"SharpBpf does not resolve them against vmlinux BTF yet: program '{spec.Name}', instruction {rawIndex} refers to '{symbol}'");
+                // __ksym variables and kfunc calls: BTF ids in the kernel's BTF, or kallsyms addresses.
+                resolved = linker.ResolveExtern(spec, rawIndex, insn);
             }
             result.Add(resolved);
             rawIndex += insn.RawSize;

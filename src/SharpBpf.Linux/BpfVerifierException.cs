@@ -12,8 +12,8 @@ public sealed partial class BpfVerifierException : BpfSyscallException
 {
     private const int ShownLines = 12;
 
-    internal BpfVerifierException(string programName, int errno, string log, int? rawIndex, int? instructionIndex, SourceLine? source)
-        : base(Format(programName, errno, log, rawIndex, source), "BPF_PROG_LOAD", errno, null)
+    internal BpfVerifierException(string programName, int errno, string log, int? rawIndex, int? instructionIndex, SourceLine? source, string? hint = null)
+        : base(Format(programName, errno, log, rawIndex, source, hint), "BPF_PROG_LOAD", errno, null)
     {
         ProgramName = programName;
         Log = log;
@@ -60,7 +60,7 @@ public sealed partial class BpfVerifierException : BpfSyscallException
     [GeneratedRegex(@"^(\d+): \([0-9a-f]{2}\)", RegexOptions.Multiline)]
     private static partial Regex InstructionLine();
 
-    private static string Format(string program, int errno, string log, int? rawIndex, SourceLine? source)
+    private static string Format(string program, int errno, string log, int? rawIndex, SourceLine? source, string? hint)
     {
         var text = new StringBuilder($"load program '{program}': the verifier refused it ({Errno.Name(errno)})");
         var lines = log.Split('\n', StringSplitOptions.RemoveEmptyEntries);
@@ -74,6 +74,8 @@ public sealed partial class BpfVerifierException : BpfSyscallException
             if (source is not null)
                 text.Append($", {source.FileName}:{source.Line}: {source.Text.Trim()}");
         }
+        if (hint is not null)
+            text.Append("\n  ").Append(hint);
         if (lines.Length > 0)
         {
             text.Append("\n  last lines of the verifier log:");

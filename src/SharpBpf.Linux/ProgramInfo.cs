@@ -20,6 +20,9 @@ public sealed record ProgramInfo
     public required bool GplCompatible { get; init; }
     public required uint VerifiedInstructions { get; init; }
 
+    /// <summary>The kernel BTF type a tracing or LSM program attaches to (0 for others).</summary>
+    public uint AttachBtfId { get; init; }
+
     /// <summary>Run count and total run time, when run statistics are enabled (kernel.bpf_stats_enabled).</summary>
     public required ulong RunCount { get; init; }
     public required ulong RunTimeNanoseconds { get; init; }
@@ -41,6 +44,7 @@ public sealed record ProgramInfo
             VerifiedInstructions = info.VerifiedInsns,
             RunCount = info.RunCnt,
             RunTimeNanoseconds = info.RunTimeNs,
+            AttachBtfId = info.AttachBtfId,
         };
     }
 }

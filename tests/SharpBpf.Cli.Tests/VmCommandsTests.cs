@@ -251,15 +251,36 @@ public class VmCommandsTests
     public async Task TestRunSaysWhyARunTrapped()
     {
         var obj = Path.Combine(RepoRoot(), "tests", "testdata", "xdp_trap.o");
-        var (code, output, error) = await Run("test-run", obj, "--data-hex", new string('0', 28), "--json");
+        var (code, output, error) = await Run("test-run", obj, "--data-hex", new string('0', 28), "--no-verify", "--json");
         Assert.True(code == 0, error);
         using var json = JsonDocument.Parse(output);
         Assert.Equal("XDP_ABORTED", json.RootElement.GetProperty("action").GetString());
         var trap = json.RootElement.GetProperty("trap").GetString()!;
         Assert.Contains("outside the memory the program may read", trap);
         Assert.Contains("xdp_trap.c:10", trap);
-        (code, output, _) = await Run("test-run", obj, "--data-hex", new string('0', 28));
+        (code, output, _) = await Run("test-run", obj, "--data-hex", new string('0', 28), "--no-verify");
         Assert.Equal(0, code);
         Assert.Contains("trap      ", output);
+    }
+
+    [Theory]
+    [InlineData("test-run", "--data-hex", "0000000000000000000000000000")]
+    [InlineData("run", "--pcap", "PCAP")]
+    public async Task ByDefaultOnlyVerifiedProgramsRun(string command, string input, string value)
+    {
+        var obj = Path.Combine(RepoRoot(), "tests", "testdata", "xdp_trap.o");
+        var pcap = WriteThreeFrames();
+        try
+        {
+            var (code, output, error) = await Run(command, obj, input, value == "PCAP" ? pcap : value);
+            Assert.Equal(CliApp.ExitRefused, code);
+            Assert.Equal("", output);
+            Assert.Contains("xdp_trap.c:10", error);
+            Assert.Contains("--no-verify runs it anyway", error);
+        }
+        finally
+        {
+            File.Delete(pcap);
+        }
     }
 }

@@ -25,6 +25,16 @@ internal static class EngineOption
         return option;
     }
 
+    /// <summary>
+    /// <c>--no-verify</c>: without it the managed engines run a program only once the project's verifier proved it
+    /// safe (as the kernel would), and then without per-access checks; with it, unverified, every access checked.
+    /// </summary>
+    public static Option<bool> CreateNoVerify() => new("--no-verify")
+    {
+        Description = "Managed engines: run without the verifier's proof, checking every memory access at run time " +
+            "(by default a program runs only once verified, as in the kernel)",
+    };
+
     /// <summary>False (after saying why on <paramref name="error"/>) when the engine is not available here.</summary>
     public static bool EnsureAvailable(VmEngine engine, TextWriter error, bool vmOnly = false)
     {

@@ -19,6 +19,7 @@ internal static class FilterRunCommand
         var pcap = new Option<FileInfo>("--pcap") { Description = "Input packets (pcap or pcapng, Ethernet)", Required = true };
         var outFile = new Option<FileInfo?>("--out") { Description = "Write the packets that leave (PASS) to this pcap file" };
         var engine = EngineOption.Create();
+        var noVerify = EngineOption.CreateNoVerify();
         var policy = new Option<string?>("--policy") { Description = "allow or deny: override the pinned default policy for this run." };
         policy.AcceptOnlyFromAmong("allow", "deny");
         var json = new Option<bool>("--json") { Description = "Print the summary and the rule hits as JSON" };
@@ -26,6 +27,7 @@ internal static class FilterRunCommand
         {
             pcap, outFile, engine, policy, json,
         };
+        command.Options.Add(noVerify);
         command.SetAction(parse =>
         {
             var output = parse.InvocationConfiguration.Output;
@@ -50,7 +52,7 @@ internal static class FilterRunCommand
                     }
                     else
                     {
-                        collection = VmCollection.Load(spec, new VmOptions { Engine = selected });
+                        collection = VmCollection.Load(spec, new VmOptions { Engine = selected, Verify = !parse.GetValue(noVerify) });
                         maps = MapStateOptions.Of(collection);
                     }
                     var rulesFrom = CopyRules(folder, maps, error);

@@ -9,7 +9,7 @@ internal static class ProgramLoading
 {
     /// <summary>The collection and program, or null after writing why to <paramref name="error"/>.</summary>
     public static (VmCollection Collection, VmProgram Program)? Load(string command, string path, string? programName, VmEngine engine, TextWriter error,
-        Action<CollectionSpec>? prepare = null)
+        Action<CollectionSpec>? prepare = null, bool verify = false)
     {
         if (Select(command, path, programName, error) is not { } chosen)
             return null;
@@ -23,8 +23,14 @@ internal static class ProgramLoading
         try
         {
             prepare?.Invoke(single);
-            var collection = VmCollection.Load(single, new VmOptions { Engine = engine });
+            var collection = VmCollection.Load(single, new VmOptions { Engine = engine, Verify = verify });
             return (collection, collection.Program(program.Name));
+        }
+        catch (SharpBpf.Verifier.VerifierException e)
+        {
+            error.WriteLine($"sharpbpf {command}: {Path.GetFileName(path)}: {e.Message}");
+            error.WriteLine($"sharpbpf {command}: the verifier refused the program, as the kernel would; --no-verify runs it anyway with every memory access checked");
+            return null;
         }
         catch (BpfException e)
         {

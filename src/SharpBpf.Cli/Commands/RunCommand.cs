@@ -26,11 +26,13 @@ public static class RunCommand
         var pcap = new Option<FileInfo>("--pcap") { Description = "Input packets (pcap or pcapng, Ethernet)", Required = true };
         var outFile = new Option<FileInfo?>("--out") { Description = "Write the packets that leave (PASS and TX) to this pcap file" };
         var engine = EngineOption.Create();
+        var noVerify = EngineOption.CreateNoVerify();
         var json = new Option<bool>("--json") { Description = "Print the summary as JSON" };
         var command = new Command("run", "Run an XDP program over the packets of a pcap/pcapng file")
         {
             file, program, pcap, outFile, engine, json,
         };
+        command.Options.Add(noVerify);
         var mapState = new MapStateOptions();
         mapState.AddTo(command);
         command.SetAction(parse =>
@@ -45,7 +47,7 @@ public static class RunCommand
                     parse.GetValue(outFile), parse.GetValue(json), output, error, spec => mapState.Prepare(parse, spec),
                     maps => mapState.Apply(parse, maps), maps => mapState.Save(parse, maps));
             var loaded = ProgramLoading.Load("run", parse.GetRequiredValue(file).FullName, parse.GetValue(program), selected, error,
-                spec => mapState.Prepare(parse, spec));
+                spec => mapState.Prepare(parse, spec), verify: !parse.GetValue(noVerify));
             if (loaded is not { } l)
                 return CliApp.ExitRefused;
             using var collection = l.Collection;

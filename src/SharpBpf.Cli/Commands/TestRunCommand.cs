@@ -19,11 +19,13 @@ public static class TestRunCommand
         var data = new Option<FileInfo?>("--data") { Description = "A file holding the input packet" };
         var repeat = new Option<int>("--repeat") { Description = "Runs (writes accumulate, as in the kernel)", DefaultValueFactory = _ => 1 };
         var engine = EngineOption.Create();
+        var noVerify = EngineOption.CreateNoVerify();
         var json = new Option<bool>("--json") { Description = "Print JSON: retval, data_out, ns_per_run, engine, program" };
         var command = new Command("test-run", "Run a program once (or --repeat times) on one packet and show its verdict and output packet")
         {
             file, program, dataHex, data, repeat, engine, json,
         };
+        command.Options.Add(noVerify);
         var mapState = new MapStateOptions();
         mapState.AddTo(command);
         command.SetAction(parse =>
@@ -67,7 +69,7 @@ public static class TestRunCommand
             }
             else
             {
-                if (ProgramLoading.Load("test-run", parse.GetRequiredValue(file).FullName, parse.GetValue(program), selected, error, spec => mapState.Prepare(parse, spec)) is not { } l)
+                if (ProgramLoading.Load("test-run", parse.GetRequiredValue(file).FullName, parse.GetValue(program), selected, error, spec => mapState.Prepare(parse, spec), verify: !parse.GetValue(noVerify)) is not { } l)
                     return CliApp.ExitRefused;
                 (owner, runnable, maps) = (l.Collection, l.Program, MapStateOptions.Of(l.Collection));
             }

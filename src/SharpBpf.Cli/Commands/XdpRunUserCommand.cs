@@ -19,6 +19,7 @@ public static class XdpRunUserCommand
         var file = new Argument<FileInfo>("FILE.o") { Description = "BPF object file (clang -target bpf)" };
         var program = new Option<string?>("--program") { Description = "the XDP program to run, when the object has several" };
         var engine = EngineOption.Create();
+        var noVerify = EngineOption.CreateNoVerify();
         var queue = new Option<uint>("--queue") { Description = "receive queue to take frames from (default 0)" };
         var count = new Option<long>("--count") { Description = "stop after this many frames (default: no limit)" };
         var duration = new Option<double?>("--duration") { Description = "stop after this many seconds (default: Ctrl+C)" };
@@ -27,6 +28,7 @@ public static class XdpRunUserCommand
         {
             iface, file, program, engine, queue, count, duration, json,
         };
+        command.Options.Add(noVerify);
         command.SetAction(parse =>
         {
             var output = parse.InvocationConfiguration.Output;
@@ -43,7 +45,7 @@ public static class XdpRunUserCommand
             return KernelCli.Run("xdp run-user", error, () =>
             {
                 var target = Linux.Net.NetInterfaces.Resolve(parse.GetValue(iface)!);
-                if (ProgramLoading.Load("xdp run-user", parse.GetValue(file)!.FullName, parse.GetValue(program), chosenEngine, error) is not { } loaded)
+                if (ProgramLoading.Load("xdp run-user", parse.GetValue(file)!.FullName, parse.GetValue(program), chosenEngine, error, verify: !parse.GetValue(noVerify)) is not { } loaded)
                     return CliApp.ExitRefused;
                 using var collection = loaded.Collection;
                 using var cancel = new CancellationTokenSource();

@@ -85,6 +85,75 @@ internal static class BtfSanitizer
         return bytes;
     }
 
+    /// <summary>
+    /// Makes extern declarations acceptable to any kernel, in place (the kernel refuses extern linkage): an extern
+    /// VAR becomes a 1-byte INT, an extern FUNC a TYPEDEF of its prototype, and the <c>.ksyms</c> DATASEC (size 0,
+    /// entries that are not allocated variables) a STRUCT of INT members, as libbpf fakes them. Each record keeps its
+    /// size, so type ids do not move. The <c>.kconfig</c> DATASEC is real data, fixed by the object reader.
+    /// </summary>
+    public static void SanitizeExterns(Span<byte> bytes)
+    {
+        int hdrLen = (int)BinaryPrimitives.ReadUInt32LittleEndian(bytes[4..]);
+        int typeStart = hdrLen + (int)BinaryPrimitives.ReadUInt32LittleEndian(bytes[8..]);
+        int typeEnd = typeStart + (int)BinaryPrimitives.ReadUInt32LittleEndian(bytes[12..]);
+        int strStart = hdrLen + (int)BinaryPrimitives.ReadUInt32LittleEndian(bytes[16..]);
+        int strLen = (int)BinaryPrimitives.ReadUInt32LittleEndian(bytes[20..]);
+        var ksyms = new List<int>();
+        uint intId = 0, intSize = 0;
+        uint id = 1;
+        for (int pos = typeStart; pos + 12 <= typeEnd; id++)
+        {
+            uint info = BinaryPrimitives.ReadUInt32LittleEndian(bytes[(pos + 4)..]);
+            int kind = (int)((info >> 24) & 0x1f);
+            int vlen = (int)(info & 0xffff);
+            int extra = ExtraBytes(kind, vlen);
+            var t = bytes.Slice(pos, 12 + extra);
+            switch (kind)
+            {
+                case Var when BinaryPrimitives.ReadUInt32LittleEndian(t[12..]) == 2: // BTF_VAR_GLOBAL_EXTERN
+                    SetInfo(t, Int, 0);
+                    BinaryPrimitives.WriteUInt32LittleEndian(t[8..], 1);
+                    BinaryPrimitives.WriteUInt32LittleEndian(t[12..], 8);
+                    break;
+                case Func when vlen == 2: // BTF_FUNC_EXTERN
+                    SetInfo(t, Typedef, 0);
+                    break;
+                case Int when intId == 0:
+                    intId = id;
+                    intSize = BinaryPrimitives.ReadUInt32LittleEndian(t[8..]);
+                    break;
+                case Datasec when NameIs(bytes, strStart, strLen, BinaryPrimitives.ReadUInt32LittleEndian(t), ".ksyms"u8):
+                    ksyms.Add(pos);
+                    break;
+            }
+            pos += 12 + extra;
+        }
+        foreach (int pos in ksyms)
+        {
+            uint info = BinaryPrimitives.ReadUInt32LittleEndian(bytes[(pos + 4)..]);
+            int vlen = (int)(info & 0xffff);
+            var t = bytes.Slice(pos, 12 + 12 * vlen);
+            if (intId == 0 && vlen > 0)
+                continue; // no integer type to stand in for the members: the kernel may refuse the BTF (loaded without it then)
+            // An anonymous struct whose members are all an integer at offset 0.
+            BinaryPrimitives.WriteUInt32LittleEndian(t, 0);
+            SetInfo(t, Struct, vlen);
+            BinaryPrimitives.WriteUInt32LittleEndian(t[8..], Math.Max(1, intSize));
+            for (int i = 0; i < vlen; i++)
+            {
+                var entry = t.Slice(12 + i * 12, 12);
+                BinaryPrimitives.WriteUInt32LittleEndian(entry, 0);
+                BinaryPrimitives.WriteUInt32LittleEndian(entry[4..], intId);
+                BinaryPrimitives.WriteUInt32LittleEndian(entry[8..], 0);
+            }
+        }
+    }
+
+    private static bool NameIs(ReadOnlySpan<byte> bytes, int strStart, int strLen, uint offset, ReadOnlySpan<byte> name) =>
+        offset + (uint)name.Length < (uint)strLen
+        && bytes.Slice(strStart + (int)offset, name.Length).SequenceEqual(name)
+        && bytes[strStart + (int)offset + name.Length] == 0;
+
     private static void SetInfo(Span<byte> type, int kind, int vlen) =>
         BinaryPrimitives.WriteUInt32LittleEndian(type[4..], ((uint)kind << 24) | (uint)vlen);
 

@@ -66,6 +66,49 @@ public sealed class BtfSpec
         return byName.GetValueOrDefault((name, kind));
     }
 
+    private Dictionary<string, List<uint>>? byEssentialName;
+
+    /// <summary>
+    /// Ids of the named types whose name, without a <c>___flavour</c> suffix, is <paramref name="essentialName"/>
+    /// (CO-RE candidates). The index is built on first use.
+    /// </summary>
+    internal IReadOnlyList<uint> WithEssentialName(string essentialName)
+    {
+        var index = byEssentialName;
+        if (index is null)
+        {
+            index = new Dictionary<string, List<uint>>(StringComparer.Ordinal);
+            for (uint id = 1; id < (uint)types.Length; id++)
+            {
+                string name = types[id].Name;
+                if (name.Length == 0)
+                    continue;
+                int length = BtfCoreRelocator.EssentialNameLength(name);
+                string key = length == name.Length ? name : name[..length];
+                if (!index.TryGetValue(key, out var list))
+                    index[key] = list = new List<uint>(1);
+                list.Add(id);
+            }
+            byEssentialName = index;
+        }
+        return index.TryGetValue(essentialName, out var found) ? found : [];
+    }
+
+    /// <summary>
+    /// The first type with exactly this name and kind, found through the essential-name index (so a large BTF, the
+    /// kernel's, needs one index for CO-RE candidates and for lookups by name).
+    /// </summary>
+    internal BtfType? FindExact(string name, BtfKind kind)
+    {
+        foreach (var id in WithEssentialName(BtfCoreRelocator.EssentialName(name)))
+        {
+            var t = types[id];
+            if (t.Kind == kind && t.Name == name)
+                return t;
+        }
+        return null;
+    }
+
     /// <summary>The string at an offset of the string table.</summary>
     public string GetString(uint offset)
     {
@@ -134,6 +177,10 @@ public sealed class BtfSpec
         }
         throw new ObjectFileException($"type {id}: more than {MaxResolveDepth} nested types (a loop?)", ".BTF");
     }
+
+    /// <summary>Rewrites a VAR's linkage in <see cref="RawBytes"/> (the parsed type keeps what the object said).</summary>
+    internal void SetVarLinkage(BtfVar variable, BtfLinkage linkage) =>
+        BinaryPrimitives.WriteUInt32LittleEndian(raw.AsSpan(typeStart + variable.RecordOffset + 12), (uint)linkage);
 
     /// <summary>Number of types of each kind (void excluded).</summary>
     public IReadOnlyDictionary<BtfKind, int> CountByKind()
@@ -340,11 +387,12 @@ public sealed class BtfSpec
             return "";
         try
         {
-            return ElfFile.ReadString(strings, offset, $"name of type {id}");
+            // A constant description: kernel BTF has hundreds of thousands of names, formatting one each is costly.
+            return ElfFile.ReadString(strings, offset, "name");
         }
         catch (ObjectFileException e)
         {
-            throw new ObjectFileException(e.Message, ".BTF", offset: fileOffset);
+            throw new ObjectFileException($"type {id}: {e.Message}", ".BTF", offset: fileOffset);
         }
     }
 }

@@ -28,6 +28,14 @@ public sealed class CollectionSpec
     /// <summary>The object's .BTF.ext as read (per-section records); programs carry their own re-based copies.</summary>
     public BtfExt? BtfExt { get; set; }
 
+    /// <summary>
+    /// The extern variables and functions the programs use (<c>__kconfig</c>, <c>__ksym</c>), for a loader to
+    /// resolve against the running kernel.
+    /// </summary>
+    public List<ExternSpec> Externs { get; } = [];
+
+    public ExternSpec? FindExtern(string name) => Externs.Find(e => e.Name == name);
+
     public ProgramSpec? FindProgram(string name) => Programs.Find(p => p.Name == name);
     public MapSpec? FindMap(string name) => Maps.Find(m => m.Name == name);
 }
@@ -92,6 +100,48 @@ public sealed class ProgramSpec
         }
         return found;
     }
+}
+
+/// <summary>What an extern stands for.</summary>
+public enum ExternKind
+{
+    /// <summary>A <c>__kconfig</c> variable (CONFIG_*, LINUX_KERNEL_VERSION, ...): a value in the <c>.kconfig</c> map.</summary>
+    KernelConfig,
+
+    /// <summary>A <c>__ksym</c> variable: a kernel variable, typed (found by BTF) or typeless (<c>const void</c>, found in kallsyms).</summary>
+    KernelVariable,
+
+    /// <summary>A <c>__ksym</c> function: a kernel function (kfunc) called by BTF id.</summary>
+    KernelFunction,
+}
+
+/// <summary>
+/// An extern the object declares and its programs use. Instructions refer to it by name: <c>__ksym</c> variables
+/// as lddw with Src = <see cref="LoadImmediateSource.BtfId"/>, kfuncs as calls with Src = <see cref="CallKind.Kfunc"/>;
+/// <c>__kconfig</c> variables are already lddw of the <c>.kconfig</c> map's value at <see cref="Offset"/>.
+/// </summary>
+public sealed record ExternSpec
+{
+    public required string Name { get; init; }
+    public ExternKind Kind { get; init; }
+
+    /// <summary>Declared <c>__weak</c>: missing from the kernel, it is 0 (a kfunc call is poisoned) instead of an error.</summary>
+    public bool Weak { get; init; }
+
+    /// <summary>The VAR or FUNC in the object's BTF.</summary>
+    public uint BtfId { get; init; }
+
+    /// <summary>
+    /// The declared type with typedefs and modifiers skipped: a variable's type (0 = void, a typeless ksym), a
+    /// function's FUNC_PROTO.
+    /// </summary>
+    public uint TypeId { get; init; }
+
+    /// <summary>For <see cref="ExternKind.KernelConfig"/>: where the value sits in the <c>.kconfig</c> map, and its size.</summary>
+    public uint Offset { get; init; }
+
+    /// <summary>Size in bytes of a kconfig value (0 for others).</summary>
+    public uint Size { get; init; }
 }
 
 /// <summary>A C source line as BTF line info records it, attached to the first instruction it covers.</summary>

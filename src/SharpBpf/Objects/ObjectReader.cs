@@ -46,6 +46,7 @@ internal sealed class ObjectReader
         ReadBtf();
         ReadLicenseAndVersion();
         ReadGlobalData();
+        ReadExterns();
         ReadLegacyMaps();
         ReadBtfMaps();
         ReadCode();
@@ -170,6 +171,133 @@ internal sealed class ObjectReader
                 throw new ObjectFileException("two global-data sections have this name", section.Name);
             spec.Maps.Add(map);
             globalData[section.Index] = map;
+        }
+    }
+
+    private readonly Dictionary<string, ExternSpec> externs = new(StringComparer.Ordinal);
+
+    /// <summary>The map that holds the values of <c>__kconfig</c> externs (libbpf's name for its section).</summary>
+    public const string KconfigSection = ".kconfig";
+    private const string KsymsSection = ".ksyms";
+
+    /// <summary>
+    /// Collects <c>__kconfig</c> and <c>__ksym</c> externs from the BTF DATASECs clang makes for them. Kconfig values
+    /// are laid out as libbpf lays them out (by alignment, largest first, then by size, smallest first, then by name) in a read-only
+    /// <c>.kconfig</c> array map whose DATASEC gets its size, offsets and linkage fixed so the kernel accepts it.
+    /// </summary>
+    private void ReadExterns()
+    {
+        if (btf is null)
+            return;
+        var undefined = new Dictionary<string, ElfSymbol>(StringComparer.Ordinal);
+        foreach (var symbol in elf.Symbols)
+        {
+            if (symbol.IsUndefined && symbol.Name.Length > 0 && symbol.Type != ElfSymbolType.Section)
+                undefined.TryAdd(symbol.Name, symbol);
+        }
+        if (undefined.Count == 0)
+            return;
+        foreach (var type in btf.Types)
+        {
+            if (type is not BtfDataSec { Name: KconfigSection or KsymsSection } datasec)
+                continue;
+            var kconfig = new List<(ExternSpec Extern, uint Align, BtfVar Var, BtfVarSecInfo Entry)>();
+            foreach (var entry in datasec.Variables)
+            {
+                var t = btf[entry.Type];
+                if (t is not (BtfVar { Linkage: BtfLinkage.Extern } or BtfFunc { Linkage: BtfLinkage.Extern }))
+                    throw new ObjectFileException($"DATASEC '{datasec.Name}' holds {t}, which is not an extern", ".BTF");
+                if (!undefined.TryGetValue(t.Name, out var symbol))
+                    continue; // declared but never used: clang keeps no symbol for it
+                bool weak = symbol.Binding == ElfSymbolBinding.Weak;
+                if (datasec.Name == KsymsSection)
+                {
+                    if (t is BtfFunc func)
+                        externs[t.Name] = new ExternSpec { Name = t.Name, Kind = ExternKind.KernelFunction, Weak = weak, BtfId = t.Id, TypeId = func.Prototype };
+                    else
+                        externs[t.Name] = new ExternSpec { Name = t.Name, Kind = ExternKind.KernelVariable, Weak = weak, BtfId = t.Id, TypeId = SkipModifiers(((BtfVar)t).Type) };
+                    continue;
+                }
+                if (t is not BtfVar variable)
+                    throw new ObjectFileException("a __kconfig extern must be a variable, not a function", KconfigSection, t.Name);
+                uint size = KconfigSize(variable, out uint align);
+                kconfig.Add((new ExternSpec { Name = t.Name, Kind = ExternKind.KernelConfig, Weak = weak, BtfId = t.Id, TypeId = SkipModifiers(variable.Type), Size = size }, align, variable, entry));
+            }
+            if (kconfig.Count == 0)
+                continue;
+            uint offset = 0;
+            var fixedVars = new List<BtfVarSecInfo>();
+            foreach (var (e, align, variable, entry) in kconfig.OrderByDescending(k => k.Align).ThenBy(k => k.Extern.Size).ThenBy(k => k.Extern.Name, StringComparer.Ordinal))
+            {
+                offset = (offset + align - 1) / align * align;
+                if (offset + (ulong)e.Size > MaxKconfigString)
+                    throw new ObjectFileException($"the kconfig externs take more than {MaxKconfigString} bytes", KconfigSection, e.Name);
+                externs[e.Name] = e with { Offset = offset };
+                fixedVars.Add(entry with { Offset = offset, Size = e.Size });
+                btf.SetVarLinkage(variable, BtfLinkage.Global);
+                offset += e.Size;
+            }
+            // Entries of unused externs keep offset 0 and their size: they overlap used ones, which the kernel accepts.
+            foreach (var entry in datasec.Variables)
+                if (!fixedVars.Exists(f => f.Type == entry.Type))
+                {
+                    fixedVars.Add(entry with { Offset = 0 });
+                    if (btf[entry.Type] is BtfVar unused)
+                        btf.SetVarLinkage(unused, BtfLinkage.Global);
+                }
+            btf.FixDataSection(datasec, offset, fixedVars);
+            var map = new MapSpec
+            {
+                Name = KconfigSection,
+                KernelName = GlobalDataKernelName(KconfigSection),
+                SectionName = KconfigSection,
+                Type = MapType.Array,
+                KeySize = 4,
+                ValueSize = offset,
+                MaxEntries = 1,
+                Flags = MapFlagReadOnlyProgram,
+                Freeze = true,
+                InitialValue = new byte[offset],
+                BtfValueTypeId = datasec.Id,
+            };
+            if (!mapNames.Add(map.Name))
+                throw new ObjectFileException("the object has a section named like the kconfig map", KconfigSection);
+            spec.Maps.Add(map);
+        }
+        spec.Externs.AddRange(externs.Values.OrderBy(e => e.Name, StringComparer.Ordinal));
+    }
+
+    /// <summary>A bound on one kconfig char array (kernel config strings are short), so a hostile file cannot ask for gigabytes.</summary>
+    private const uint MaxKconfigString = 64 * 1024;
+
+    private uint SkipModifiers(uint id)
+    {
+        for (int depth = 0; depth < BtfSpec.MaxResolveDepth; depth++)
+        {
+            if (btf![id] is not BtfReference { Kind: not BtfKind.Pointer } r)
+                return id;
+            id = r.Type;
+        }
+        throw new ObjectFileException($"type {id}: more than {BtfSpec.MaxResolveDepth} typedefs/modifiers (a loop?)", ".BTF");
+    }
+
+    /// <summary>The size and alignment of a kconfig value: bool, char, tristate (enum), integers and char arrays, as libbpf allows.</summary>
+    private uint KconfigSize(BtfVar variable, out uint align)
+    {
+        var t = btf![SkipModifiers(variable.Type)];
+        switch (t)
+        {
+            case BtfInt { Size: 1 or 2 or 4 or 8 } i:
+                align = i.Size;
+                return i.Size;
+            case BtfEnum { Size: 4 or 8 } e:
+                align = e.Size;
+                return e.Size;
+            case BtfArray a when btf[SkipModifiers(a.ElementType)] is BtfInt { Size: 1 } && a.Count > 0 && a.Count <= MaxKconfigString:
+                align = 1;
+                return a.Count;
+            default:
+                throw new ObjectFileException($"type {t} is not a kconfig type (bool, char, tristate, integer or char array)", KconfigSection, variable.Name);
         }
     }
 
@@ -579,6 +707,12 @@ internal sealed class ObjectReader
             case ElfRelocationType.Bpf64:
                 if (!insn.IsLoadImmediate64)
                     throw new ObjectFileException($"R_BPF_64_64 on instruction 0x{insn.OpCode.Value:x2}, which is not an lddw", section.Name, symbolName, at);
+                if (symbol.IsUndefined && externs.TryGetValue(symbolName, out var ext) && ext.Kind == ExternKind.KernelConfig)
+                {
+                    // A __kconfig extern: its value in the .kconfig map.
+                    f.Instructions[index] = insn with { Src = (Register)LoadImmediateSource.MapValue, Constant = ((long)ext.Offset + insn.Immediate) << 32, Reference = KconfigSection };
+                    return;
+                }
                 if (symbol.IsUndefined)
                 {
                     // An extern (__ksym): the loader finds the kernel variable's BTF id.

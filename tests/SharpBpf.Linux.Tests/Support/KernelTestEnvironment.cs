@@ -88,6 +88,16 @@ public sealed class KernelTestEnvironment : IDisposable
                     throw new InvalidOperationException($"veth pair not found in {ns.Name}");
                 client.SetUp(index0, true);
                 client.SetUp(index1, true);
+                // The kernel turns a link on (carrier, qdisc) in delayed work, which a busy machine runs late;
+                // frames sent before that are dropped. Wait until both ends report IFF_RUNNING.
+                const uint IffRunning = 0x40;
+                var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(10);
+                while ((client.GetLink(index0)?.Flags & IffRunning) == 0 || (client.GetLink(index1)?.Flags & IffRunning) == 0)
+                {
+                    if (DateTime.UtcNow > deadline)
+                        throw new InvalidOperationException($"veth pair in {ns.Name} did not come up within 10 s");
+                    Thread.Sleep(10);
+                }
                 return (index0, index1);
             });
 
