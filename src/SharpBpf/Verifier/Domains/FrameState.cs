@@ -63,7 +63,7 @@ public sealed class FrameState
 
     /// <summary>How many bytes of the spill in <paramref name="slot"/> there are (8, or 1/2/4 for a narrow spill of a
     /// number: its low addresses), 0 when the slot holds no spill.</summary>
-    public static int SpillSize(StackByte[] bytes, int slot)
+    internal static int SpillSize(StackByte[] bytes, int slot)
     {
         int n = 0;
         while (n < 8 && bytes[slot * 8 + n] == StackByte.Spill)
