@@ -53,6 +53,33 @@ public sealed class KernelCommandTests : IDisposable
     }
 
     [Fact]
+    public async Task VerifyKernelShowsALoadThatFailedBeforeTheKernelVerifierAsNotVerifiedNotAsADisagreement()
+    {
+        // The map has no max_entries: the kernel cannot create it, so its verifier never sees the program.
+        var (code, output, error) = await Run("verify", Fixture("map_no_max_entries"), "--kernel", "--json");
+        Assert.Equal(1, code);
+        using var doc = JsonDocument.Parse(output);
+        var verdict = doc.RootElement[0];
+        Assert.True(verdict.GetProperty("accepted").GetBoolean(), error);
+        var kernel = verdict.GetProperty("kernel");
+        Assert.False(kernel.GetProperty("verified").GetBoolean());
+        Assert.False(kernel.GetProperty("accepted").GetBoolean());
+        Assert.Contains("counters", kernel.GetProperty("message").GetString());
+        Assert.False(verdict.GetProperty("disagreement").GetBoolean());
+
+        var (_, table, _) = await Run("verify", Fixture("map_no_max_entries"), "--kernel");
+        Assert.Contains("not verified", table);
+        Assert.DoesNotContain("disagrees", table);
+        Assert.Contains("the kernel did not verify it", table);
+
+        // A program the kernel's verifier does refuse still reads as verified and refused.
+        var (_, trapOut, _) = await Run("verify", Fixture("xdp_trap"), "--kernel", "--json");
+        using var trap = JsonDocument.Parse(trapOut);
+        Assert.True(trap.RootElement[0].GetProperty("kernel").GetProperty("verified").GetBoolean());
+        Assert.False(trap.RootElement[0].GetProperty("kernel").GetProperty("accepted").GetBoolean());
+    }
+
+    [Fact]
     public async Task LoadPinShowAndEditMaps()
     {
         var (code, output, error) = await Run("prog", "load", Fixture("xdp_maps"), "--pin", _bpffs, "--json");

@@ -81,10 +81,12 @@ public static class VerifyCommand
 
     private sealed record Verdict(string Program, string Section, VerifierResult Ours, KernelResult? Kernel)
     {
-        public bool Disagree => Kernel is not null && Kernel.Accepted != Ours.Accepted;
+        // Only a verdict of the kernel's verifier can disagree: a load that failed before it (a map the kernel
+        // cannot create, a symbol it cannot resolve) is shown as not verified.
+        public bool Disagree => Kernel is { Verified: true } && Kernel.Accepted != Ours.Accepted;
     }
 
-    private sealed record KernelResult(bool Accepted, string? Message, int? InstructionIndex, string? Log);
+    private sealed record KernelResult(bool Accepted, bool Verified, string? Message, int? InstructionIndex, string? Log);
 
     internal sealed record VerdictJson(string Program, string Section, bool Accepted, int ProcessedInstructions, int States,
         double ElapsedMicroseconds, ErrorJson? Error, KernelJson? Kernel, bool? Disagreement, string? Log);
@@ -92,7 +94,7 @@ public static class VerifyCommand
     internal sealed record ErrorJson(int InstructionIndex, int RawIndex, string Instruction, string Message, string? Hint,
         string? RegisterState, string? SourceFile, int? SourceLine, string? SourceText);
 
-    internal sealed record KernelJson(bool Accepted, string? Message, int? InstructionIndex, string? Log);
+    internal sealed record KernelJson(bool Accepted, bool Verified, string? Message, int? InstructionIndex, string? Log);
 
     /// <summary>Loads one program (and the maps it uses, unpinned) into the kernel, and closes everything again.</summary>
     private static KernelResult KernelVerdict(CollectionSpec spec, ProgramSpec program)
@@ -103,17 +105,17 @@ public static class VerifyCommand
         try
         {
             using var loaded = BpfCollection.Load(spec, new BpfCollectionOptions { Programs = [program.Name], VerifierLogLevel = 1 });
-            return new KernelResult(true, null, null, null);
+            return new KernelResult(true, true, null, null, null);
         }
         catch (BpfVerifierException e)
         {
             var reason = e.Log.Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)
                 .LastOrDefault(l => !l.StartsWith("processed ", StringComparison.Ordinal) && !l.StartsWith("verification time", StringComparison.Ordinal));
-            return new KernelResult(false, reason ?? e.Message, e.InstructionIndex, e.Log);
+            return new KernelResult(false, true, reason ?? e.Message, e.InstructionIndex, e.Log);
         }
         catch (BpfException e)
         {
-            return new KernelResult(false, e.Message, null, null);
+            return new KernelResult(false, false, e.Message, null, null);
         }
     }
 
@@ -124,7 +126,7 @@ public static class VerifyCommand
             v.Ours.Elapsed.TotalMicroseconds,
             err is null ? null : new ErrorJson(err.InstructionIndex, err.RawIndex, err.Instruction, err.Message, err.Hint,
                 err.RegisterState, err.SourceLine?.FileName, err.SourceLine?.Line, err.SourceLine?.Text.Trim()),
-            v.Kernel is null ? null : new KernelJson(v.Kernel.Accepted, v.Kernel.Message, v.Kernel.InstructionIndex, v.Kernel.Log),
+            v.Kernel is null ? null : new KernelJson(v.Kernel.Accepted, v.Kernel.Verified, v.Kernel.Message, v.Kernel.InstructionIndex, v.Kernel.Log),
             v.Kernel is null ? null : v.Disagree, v.Ours.Log);
     }
 
@@ -146,7 +148,7 @@ public static class VerifyCommand
                 $"{r.Ours.Elapsed.TotalMicroseconds.ToString("0", CultureInfo.InvariantCulture)} us",
             };
             if (kernel)
-                cells.Add(r.Kernel is null ? "" : (r.Kernel.Accepted ? "accepted" : "refused") + (r.Disagree ? " [yellow](disagrees)[/]" : ""));
+                cells.Add(r.Kernel is null ? "" : !r.Kernel.Verified ? "not verified" : (r.Kernel.Accepted ? "accepted" : "refused") + (r.Disagree ? " [yellow](disagrees)[/]" : ""));
             table.AddRow(cells.ToArray());
         }
         console.Write(table);
@@ -164,7 +166,9 @@ public static class VerifyCommand
                 if (e.Hint is not null)
                     output.WriteLine($"  hint: {e.Hint}");
             }
-            if (r.Kernel is { Accepted: false } k)
+            if (r.Kernel is { Verified: false } unverified)
+                output.WriteLine($"{r.Program}: the kernel did not verify it (the load failed before its verifier ran): {unverified.Message}");
+            else if (r.Kernel is { Accepted: false } k)
                 output.WriteLine($"{r.Program}: the kernel refused it{(k.InstructionIndex is { } i ? $" at instruction {i}" : "")}: {k.Message}");
             if (withLog && r.Ours.Log is not null)
             {

@@ -196,12 +196,22 @@ public static unsafe class BpfFeatures
     public static FeatureStatus Btf => s_cache.GetOrAdd("btf", _ => ProbeBtf("BTF", "4.18", BtfProbes.Basic));
 
     /// <summary>BTF kinds newer than BTF itself, each probed by loading a blob that uses it.</summary>
-    public static IReadOnlyList<FeatureStatus> BtfKinds =>
+    public static IReadOnlyList<FeatureStatus> BtfKinds => s_btfKinds ??=
         [.. BtfProbes.All.Select(p => s_cache.GetOrAdd($"btf:{p.Kind}", _ => ProbeBtf(p.Kind, p.Since, p.Blob)))];
 
+    // Probed once per process, like every feature; kept as a list so that each load's BTF sanitising only reads it.
+    private static FeatureStatus[]? s_btfKinds;
+
     /// <summary>Whether the kernel knows a BTF kind by the names <see cref="BtfKinds"/> uses ("FLOAT", "ENUM64"...).</summary>
-    public static bool HasBtfKind(string kind) =>
-        BtfKinds.FirstOrDefault(k => k.Name.Contains(kind, StringComparison.Ordinal))?.Supported == true;
+    public static bool HasBtfKind(string kind)
+    {
+        foreach (var k in BtfKinds)
+        {
+            if (k.Name.Contains(kind, StringComparison.Ordinal))
+                return k.Supported == true;
+        }
+        return false;
+    }
 
     private static FeatureStatus ProbeBtf(string kind, string since, byte[] blob)
     {

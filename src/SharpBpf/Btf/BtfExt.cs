@@ -73,6 +73,15 @@ public sealed class BtfExt
             throw new ObjectFileException($"header length {headerLength} is invalid", Section, offset: 4);
         var body = bytes[(int)headerLength..];
         var ext = new BtfExt();
+        // Line records name the same file and source lines over and over: each string is decoded once, here without
+        // the lock of the spec's shared cache.
+        var strings = new Dictionary<uint, string>();
+        string Resolve(BtfSpec btf, uint offset, string context, long at)
+        {
+            if (!strings.TryGetValue(offset, out var text))
+                strings[offset] = text = ResolveString(btf, offset, context, at);
+            return text;
+        }
 
         var funcBlock = Block(body, bytes, 8, (int)headerLength, "func info");
         ReadBlock(funcBlock, 8, (int)headerLength + Offset(bytes, 8), btf, "func info", (section, r, at) =>
@@ -135,7 +144,7 @@ public sealed class BtfExt
                 throw new ObjectFileException($"{what}: truncated section header", Section, offset: blockStart + pos);
             uint nameOffset = BinaryPrimitives.ReadUInt32LittleEndian(block[pos..]);
             uint count = BinaryPrimitives.ReadUInt32LittleEndian(block[(pos + 4)..]);
-            string section = Resolve(btf, nameOffset, what, blockStart + pos);
+            string section = ResolveString(btf, nameOffset, what, blockStart + pos);
             pos += 8;
             if (count == 0)
                 throw new ObjectFileException($"{what}: section '{section}' has no records", Section, offset: blockStart + pos - 8);
@@ -157,7 +166,7 @@ public sealed class BtfExt
         return (int)(bytes / 8);
     }
 
-    private static string Resolve(BtfSpec btf, uint offset, string context, long at)
+    private static string ResolveString(BtfSpec btf, uint offset, string context, long at)
     {
         try
         {

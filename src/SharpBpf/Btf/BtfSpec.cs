@@ -26,7 +26,8 @@ public sealed class BtfSpec
     private readonly int stringStart;
     private readonly int stringLength;
     private readonly Dictionary<uint, string> strings = [];
-    private Dictionary<(string, BtfKind?), BtfType>? byName;
+    private Dictionary<string, BtfType>? firstByName;
+    private Dictionary<(string, BtfKind), BtfType>? byNameAndKind;
 
     private BtfSpec(BtfType[] types, byte[] raw, int typeStart, int stringStart, int stringLength)
     {
@@ -53,17 +54,26 @@ public sealed class BtfSpec
     /// <summary>The first type with this name (and kind, when given), or null.</summary>
     public BtfType? FindByName(string name, BtfKind? kind = null)
     {
-        if (byName is null)
+        if (firstByName is null)
         {
-            var index = new Dictionary<(string, BtfKind?), BtfType>();
+            var index = new Dictionary<string, BtfType>(types.Length, StringComparer.Ordinal);
             foreach (var t in types)
-            {
-                index.TryAdd((t.Name, null), t);
-                index.TryAdd((t.Name, t.Kind), t);
-            }
-            byName = index;
+                index.TryAdd(t.Name, t);
+            firstByName = index;
         }
-        return byName.GetValueOrDefault((name, kind));
+        if (!firstByName.TryGetValue(name, out var first))
+            return null;
+        if (kind is not { } k || first.Kind == k)
+            return first;
+        // Several types share the name (a struct and its typedef, say): index by name and kind, once.
+        if (byNameAndKind is null)
+        {
+            var index = new Dictionary<(string, BtfKind), BtfType>();
+            foreach (var t in types)
+                index.TryAdd((t.Name, t.Kind), t);
+            byNameAndKind = index;
+        }
+        return byNameAndKind.GetValueOrDefault((name, k));
     }
 
     private Dictionary<string, List<uint>>? byEssentialName;

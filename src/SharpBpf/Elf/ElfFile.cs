@@ -121,7 +121,7 @@ public sealed class ElfFile
         for (int i = 0; i < raw.Length; i++)
         {
             var r = raw[i];
-            string name = i == 0 || names.IsEmpty ? "" : ReadString(names, r.NameOffset, $"name of section {i}");
+            string name = i == 0 || names.IsEmpty ? "" : ReadString(names, r.NameOffset, "name of section", i);
             sections[i] = new ElfSection(i, name, r.Type, r.Flags, r.Offset, r.Size, r.Link, r.Info, r.Alignment, r.EntrySize);
         }
 
@@ -227,7 +227,7 @@ public sealed class ElfFile
             ushort sectionIndex = BinaryPrimitives.ReadUInt16LittleEndian(e[6..]);
             if (sectionIndex != 0 && sectionIndex < 0xff00 && sectionIndex >= sections.Length)
                 throw new ObjectFileException($"symbol {i} is in section {sectionIndex}, which does not exist", table.Name, offset: i * SymbolSize);
-            string name = nameOffset == 0 ? "" : ReadString(strings, nameOffset, $"name of symbol {i}");
+            string name = nameOffset == 0 ? "" : ReadString(strings, nameOffset, "name of symbol", i);
             result[i] = new ElfSymbol(i, name, BinaryPrimitives.ReadUInt64LittleEndian(e[8..]), BinaryPrimitives.ReadUInt64LittleEndian(e[16..]),
                 (ElfSymbolType)(info & 0xf), (ElfSymbolBinding)(info >> 4), (byte)(e[5] & 0x3), sectionIndex);
         }
@@ -235,16 +235,20 @@ public sealed class ElfFile
     }
 
     /// <summary>Reads a NUL-terminated string at an offset of a string table.</summary>
-    internal static string ReadString(ReadOnlySpan<byte> table, uint offset, string what)
+    /// <remarks><paramref name="what"/> says what the string is ("name of symbol") and <paramref name="index"/> (when
+    /// not -1) which one, for the error message; they are separate so that reading a name builds no message.</remarks>
+    internal static string ReadString(ReadOnlySpan<byte> table, uint offset, string what, long index = -1)
     {
         if (offset >= (uint)table.Length)
-            throw new ObjectFileException($"{what}: string offset {offset} is outside the {table.Length}-byte string table");
+            throw new ObjectFileException($"{Describe(what, index)}: string offset {offset} is outside the {table.Length}-byte string table");
         var rest = table[(int)offset..];
         int end = rest.IndexOf((byte)0);
         if (end < 0)
-            throw new ObjectFileException($"{what}: string at offset {offset} is not NUL-terminated");
-        return Encoding.UTF8.GetString(rest[..end]);
+            throw new ObjectFileException($"{Describe(what, index)}: string at offset {offset} is not NUL-terminated");
+        return end == 0 ? "" : Encoding.UTF8.GetString(rest[..end]);
     }
+
+    private static string Describe(string what, long index) => index < 0 ? what : $"{what} {index}";
 
     private static void CheckRange(int fileLength, ulong offset, ulong size, string what)
     {

@@ -123,6 +123,13 @@ public sealed unsafe class HelperTable
         (HelperId.KtimeGetNs, nameof(VmHelpers.KtimeGetNs)),
         (HelperId.KtimeGetBootNs, nameof(VmHelpers.KtimeGetBootNs)),
         (HelperId.KtimeGetCoarseNs, nameof(VmHelpers.KtimeGetNs)),
+        (HelperId.KtimeGetTaiNs, nameof(VmHelpers.KtimeGetTaiNs)),
+        (HelperId.Jiffies64, nameof(VmHelpers.Jiffies64)),
+        (HelperId.GetNumaNodeId, nameof(VmHelpers.GetNumaNodeId)),
+        (HelperId.MapLookupPercpuElem, nameof(VmHelpers.MapLookupPercpuElem)),
+        (HelperId.Strncmp, nameof(VmHelpers.Strncmp)),
+        (HelperId.ProbeReadKernel, nameof(VmHelpers.ProbeReadKernel)),
+        (HelperId.ProbeReadKernelStr, nameof(VmHelpers.ProbeReadKernelStr)),
         (HelperId.GetPrandomU32, nameof(VmHelpers.GetPrandomU32)),
         (HelperId.GetSmpProcessorId, nameof(VmHelpers.GetSmpProcessorId)),
         (HelperId.TracePrintk, nameof(VmHelpers.TracePrintk)),
@@ -148,6 +155,8 @@ public sealed unsafe class HelperTable
         (HelperId.XdpStoreBytes, nameof(VmHelpers.XdpStoreBytes)),
         (HelperId.XdpGetBuffLen, nameof(VmHelpers.XdpGetBuffLen)),
         (HelperId.PerfEventOutput, nameof(VmHelpers.PerfEventOutput)),
+        (HelperId.FibLookup, nameof(VmHelpers.FibLookup)),
+        (HelperId.CheckMtu, nameof(VmHelpers.CheckMtu)),
     ];
 
     /// <summary>Helpers XDP programs may call in the managed VM.</summary>

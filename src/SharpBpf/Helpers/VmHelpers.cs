@@ -13,7 +13,7 @@ namespace SharpBpf.Helpers;
 /// return value. Pointer arguments are checked against the program's regions when the execution checks memory; a
 /// bad map argument or a bad pointer traps (the kernel's verifier would have refused the program).
 /// </summary>
-public static unsafe class VmHelpers
+public static unsafe partial class VmHelpers
 {
     private static ulong Errno(int errno) => unchecked((ulong)(long)-errno);
 
@@ -161,6 +161,20 @@ public static unsafe class VmHelpers
         return (ulong)(long)perf.Output((byte*)data, size, flags, e.Cpu);
     }
 
+    /// <summary>bpf_map_lookup_percpu_elem(map, key, cpu): the value <paramref name="cpu"/> holds in a per-CPU
+    /// array or hash map; NULL for other map types, absent keys and CPUs at or above the possible CPU count.</summary>
+    public static ulong MapLookupPercpuElem(VmExecution e, ulong map, ulong key, ulong cpu, ulong r4, ulong r5)
+    {
+        var m = Map(e, map, "bpf_map_lookup_percpu_elem");
+        Check(e, key, (ulong)m.KeySize, false, "bpf_map_lookup_percpu_elem key");
+        if (!m.IsPerCpu || (uint)cpu >= (uint)ManagedMap.PossibleCpus || cpu > uint.MaxValue)
+            return 0;
+        byte* value = m.LookupForProgram((byte*)key, (int)cpu);
+        if (value != null && e.CheckMemory)
+            e.AddRegion((ulong)value, (ulong)m.ValueSize, writable: !m.IsReadOnlyForProgram);
+        return (ulong)value;
+    }
+
     // ---- time, random, cpu -----------------------------------------------------------------------------------------
 
     private static readonly double s_nsPerTick = 1e9 / Stopwatch.Frequency;
@@ -170,6 +184,22 @@ public static unsafe class VmHelpers
 
     public static ulong KtimeGetBootNs(VmExecution e, ulong r1, ulong r2, ulong r3, ulong r4, ulong r5) =>
         (ulong)Environment.TickCount64 * 1_000_000UL;
+
+    /// <summary>bpf_ktime_get_tai_ns: CLOCK_TAI, taken as the UTC time since the Unix epoch (Linux's TAI offset
+    /// is 0 unless an NTP daemon sets it).</summary>
+    public static ulong KtimeGetTaiNs(VmExecution e, ulong r1, ulong r2, ulong r3, ulong r4, ulong r5) =>
+        (ulong)(DateTime.UtcNow - DateTime.UnixEpoch).Ticks * 100UL;
+
+    /// <summary>The tick rate bpf_jiffies64 counts at (the kernel's CONFIG_HZ; 250 on common distribution kernels).</summary>
+    public const int JiffiesPerSecond = 250;
+
+    /// <summary>bpf_jiffies64: ticks of <see cref="JiffiesPerSecond"/> since boot, starting at the kernel's
+    /// INITIAL_JIFFIES (5 minutes before the 32-bit wrap) as jiffies do.</summary>
+    public static ulong Jiffies64(VmExecution e, ulong r1, ulong r2, ulong r3, ulong r4, ulong r5) =>
+        unchecked((ulong)(uint)(-300 * JiffiesPerSecond) + (ulong)Environment.TickCount64 * JiffiesPerSecond / 1000UL);
+
+    /// <summary>bpf_get_numa_node_id: the VM has one NUMA node, 0.</summary>
+    public static ulong GetNumaNodeId(VmExecution e, ulong r1, ulong r2, ulong r3, ulong r4, ulong r5) => 0;
 
     public static ulong GetPrandomU32(VmExecution e, ulong r1, ulong r2, ulong r3, ulong r4, ulong r5) => e.NextRandom();
 
@@ -245,6 +275,64 @@ public static unsafe class VmHelpers
         var line = sb.ToString().TrimEnd('\n');
         e.WriteTrace(line);
         return (ulong)sb.Length;
+    }
+
+    // ---- strings and probe reads ---------------------------------------------------------------------------------
+
+    /// <summary>bpf_strncmp(s1, s1_sz, s2): the kernel's strncmp(s1, s2, s1_sz) on unsigned bytes: -1, 0 or 1.</summary>
+    public static ulong Strncmp(VmExecution e, ulong s1, ulong size, ulong s2, ulong r4, ulong r5)
+    {
+        Check(e, s1, size, false, "bpf_strncmp s1");
+        for (ulong i = 0; i < size; i++)
+        {
+            Check(e, s2 + i, 1, false, "bpf_strncmp s2");
+            byte c1 = *(byte*)(s1 + i), c2 = *(byte*)(s2 + i);
+            if (c1 != c2)
+                return c1 < c2 ? ulong.MaxValue : 1UL;
+            if (c1 == 0)
+                break;
+        }
+        return 0;
+    }
+
+    /// <summary>bpf_probe_read_kernel(dst, size, src): copies when all of src is memory the program may read (the
+    /// VM's whole "kernel"); otherwise zeroes dst and returns -EFAULT, as a faulting read does in the kernel.</summary>
+    public static ulong ProbeReadKernel(VmExecution e, ulong dst, ulong size, ulong src, ulong r4, ulong r5)
+    {
+        Check(e, dst, size, true, "bpf_probe_read_kernel dst");
+        if (size == 0)
+            return 0;
+        if (!e.IsAllowed(src, size, write: false))
+        {
+            new Span<byte>((void*)dst, (int)size).Clear();
+            return Errno(SharpBpf.Errno.EFAULT);
+        }
+        Buffer.MemoryCopy((void*)src, (void*)dst, (long)size, (long)size);
+        return 0;
+    }
+
+    /// <summary>bpf_probe_read_kernel_str(dst, size, src): copies the NUL-terminated string at src, at most size - 1
+    /// bytes and a NUL; returns the length copied including the NUL. A byte the program may not read zeroes dst and
+    /// gives -EFAULT.</summary>
+    public static ulong ProbeReadKernelStr(VmExecution e, ulong dst, ulong size, ulong src, ulong r4, ulong r5)
+    {
+        Check(e, dst, size, true, "bpf_probe_read_kernel_str dst");
+        if (size == 0)
+            return 0;
+        byte* to = (byte*)dst;
+        for (ulong i = 0; i < size; i++)
+        {
+            if (!e.IsAllowed(src + i, 1, write: false))
+            {
+                new Span<byte>(to, (int)size).Clear();
+                return Errno(SharpBpf.Errno.EFAULT);
+            }
+            byte b = i == size - 1 ? (byte)0 : *(byte*)(src + i);
+            to[i] = b;
+            if (b == 0)
+                return i + 1;
+        }
+        return size;
     }
 
     // ---- calls -------------------------------------------------------------------------------------------------------

@@ -17,12 +17,37 @@ public static class ObjectFile
         byte[] bytes;
         try
         {
-            var info = new FileInfo(path);
-            if (!info.Exists)
-                throw new ObjectFileException($"cannot read '{path}': no such file");
-            if (info.Length > MaxFileSize)
-                throw new ObjectFileException($"'{path}' is {info.Length} bytes, more than the {MaxFileSize}-byte limit for an object file");
-            bytes = File.ReadAllBytes(path);
+            // One open, one fstat, one read: the file is small and read whole.
+            using var handle = File.OpenHandle(path, FileMode.Open, FileAccess.Read, FileShare.Read);
+            long length = RandomAccess.GetLength(handle);
+            if (length > MaxFileSize)
+                throw new ObjectFileException($"'{path}' is {length} bytes, more than the {MaxFileSize}-byte limit for an object file");
+            if (length == 0)
+            {
+                // A pipe or a /proc file reports no length: read to the end.
+                bytes = File.ReadAllBytes(path);
+                if (bytes.LongLength > MaxFileSize)
+                    throw new ObjectFileException($"'{path}' is more than the {MaxFileSize}-byte limit for an object file");
+            }
+            else
+            {
+                bytes = new byte[length];
+                int total = 0;
+                while (total < bytes.Length)
+                {
+                    int n = RandomAccess.Read(handle, bytes.AsSpan(total), total);
+                    if (n == 0)
+                        break;
+                    total += n;
+                }
+                if (total != bytes.Length)
+                    throw new ObjectFileException($"cannot read '{path}': it shrank from {length} to {total} bytes while being read");
+            }
+        }
+        catch (Exception e) when (e is FileNotFoundException or DirectoryNotFoundException
+            || e is UnauthorizedAccessException && Directory.Exists(path))
+        {
+            throw new ObjectFileException($"cannot read '{path}': no such file", innerException: e);
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException or ArgumentException or NotSupportedException)
         {

@@ -606,14 +606,46 @@ internal sealed class ObjectReader
         }
     }
 
-    private ILookup<int, ElfSymbol>? functionSymbols;
+    private Dictionary<int, List<ElfSymbol>>? functionSymbols;
+
+    /// <summary>Function symbols by section, each list sorted by address (stable: equal addresses keep symbol order).</summary>
+    private List<ElfSymbol> FunctionSymbols(int sectionIndex)
+    {
+        if (functionSymbols is null)
+        {
+            functionSymbols = [];
+            foreach (var s in elf.Symbols)
+            {
+                if (s.Type != ElfSymbolType.Function)
+                    continue;
+                if (!functionSymbols.TryGetValue(s.SectionIndex, out var list))
+                    functionSymbols[s.SectionIndex] = list = [];
+                list.Add(s);
+            }
+            foreach (var list in functionSymbols.Values)
+            {
+                if (!IsSortedByValue(list))
+                    list.Sort((a, b) => a.Value != b.Value ? a.Value.CompareTo(b.Value) : a.Index.CompareTo(b.Index));
+            }
+        }
+        return functionSymbols.TryGetValue(sectionIndex, out var found) ? found : [];
+    }
+
+    private static bool IsSortedByValue(List<ElfSymbol> symbols)
+    {
+        for (int i = 1; i < symbols.Count; i++)
+        {
+            if (symbols[i - 1].Value > symbols[i].Value)
+                return false;
+        }
+        return true;
+    }
 
     private List<Function> SplitFunctions(ElfSection section)
     {
         bool isText = section.Name == ".text";
         long slots = (long)(section.Size / RawInstruction.Size);
-        functionSymbols ??= elf.Symbols.Where(s => s.Type == ElfSymbolType.Function).ToLookup(s => (int)s.SectionIndex);
-        var symbols = functionSymbols[section.Index].OrderBy(s => s.Value).ToList();
+        var symbols = FunctionSymbols(section.Index);
         var result = new List<Function>(symbols.Count);
         var code = elf.GetContents(section);
         if (symbols.Count == 0)
@@ -835,7 +867,8 @@ internal sealed class ObjectReader
         return true;
     }
 
-    private static void AddInRange<T>(T[] sorted, Function f, Func<T, int> offset, Action<T> add)
+    /// <summary>The records of <paramref name="sorted"/> that fall in <paramref name="f"/>: indexes [Start, End).</summary>
+    private static (int Start, int End) RangeOf<T>(T[] sorted, Function f, Func<T, int> offset)
     {
         int lo = 0, hi = sorted.Length;
         while (lo < hi)
@@ -846,8 +879,10 @@ internal sealed class ObjectReader
             else
                 hi = mid;
         }
-        for (int i = lo; i < sorted.Length && offset(sorted[i]) < f.Start + f.RawLength; i++)
-            add(sorted[i]);
+        int end = lo;
+        while (end < sorted.Length && offset(sorted[end]) < f.Start + f.RawLength)
+            end++;
+        return (lo, end);
     }
 
     private ProgramSpec Link(Function program)
@@ -910,14 +945,21 @@ internal sealed class ObjectReader
             foreach (var f in layout)
             {
                 int shift = bases[f] - f.Start;
-                AddInRange(SortedRecords(sortedFuncInfos, ext.FuncInfos, f.Section.Name, r => r.InstructionOffset), f, r => r.InstructionOffset,
-                    r => spec.FuncInfos.Add(r with { InstructionOffset = r.InstructionOffset + shift }));
-                AddInRange(SortedRecords(sortedLineInfos, ext.LineInfos, f.Section.Name, r => r.InstructionOffset), f, r => r.InstructionOffset,
-                    r => spec.LineInfos.Add(r with { InstructionOffset = r.InstructionOffset + shift }));
-                AddInRange(SortedRecords(sortedCoreRelocations, ext.CoreRelocations, f.Section.Name, r => r.InstructionOffset), f, r => r.InstructionOffset,
-                    r => spec.CoreRelocations.Add(r with { InstructionOffset = r.InstructionOffset + shift }));
+                var funcs = SortedRecords(sortedFuncInfos, ext.FuncInfos, f.Section.Name, static r => r.InstructionOffset);
+                var (start, end) = RangeOf(funcs, f, static r => r.InstructionOffset);
+                for (int i = start; i < end; i++)
+                    spec.FuncInfos.Add(funcs[i] with { InstructionOffset = funcs[i].InstructionOffset + shift });
+                var lines = SortedRecords(sortedLineInfos, ext.LineInfos, f.Section.Name, static r => r.InstructionOffset);
+                (start, end) = RangeOf(lines, f, static r => r.InstructionOffset);
+                for (int i = start; i < end; i++)
+                    spec.LineInfos.Add(lines[i] with { InstructionOffset = lines[i].InstructionOffset + shift });
+                var relocations = SortedRecords(sortedCoreRelocations, ext.CoreRelocations, f.Section.Name, static r => r.InstructionOffset);
+                (start, end) = RangeOf(relocations, f, static r => r.InstructionOffset);
+                for (int i = start; i < end; i++)
+                    spec.CoreRelocations.Add(relocations[i] with { InstructionOffset = relocations[i].InstructionOffset + shift });
             }
             // Already sorted: functions were laid out at increasing offsets and each one's records come sorted.
+            spec.Lines.EnsureCapacity(spec.LineInfos.Count);
             foreach (var line in spec.LineInfos)
             {
                 int index = slotToIndex[line.InstructionOffset];

@@ -49,6 +49,13 @@ public sealed record VmOptions
     /// <summary>Creates the managed map for each map spec of a collection. Null: the managed maps' own factory.</summary>
     public Func<MapSpec, ManagedMap>? CreateMap { get; init; }
 
+    /// <summary>
+    /// The interfaces, routes and neighbours bpf_fib_lookup and bpf_check_mtu see. Null: a fresh network namespace
+    /// (<see cref="SharpBpf.Helpers.RoutingTable.Unconfigured"/>): only the loopback (ifindex 1, MTU 65536), forwarding
+    /// off, so bpf_fib_lookup answers BPF_FIB_LKUP_RET_FWD_DISABLED for it and -ENODEV for other interfaces.
+    /// </summary>
+    public SharpBpf.Helpers.RoutingTable? Routes { get; init; }
+
     /// <summary>The engine that runs the programs.</summary>
     public VmEngine Engine { get; init; } = VmEngine.Interpreter;
 

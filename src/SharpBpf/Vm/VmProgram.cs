@@ -43,6 +43,7 @@ public sealed unsafe class VmProgram : ITestRunnable
             }
         }
         Engine = options.Engine;
+        Routes = options.Routes;
         ushort entry = helpers == HelperTable.Conformance ? (ushort)0b110 : (ushort)0b10;
         var decoded = Decoder.Decode(name, instructions, helpers, resolve, entry, options.RequireInitializedRegisters);
         // Pinned so the engines hold raw pointers and a function's address is a real, stable address.
@@ -210,6 +211,9 @@ public sealed unsafe class VmProgram : ITestRunnable
     /// the kernel) and reports the last return value (low 32 bits, as the kernel does), the frame from data_meta to
     /// data_end, and the mean time per run. A trap reports XDP_ABORTED.
     /// </summary>
+    /// <summary>The routing table bpf_fib_lookup and bpf_check_mtu see (<see cref="VmOptions.Routes"/> at load).</summary>
+    public SharpBpf.Helpers.RoutingTable? Routes { get; }
+
     public TestRunResult TestRun(TestRunOptions options)
     {
         ArgumentNullException.ThrowIfNull(options);

@@ -92,7 +92,9 @@ public sealed unsafe class XdpContext : IDisposable
         Data = DataMeta + metadataLength;
         bytes.CopyTo(new Span<byte>(DataMeta, bytes.Length));
         DataEnd = DataMeta + bytes.Length;
-        // Bytes after the packet read as zero, as in a fresh page.
+        // The headroom and the bytes after the packet read as zero, as in the fresh page the kernel's test run gives
+        // every packet: nothing a previous packet left in the frame (e.g. headers it pushed) shows through.
+        NativeMemory.Clear(_frame, Headroom);
         NativeMemory.Clear(DataEnd, (nuint)(_frame + _frameSize - DataEnd));
     }
 

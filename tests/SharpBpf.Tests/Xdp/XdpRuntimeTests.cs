@@ -130,6 +130,38 @@ public class XdpRuntimeTests
     }
 
     [Fact]
+    public void EveryPacketGetsAZeroedHeadroomEvenInAReusedFrame()
+    {
+        // adjust_head(ctx, -2); data[0] += 1; return PASS: data[0] is 1 when the claimed headroom was zero, as in the
+        // kernel's test run; a frame reused for the next packet must not show the previous packet's bytes.
+        var program = VmProgram.Create("headroom",
+        [
+            MovR(R6, R1),
+            Mov(R2, -2),
+            Call((int)HelperId.XdpAdjustHead),
+            Ldx(AccessSize.Word, R2, R6, 0),
+            Ldx(AccessSize.Word, R3, R6, 4),
+            MovR(R4, R2),
+            Alu64(AluOperation.Add, R4, 2),
+            JmpR(JumpOperation.Jgt, R4, R3, 3),
+            Ldx(AccessSize.Byte, R5, R2, 0),
+            Alu64(AluOperation.Add, R5, 1),
+            Stx(AccessSize.Byte, R2, R5, 0),
+            Mov(R0, 2),
+            Exit(),
+        ], options: O());
+        using var e = new VmExecution();
+        using var ctx = new XdpContext();
+        for (int i = 0; i < 3; i++)
+        {
+            ctx.SetPacket(new byte[60]);
+            Assert.Equal(XdpAction.Pass, program.RunXdp(e, ctx, out _));
+            Assert.Equal(62, ctx.Packet.Length);
+            Assert.Equal(1, ctx.Packet[0]);
+        }
+    }
+
+    [Fact]
     public void AdjustHeadBeyondTheHeadroomFails()
     {
         var program = VmProgram.Create("toofar", [Mov(R2, -300), Call((int)HelperId.XdpAdjustHead), Exit()], options: O());
