@@ -128,6 +128,12 @@ public class VerifierAgreementTests(ITestOutputHelper output)
                     && !l.StartsWith("stack depth", StringComparison.Ordinal)) ?? e.Message;
             return new Kernel(false, e.InstructionIndex, last, Processed(e.Log));
         }
+        catch (BpfException e) when (e is not BpfVerifierException)
+        {
+            // The load failed before the kernel's verifier ran (a map it cannot create): there is no verdict.
+            Assert.Skip($"the kernel did not verify {program}: {e.Message}");
+            throw;
+        }
     }
 
     private static int? Processed(string? log)
