@@ -13,7 +13,10 @@ internal sealed partial class Engine
     private int Call(Instruction insn)
     {
         if (insn.Src == (Register)CallKind.Local)
-            return EnterFunction(_graph.CallTarget(_pc), _pc + 1, callback: false);
+        {
+            int target = _graph.CallTarget(_pc);
+            return _globals.TryGetValue(target, out var global) ? CallGlobal(global) : EnterFunction(target, _pc + 1, callback: false);
+        }
         return CallHelper(insn);
     }
 
@@ -43,6 +46,7 @@ internal sealed partial class Engine
             if (frame.IsCallback)
             {
                 var value = Read(Register.R0);
+                MarkPrecise(value.Deps);
                 if (!value.IsScalar || value.Value.SMin < 0 || value.Value.SMax > 1)
                     throw new Refusal($"a callback must return 0 or 1 (continue or stop), R0 is {value}",
                         "return 0 to continue the loop or 1 to stop it", Register.R0);
@@ -55,6 +59,14 @@ internal sealed partial class Engine
             return frame.ReturnTo;
         }
         var result = Read(Register.R0);
+        if (frame.FunctionStart != 0)
+        {
+            // The end of a global function verified on its own: it returns a number to any caller.
+            if (!result.IsScalar)
+                throw new Refusal($"a global function must return a number, R0 is {result}", register: Register.R0);
+        }
+        else if (_platform.ReturnRange is not null && result.IsScalar)
+            MarkPrecise(result.Deps);
         if (result.IsPointer && !_options.Privileged)
             throw new Refusal("R0 leaks a pointer as the return value", "return a number (an XDP action)", Register.R0);
         if (_platform.ReturnRange is { } range && (!result.IsScalar || result.Value.SMin < range.Min || result.Value.SMax > range.Max))
@@ -118,6 +130,9 @@ internal sealed partial class Engine
                 Frame.Registers[0] = RegisterState.NotInit;
                 break;
             case ReturnKind.MapValueOrNull:
+                if (info.Map is { Type: MapType.ArrayOfMaps or MapType.HashOfMaps, InnerMap: null } outer)
+                    throw new Refusal($"map '{outer.Name}' is a map of maps without an inner map template: the type of its values is unknown",
+                        "declare the inner map type with __array(values, struct inner_map)");
                 // Since Linux 6.14 an array lookup with a constant key below max_entries cannot fail: the kernel
                 // gives a plain map value pointer, and programs that skip the NULL check load.
                 Frame.Registers[0] = info.ConstantKeyInRange
@@ -178,9 +193,13 @@ internal sealed partial class Engine
             zero &= frame.StackBytes[i] == StackByte.Zero;
         if (zero)
             return 0;
-        if (first % 8 == 0 && frame.StackBytes[first] == StackByte.Spill && frame.Spills[first / 8] is { Type: RegisterType.Scalar } spilled
-            && spilled.Value.IsConst)
+        // The kernel's get_constant_map_key: a spill of exactly the key's size holding a constant.
+        if (first % 8 == 0 && frame.StackBytes[first] == StackByte.Spill && FrameState.SpillSize(frame.StackBytes, first / 8) == size
+            && frame.Spills[first / 8] is { Type: RegisterType.Scalar } spilled && spilled.Value.IsConst)
+        {
+            MarkPrecise(spilled.Deps); // the lookup cannot fail because of this exact key
             return (uint)spilled.Value.ConstValue;
+        }
         return null;
     }
 
@@ -192,6 +211,9 @@ internal sealed partial class Engine
         var kind = proto.Argument(index);
         string name = proto.Name;
         var value = Read(reg);
+        // Sizes, NULL buffers and other scalar arguments are checked by value: they must be precise.
+        if (value.IsScalar && kind is not (ArgumentKind.None or ArgumentKind.Anything))
+            MarkPrecise(value.Deps);
         string Got() => RegisterState.TypeName(value.Type);
         switch (kind)
         {

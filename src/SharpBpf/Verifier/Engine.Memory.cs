@@ -15,7 +15,7 @@ internal sealed partial class Engine
         int size = insn.OpCode.SizeInBytes;
         var value = CheckMemory(insn.Src, ptr, insn.Offset, size, Access.Read, null);
         if (insn.OpCode.Mode == AccessMode.MemSx && value.IsScalar)
-            value = RegisterState.FromScalar(ScalarArithmetic.SignExtend(value.Value, size * 8));
+            value = RegisterState.FromScalar(ScalarArithmetic.SignExtend(value.Value, size * 8)) with { Deps = value.Deps };
         Write(insn.Dst, value);
     }
 
@@ -183,7 +183,10 @@ internal sealed partial class Engine
             throw new Refusal($"write into map '{map.Name}' is forbidden: it is read-only for programs (frozen .rodata)",
                 "const globals live in .rodata and cannot be changed; drop `const` to put the variable in .data", reg);
         BoundedAccess(reg, ptr, insnOffset, size, (int)map.ValueSize, $"map '{map.Name}' value", access);
-        RecordAccess(MemoryRegion.MapValue);
+        // A global function's memory argument is whatever memory its callers pass: any region but the context.
+        RecordAccess(_argumentMaps.Contains(map)
+            ? MemoryRegion.Stack | MemoryRegion.Packet | MemoryRegion.PacketMeta | MemoryRegion.MapValue | MemoryRegion.RingbufMemory
+            : MemoryRegion.MapValue);
     }
 
     /// <summary>An access to a region of known size: offset plus variable part must stay in [0, regionSize).</summary>
@@ -238,15 +241,17 @@ internal sealed partial class Engine
 
     private RegisterState ReadStack(Register reg, FrameState frame, int first, int last, int size, long offset, bool variable)
     {
-        if (!variable && size == 8 && first % 8 == 0 && frame.StackBytes[first] == StackByte.Spill)
+        if (!variable && first % 8 == 0 && frame.StackBytes[first] == StackByte.Spill && FrameState.SpillSize(frame.StackBytes, first / 8) == size)
             return frame.Spills[first / 8];
         bool allZero = true;
+        var deps = default(DepSet);
         for (int i = first; i < last; i++)
         {
             var b = frame.StackBytes[i];
             if (b == StackByte.Spill)
             {
                 var spilled = frame.Spills[i / 8];
+                deps = deps.Union(spilled.Deps);
                 if (spilled.Type != RegisterType.Scalar)
                     throw new Refusal($"invalid size of register fill: reading {size} bytes of the {RegisterState.TypeName(spilled.Type)} pointer spilled at fp{i / 8 * 8 - FrameState.StackSize}",
                         "read spilled pointers back whole (8 bytes at the offset they were stored at)", reg);
@@ -266,7 +271,7 @@ internal sealed partial class Engine
                 allZero = false;
         }
         if (allZero)
-            return RegisterState.Constant(0);
+            return RegisterState.Constant(0) with { Deps = deps };
         return RegisterState.FromScalar(Scalar.OfSize(size));
     }
 
@@ -274,15 +279,9 @@ internal sealed partial class Engine
     {
         if (value.Type == RegisterType.Stack && value.Frame > targetFrame)
             throw new Refusal("a pointer to a callee's stack cannot be stored in a caller's stack: it would outlive the call");
-        // Breaking into a spilled slot turns the rest of it into untracked bytes.
+        // Breaking into a spilled slot turns the rest of the spill into untracked bytes.
         for (int slot = first / 8; slot <= (last - 1) / 8; slot++)
-        {
-            if (frame.StackBytes[slot * 8] == StackByte.Spill)
-            {
-                for (int i = slot * 8; i < slot * 8 + 8; i++)
-                    frame.WritableStackBytes[i] = StackByte.Misc;
-            }
-        }
+            BreakSpill(frame, slot);
         if (!variable && size == 8 && first % 8 == 0 && value.Type != RegisterType.NotInit)
         {
             for (int i = first; i < last; i++)
@@ -290,9 +289,35 @@ internal sealed partial class Engine
             frame.WritableSpills[first / 8] = value;
             return;
         }
+        if (!variable && size < 8 && first % 8 == 0 && value.IsScalar && _options.Privileged)
+        {
+            // As the kernel (since 5.x, for CAP_BPF): a 1/2/4-byte store of a number at the start of a slot is a
+            // narrow spill, read back whole by a load of the same size (a 4-byte key stays a known constant).
+            var narrowed = value.Value.UMax < 1UL << (size * 8)
+                ? value with { Id = 0 }
+                : RegisterState.FromScalar(Scalar.OfSize(size)) with { Deps = value.Deps };
+            for (int i = first; i < last; i++)
+                frame.WritableStackBytes[i] = StackByte.Spill;
+            frame.WritableSpills[first / 8] = narrowed;
+            return;
+        }
         bool zero = value.IsScalar && value.Value.IsConst && value.Value.ConstValue == 0;
+        if (zero)
+            MarkPrecise(value.Deps); // the bytes become STACK_ZERO because the value is exactly 0
         for (int i = first; i < last; i++)
             frame.WritableStackBytes[i] = zero ? (variable && frame.StackBytes[i] != StackByte.Zero ? StackByte.Misc : StackByte.Zero) : StackByte.Misc;
+    }
+
+    /// <summary>The bytes of a spill in this slot become untracked; the slot's other bytes keep what they were.</summary>
+    private static void BreakSpill(FrameState frame, int slot)
+    {
+        if (frame.StackBytes[slot * 8] != StackByte.Spill)
+            return;
+        for (int i = slot * 8; i < slot * 8 + 8; i++)
+        {
+            if (frame.StackBytes[i] == StackByte.Spill)
+                frame.WritableStackBytes[i] = StackByte.Misc;
+        }
     }
 
     private void CheckCombinedStack()
@@ -340,13 +365,7 @@ internal sealed partial class Engine
                 if (write)
                 {
                     for (int slot = first / 8; slot <= (last - 1) / 8; slot++)
-                    {
-                        if (frame.StackBytes[slot * 8] == StackByte.Spill)
-                        {
-                            for (int i = slot * 8; i < slot * 8 + 8; i++)
-                                frame.WritableStackBytes[i] = StackByte.Misc;
-                        }
-                    }
+                        BreakSpill(frame, slot);
                     for (int i = first; i < last; i++)
                         frame.WritableStackBytes[i] = StackByte.Misc;
                 }

@@ -1,5 +1,6 @@
 using SharpBpf.Asm;
 using SharpBpf.Objects;
+using SharpBpf.Platform;
 using SharpBpf.Verifier.Domains;
 
 namespace SharpBpf.Verifier;
@@ -108,7 +109,7 @@ internal sealed partial class Engine
                 if (!src.IsScalar)
                     throw new Refusal($"R{(int)insn.Src} sign-extending move of a pointer is not allowed", register: insn.Src);
                 var ext = ScalarArithmetic.SignExtend(src.Value, insn.Offset);
-                Write(insn.Dst, RegisterState.FromScalar(is64 ? ext : ext.ZeroExtend32()));
+                Write(insn.Dst, RegisterState.FromScalar(is64 ? ext : ext.ZeroExtend32()) with { Deps = src.Deps });
                 return;
             }
             if (is64)
@@ -132,7 +133,7 @@ internal sealed partial class Engine
                 Write(insn.Dst, RegisterState.FromScalar(Scalar.OfSize(4)));
                 return;
             }
-            Write(insn.Dst, RegisterState.FromScalar(src.Value.ZeroExtend32()));
+            Write(insn.Dst, RegisterState.FromScalar(src.Value.ZeroExtend32()) with { Deps = src.Deps });
             return;
         }
 
@@ -144,7 +145,7 @@ internal sealed partial class Engine
             var value = alu == AluOperation.Neg
                 ? ScalarArithmetic.Apply(AluOperation.Sub, Scalar.Const(0), dst.Value, is64)
                 : ScalarArithmetic.ByteSwap(dst.Value, insn.Immediate, swap: fromRegister || is64);
-            Write(insn.Dst, RegisterState.FromScalar(value));
+            Write(insn.Dst, RegisterState.FromScalar(value) with { Deps = dst.Deps });
             return;
         }
 
@@ -157,7 +158,8 @@ internal sealed partial class Engine
             return;
         }
         bool signed = insn.Offset == 1;
-        Write(insn.Dst, RegisterState.FromScalar(ScalarArithmetic.Apply(alu, dst.Value, operand.Value, is64, signed)));
+        Write(insn.Dst, RegisterState.FromScalar(ScalarArithmetic.Apply(alu, dst.Value, operand.Value, is64, signed))
+            with { Deps = dst.Deps.Union(operand.Deps) });
     }
 
     private const int MaxVariableOffset = 1 << 29;
@@ -208,6 +210,10 @@ internal sealed partial class Engine
             case RegisterType.Function:
                 throw new Refusal($"R{(int)dstReg} pointer arithmetic on {RegisterState.TypeName(ptr.Type)} is not allowed", register: dstReg);
         }
+        if (alu == AluOperation.Sub && ptr.Type == RegisterType.Stack)
+            throw new Refusal($"R{(int)dstReg} subtraction from stack pointer prohibited", "add a negative offset instead: `r1 += -16`", dstReg);
+        // The pointer's offset depends on the scalar's exact value: it must be precise.
+        MarkPrecise(scalar.Deps);
         var s = scalar.Value;
         if (s.IsConst)
         {
@@ -244,6 +250,47 @@ internal sealed partial class Engine
             : RegisterState.Constant(is32 ? (uint)insn.Immediate : insn.Constant);
         Register? rightReg = op.Source == OperandSource.Register ? insn.Src : null;
 
+        if (left.IsScalar && right.IsScalar)
+        {
+            // Decide both edges on the values first: the state is copied only when the path really forks.
+            var takenLeft = left.Value;
+            var takenRight = right.Value;
+            var fallLeft = left.Value;
+            var fallRight = right.Value;
+            bool takenPossible = BranchRefinement.Refine(jump, true, is32, ref takenLeft, ref takenRight);
+            bool fallPossible = BranchRefinement.Refine(jump, false, is32, ref fallLeft, ref fallRight);
+            if (takenPossible && fallPossible)
+            {
+                var forked = _state.Clone();
+                SetScalar(forked, insn.Dst, left, takenLeft);
+                if (rightReg is { } tr)
+                    SetScalar(forked, tr, right, takenRight);
+                SetScalar(_state, insn.Dst, left, fallLeft);
+                if (rightReg is { } fr)
+                    SetScalar(_state, fr, right, fallRight);
+                Fork(forked, target, parent);
+                return _pc + 1;
+            }
+            // The values decided the branch: the kernel's mark_chain_precision on both operands.
+            MarkPrecise(left.Deps);
+            MarkPrecise(right.Deps);
+            if (takenPossible)
+            {
+                SetScalar(_state, insn.Dst, left, takenLeft);
+                if (rightReg is { } tr)
+                    SetScalar(_state, tr, right, takenRight);
+                return target;
+            }
+            if (fallPossible)
+            {
+                SetScalar(_state, insn.Dst, left, fallLeft);
+                if (rightReg is { } fr)
+                    SetScalar(_state, fr, right, fallRight);
+                return _pc + 1;
+            }
+            return -1;
+        }
+
         var taken = _state.Clone();
         var fallthrough = _state;
         bool takenOk = Assume(taken, jump, true, is32, insn.Dst, left, rightReg, right);
@@ -253,6 +300,11 @@ internal sealed partial class Engine
             Fork(taken, target, parent);
             return _pc + 1;
         }
+        // The values decided the branch: the kernel's mark_chain_precision on both operands.
+        if (left.IsScalar)
+            MarkPrecise(left.Deps);
+        if (right.IsScalar)
+            MarkPrecise(right.Deps);
         if (takenOk)
         {
             _state = taken;
@@ -323,9 +375,12 @@ internal sealed partial class Engine
         }
         else
         {
-            state.UpdateAll(r => r.IsNullable && r.Id == id
-                ? r with { Type = r.Type == RegisterType.MapValueOrNull ? RegisterType.MapValue : RegisterType.RingbufMemory, Id = 0 }
-                : r);
+            // A lookup in a map of maps gives the inner map itself once it is not NULL (the kernel's
+            // CONST_PTR_TO_MAP with the inner map's template).
+            state.UpdateAll(r => !(r.IsNullable && r.Id == id) ? r
+                : r.Type == RegisterType.MapValueOrNull && r.Map is { Type: MapType.ArrayOfMaps or MapType.HashOfMaps, InnerMap: { } inner }
+                    ? RegisterState.Pointer(RegisterType.MapPointer) with { Map = inner }
+                    : r with { Type = r.Type == RegisterType.MapValueOrNull ? RegisterType.MapValue : RegisterType.RingbufMemory, Id = 0 });
         }
         return true;
     }

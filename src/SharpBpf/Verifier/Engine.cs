@@ -25,6 +25,24 @@ internal sealed partial class Engine
         public int Pc { get; } = pc;
         public Checkpoint? Parent { get; } = parent;
         public int Branches { get; set; } = 1;
+
+        /// <summary>A state with several frames keeps every scalar precise (its locations are not numbered).</summary>
+        public bool MultiFrame { get; } = state.Frames.Count > 1;
+
+        /// <summary>Registers (bit r) and stack slots (bit s: fp-512+8s) whose exact value some path below this
+        /// checkpoint relied on: only these scalars must be covered by range when pruning against it.</summary>
+        public ushort PreciseRegs { get; set; }
+
+        /// <summary>Quick rejection: 4 bits per register r0-r9 of the innermost frame, the type of each register
+        /// live here and initialised in this state (<see cref="TypeMask"/> selects them); a state whose types differ
+        /// there cannot be covered.</summary>
+        public ulong TypeBits { get; init; }
+        public ulong TypeMask { get; init; }
+        public ulong PreciseSlots { get; set; }
+        public bool AllMarked { get; set; }
+
+        public int Hits { get; set; }
+        public int Misses { get; set; }
     }
 
     private sealed class PathItem(VerifierState state, int pc, Checkpoint? parent)
@@ -54,6 +72,7 @@ internal sealed partial class Engine
     /// <summary>Per instruction: states whose paths are still being explored, by hash, used for the loop check.</summary>
     private Dictionary<int, List<Checkpoint>>[] _inProgress = [];
     private ushort[] _liveIn = [];
+    private ulong[] _stackLive = [];
     private readonly Stack<PathItem> _pending = new();
     private readonly Dictionary<int, AccessFact> _facts = [];
     private readonly Dictionary<(int, int), int> _backEdgeCounts = [];
@@ -99,6 +118,7 @@ internal sealed partial class Engine
             _completed = new List<Checkpoint>[_graph.Count];
             _inProgress = new Dictionary<int, List<Checkpoint>>[_graph.Count];
             _liveIn = Liveness.Compute(_graph, _platform);
+            _stackLive = StackLiveness.Compute(_graph, _platform);
             try
             {
                 Explore();
@@ -192,13 +212,17 @@ internal sealed partial class Engine
 
     private void Explore()
     {
+        FindGlobalFunctions();
+        // Global functions are verified on their own, after the main program (pushed first, popped last).
+        foreach (var global in _globals.Values.OrderByDescending(g => g.Start))
+            _pending.Push(new PathItem(GlobalInitialState(global), global.Start, null));
         _pending.Push(new PathItem(InitialState(), 0, null));
         while (_pending.Count > 0)
         {
             var item = _pending.Pop();
             _state = item.State;
             _pc = item.Pc;
-            var parent = item.Parent;
+            _parent = item.Parent;
             _log?.AppendLine($"from path at {_pc}: {DescribeRegisters(Frame)}");
             while (true)
             {
@@ -206,10 +230,10 @@ internal sealed partial class Engine
                     throw TooComplex();
                 if (_graph.PrunePoints[_pc])
                 {
-                    if (IsCovered(ref parent))
+                    if (IsCovered())
                     {
                         _log?.AppendLine($"{_pc}: safe (covered by a verified state)");
-                        EndPath(parent);
+                        EndPath(_parent);
                         break;
                     }
                 }
@@ -217,10 +241,10 @@ internal sealed partial class Engine
                     _log.AppendLine($"{_pc}: {InstructionText.Format(Insn)}    ; {DescribeRegisters(Frame)}");
                 if (Insn.OpCode.IsJump && Insn.OpCode.JumpOperation is not (JumpOperation.Call or JumpOperation.Exit))
                     _jumps++;
-                int next = Step(parent);
+                int next = Step(_parent);
                 if (next < 0)
                 {
-                    EndPath(parent);
+                    EndPath(_parent);
                     break;
                 }
                 if (next <= _pc && _graph.FunctionOf[next] == _graph.FunctionOf[_pc])
@@ -282,15 +306,30 @@ internal sealed partial class Engine
 
     /// <summary>At a prune point: stop the path if a fully verified state here covers it; refuse an exact repeat of a
     /// state still being explored (a loop that makes no progress); else remember this state.</summary>
-    private bool IsCovered(ref Checkpoint? parent)
+    private bool IsCovered()
     {
-        int hash = StateComparison.Hash(_state, _liveIn, _pc);
+        int hash = StateComparison.Hash(_state, _liveIn, _stackLive, _pc);
         if (_completed[_pc] is { } completed)
         {
-            foreach (var old in completed)
+            ulong types = TypeSignature(_state.Current);
+            for (int i = completed.Count - 1; i >= 0; i--)
             {
-                if (StateComparison.Covers(old.State, _state, _liveIn, _pc))
+                var old = completed[i];
+                bool all = old.MultiFrame || _options.WithoutPrecision;
+                ushort regs = all ? ushort.MaxValue : old.PreciseRegs;
+                ulong slots = all ? ulong.MaxValue : old.PreciseSlots;
+                if ((types & old.TypeMask) == old.TypeBits
+                    && StateComparison.Covers(old.State, _state, _liveIn, _stackLive, _pc, regs, slots))
+                {
+                    old.Hits++;
+                    PropagatePrecision(old);
                     return true;
+                }
+                // As the kernel does, forget a state that keeps failing to cover new ones: long lists at hot
+                // instructions cost more in comparisons than the rare prune they give. The kernel's factor is 3;
+                // 64 keeps more states, since a lost prune costs processed instructions against the 1M limit.
+                if (++old.Misses > old.Hits * 64 + 64)
+                    completed.RemoveAt(i);
             }
         }
         var byHash = _inProgress[_pc] ??= [];
@@ -299,8 +338,8 @@ internal sealed partial class Engine
             // (candidates is reused below when this state is kept)
             foreach (var old in candidates)
             {
-                if (StateComparison.Covers(old.State, _state, _liveIn, _pc, exact: true)
-                    && StateComparison.Covers(_state, old.State, _liveIn, _pc, exact: true))
+                if (StateComparison.Covers(old.State, _state, _liveIn, _stackLive, _pc, exact: true)
+                    && StateComparison.Covers(_state, old.State, _liveIn, _stackLive, _pc, exact: true))
                 {
                     var edge = _graph.BackEdges.FirstOrDefault(e => e.To == _pc);
                     throw new Refusal(
@@ -320,11 +359,163 @@ internal sealed partial class Engine
             candidates = [];
             byHash[hash] = candidates;
         }
-        var checkpoint = new Checkpoint(_state.Clone(), parent, hash, _pc);
+        ulong live = _liveIn[_pc], mask = 0;
+        for (int r = 0; r < 10; r++)
+        {
+            if ((live & (1UL << r)) != 0 && _state.Current.Registers[r].Type != RegisterType.NotInit)
+                mask |= 0xFUL << (4 * r);
+        }
+        var checkpoint = new Checkpoint(_state.Clone(), _parent, hash, _pc)
+        {
+            TypeMask = mask,
+            TypeBits = TypeSignature(_state.Current) & mask,
+        };
         candidates.Add(checkpoint);
         _totalStates++;
-        parent = checkpoint;
+        _parent = checkpoint;
+        ResetDependencies();
         return false;
+    }
+
+    // ---- Precision tracking -------------------------------------------------------------------------------------
+    // Every scalar carries the locations of the path's last checkpoint it was computed from (RegisterState.Deps).
+    // When a value decides something (a branch taken one way only, a pointer offset, a helper size, a constant map
+    // key, a return value, a zero stored to the stack), those locations become precise in that checkpoint, and the
+    // locations they came from in its parent, and so on up the chain: the forward counterpart of the kernel's
+    // mark_chain_precision backtracking. A fully explored checkpoint then covers a new state whatever the values of
+    // its imprecise scalars, which is what lets branchy programs prune as well as in the kernel.
+
+    private Checkpoint? _parent;
+    private readonly Dictionary<int, DepSet> _idDeps = [];
+
+    /// <summary>After a checkpoint: every scalar now depends on its own location in it (copies sharing an id on
+    /// all their locations, since a bound learned on one is learned by the others).</summary>
+    private void ResetDependencies()
+    {
+        if (_state.Frames.Count > 1)
+        {
+            _state.UpdateAll(r => r.IsScalar ? r with { Deps = DepSet.Everything } : r);
+            return;
+        }
+        var frame = _state.Frames[0];
+        _idDeps.Clear();
+        for (int r = 0; r < 10; r++)
+        {
+            var reg = frame.Registers[r];
+            if (reg.IsScalar && reg.Id != 0)
+                _idDeps[reg.Id] = _idDeps.GetValueOrDefault(reg.Id).Union(DepSet.Register(r));
+        }
+        for (int slot = 0; slot < FrameState.SlotCount; slot++)
+        {
+            if (frame.StackBytes[slot * 8] == StackByte.Spill && frame.Spills[slot] is { IsScalar: true, Id: not 0 } spilled)
+                _idDeps[spilled.Id] = _idDeps.GetValueOrDefault(spilled.Id).Union(DepSet.Slot(slot));
+        }
+        for (int r = 0; r < 10; r++)
+        {
+            var reg = frame.Registers[r];
+            if (reg.IsScalar)
+                frame.Registers[r] = reg with { Deps = reg.Id != 0 ? _idDeps[reg.Id] : DepSet.Register(r) };
+        }
+        for (int slot = 0; slot < FrameState.SlotCount; slot++)
+        {
+            if (frame.StackBytes[slot * 8] != StackByte.Spill || frame.Spills[slot] is not { IsScalar: true } spilled)
+                continue;
+            var deps = spilled.Id != 0 ? _idDeps[spilled.Id] : DepSet.Slot(slot);
+            if (spilled.Deps != deps)
+                frame.WritableSpills[slot] = spilled with { Deps = deps };
+        }
+    }
+
+    /// <summary>The locations in <paramref name="deps"/> of the current checkpoint become precise, and with them
+    /// the locations of older checkpoints they were computed from.</summary>
+    private void MarkPrecise(DepSet deps)
+    {
+        var c = _parent;
+        while (c is not null && !deps.IsEmpty)
+        {
+            var next = default(DepSet);
+            if (c.MultiFrame)
+            {
+                if (c.AllMarked)
+                    return;
+                c.AllMarked = true;
+                foreach (var frame in c.State.Frames)
+                    next = next.Union(AllDependencies(frame));
+            }
+            else
+            {
+                var frame = c.State.Frames[0];
+                ushort regs = (ushort)((deps.All ? 0x3ff : deps.Regs) & ~c.PreciseRegs & 0x3ff);
+                ulong slots = (deps.All ? ulong.MaxValue : deps.Slots) & ~c.PreciseSlots;
+                c.PreciseRegs |= regs;
+                c.PreciseSlots |= slots;
+                for (int r = 0; r < 10; r++)
+                {
+                    if ((regs & (1 << r)) != 0 && frame.Registers[r].IsScalar)
+                        next = next.Union(frame.Registers[r].Deps);
+                }
+                for (ulong m = slots; m != 0; m &= m - 1)
+                {
+                    int slot = System.Numerics.BitOperations.TrailingZeroCount(m);
+                    if (frame.StackBytes[slot * 8] == StackByte.Spill && frame.Spills[slot].IsScalar)
+                        next = next.Union(frame.Spills[slot].Deps);
+                }
+            }
+            deps = next;
+            c = c.Parent;
+        }
+    }
+
+    private static DepSet AllDependencies(FrameState frame)
+    {
+        var all = default(DepSet);
+        for (int r = 0; r < 10; r++)
+        {
+            if (frame.Registers[r].IsScalar)
+                all = all.Union(frame.Registers[r].Deps);
+        }
+        for (int slot = 0; slot < FrameState.SlotCount; slot++)
+        {
+            if (frame.StackBytes[slot * 8] == StackByte.Spill && frame.Spills[slot].IsScalar)
+                all = all.Union(frame.Spills[slot].Deps);
+        }
+        return all;
+    }
+
+    /// <summary>The current path ends because <paramref name="old"/> covers it: what old relied on, this path relies
+    /// on too (the kernel's propagate_precision).</summary>
+    private void PropagatePrecision(Checkpoint old)
+    {
+        var deps = default(DepSet);
+        if (old.MultiFrame)
+        {
+            foreach (var frame in _state.Frames)
+                deps = deps.Union(AllDependencies(frame));
+        }
+        else
+        {
+            var frame = _state.Frames[0];
+            for (int r = 0; r < 10; r++)
+            {
+                if ((old.PreciseRegs & (1 << r)) != 0 && frame.Registers[r].IsScalar)
+                    deps = deps.Union(frame.Registers[r].Deps);
+            }
+            for (ulong m = old.PreciseSlots; m != 0; m &= m - 1)
+            {
+                int slot = System.Numerics.BitOperations.TrailingZeroCount(m);
+                if (frame.StackBytes[slot * 8] == StackByte.Spill && frame.Spills[slot].IsScalar)
+                    deps = deps.Union(frame.Spills[slot].Deps);
+            }
+        }
+        MarkPrecise(deps);
+    }
+
+    private static ulong TypeSignature(FrameState frame)
+    {
+        ulong bits = 0;
+        for (int r = 0; r < 10; r++)
+            bits |= (ulong)frame.Registers[r].Type << (4 * r);
+        return bits;
     }
 
     private int NewId() => ++_nextId;

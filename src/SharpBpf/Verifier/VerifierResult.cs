@@ -121,6 +121,14 @@ public sealed record VerifierOptions
     /// </summary>
     public bool Privileged { get; init; } = true;
 
+    /// <summary>The collection's BTF, when there is one: it tells which functions are global (verified on their own
+    /// with BTF-typed arguments, as the kernel does).</summary>
+    internal SharpBpf.Btf.BtfSpec? Btf { get; init; }
+
+    /// <summary>Tests only: compare every scalar of a kept state by range, as without precision tracking (the
+    /// verdict must not change, only the work).</summary>
+    internal bool WithoutPrecision { get; init; }
+
     /// <summary>The kernel's limit on processed instructions (BPF_COMPLEXITY_LIMIT_INSNS).</summary>
     public int ComplexityLimit { get; init; } = 1_000_000;
 

@@ -9,7 +9,7 @@ namespace SharpBpf.Tests.Verifier;
 /// One verifier test case from a text file under Verifier/Cases. A file holds one rule's cases, accepted and
 /// refused side by side:
 /// <code>
-/// ## map: counters array 4 8 1          (name type key-size value-size max-entries [frozen]; file-wide)
+/// ## map: counters array 4 8 1          (name type key-size value-size max-entries [frozen | inner=TYPE/KEY/VALUE/ENTRIES]; file-wide)
 /// ## case: read after a bounds check
 /// ## program: xdp                       (xdp | socket_filter | tc; default xdp)
 /// ## expect: accept
@@ -175,6 +175,8 @@ public sealed class VerifierCase
             "queue" => MapType.Queue,
             "lru_hash" => MapType.LruHash,
             "perf_event_array" => MapType.PerfEventArray,
+            "array_of_maps" => MapType.ArrayOfMaps,
+            "hash_of_maps" => MapType.HashOfMaps,
             _ => throw new FormatException($"unknown map type '{parts[1]}'"),
         };
         var map = new MapSpec
@@ -185,6 +187,13 @@ public sealed class VerifierCase
             ValueSize = uint.Parse(parts[3], CultureInfo.InvariantCulture),
             MaxEntries = uint.Parse(parts[4], CultureInfo.InvariantCulture),
         };
+        // A map of maps names its inner map's template: inner=TYPE/KEY/VALUE/ENTRIES.
+        if (parts.Length > 5 && parts[5].StartsWith("inner=", StringComparison.Ordinal))
+        {
+            var inner = parts[5][6..].Split('/');
+            map.InnerMap = ParseMap($"{parts[0]}.inner {inner[0]} {inner[1]} {inner[2]} {inner[3]}");
+            map.ValueSize = 4;
+        }
         if (parts.Length > 5 && parts[5] == "frozen")
         {
             map.Freeze = true;

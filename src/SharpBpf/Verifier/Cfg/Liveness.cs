@@ -95,3 +95,211 @@ internal static class Liveness
         }
     }
 }
+
+/// <summary>
+/// Which 8-byte slots of a function's own stack frame may be read before being fully written from each instruction
+/// on: the static counterpart of the kernel's stack-slot read marks. A slot dead at a prune point cannot influence
+/// the rest of the path, so state comparison ignores it (the stack of a key built for one lookup and rebuilt for the
+/// next no longer splits states). Stack pointers are followed by a forward pass that knows, per register, "fp plus
+/// a constant", "not a pointer into this frame" or "unknown"; an access through an unknown pointer, a bpf-to-bpf call
+/// or a callback given a stack pointer counts as reading every slot, so the result only ever over-approximates.
+/// </summary>
+internal static class StackLiveness
+{
+    public const ulong All = ulong.MaxValue;
+    private const int NotFp = int.MinValue;   // not a pointer into this function's frame
+    private const int Unknown = int.MaxValue; // may point anywhere in this frame
+
+    /// <summary>Bit s set in result[i] when the slot at fp-512+8s may be read before written from instruction i on.</summary>
+    public static ulong[] Compute(ProgramGraph graph, PlatformTable platform)
+    {
+        int n = graph.Count;
+        var fp = PointersIntoFrame(graph);
+        var use = new ulong[n];
+        var def = new ulong[n];
+        for (int i = 0; i < n; i++)
+            (use[i], def[i]) = fp[i] is null ? (0UL, 0UL) : UseDef(graph[i], fp[i]!, platform);
+        var liveIn = new ulong[n];
+        bool changed = true;
+        while (changed)
+        {
+            changed = false;
+            for (int i = n - 1; i >= 0; i--)
+            {
+                ulong liveOut = 0;
+                foreach (int s in graph.Successors(i))
+                    liveOut |= liveIn[s];
+                ulong value = use[i] | (liveOut & ~def[i]);
+                if (value != liveIn[i])
+                {
+                    liveIn[i] = value;
+                    changed = true;
+                }
+            }
+        }
+        return liveIn;
+    }
+
+    /// <summary>Slots covering the bytes [from, to) relative to the frame pointer.</summary>
+    private static ulong Slots(long from, long to)
+    {
+        from = Math.Max(from, -FrameSize);
+        to = Math.Min(to, 0);
+        if (from >= to)
+            return 0;
+        int first = (int)((from + FrameSize) / 8), last = (int)((to - 1 + FrameSize) / 8);
+        ulong mask = 0;
+        for (int s = first; s <= last; s++)
+            mask |= 1UL << s;
+        return mask;
+    }
+
+    private const int FrameSize = 512;
+
+    private static (ulong Use, ulong Def) UseDef(Instruction insn, int[] regs, PlatformTable platform)
+    {
+        var op = insn.OpCode;
+        int Base(Register r) => regs[(int)r];
+        ulong Read(int @base, int size) => @base == NotFp ? 0 : @base == Unknown ? All : Slots((long)@base + insn.Offset, (long)@base + insn.Offset + size);
+        switch (op.Class)
+        {
+            case InstructionClass.Ldx:
+                return (Read(Base(insn.Src), op.SizeInBytes), 0);
+            case InstructionClass.St:
+            case InstructionClass.Stx:
+            {
+                int b = Base(insn.Dst);
+                if (op.Class == InstructionClass.Stx && op.Mode == AccessMode.Atomic)
+                    return (Read(b, op.SizeInBytes), 0);
+                if (b is NotFp or Unknown || op.SizeInBytes != 8 || ((long)b + insn.Offset) % 8 != 0)
+                    return (0, 0);
+                return (0, Slots((long)b + insn.Offset, (long)b + insn.Offset + 8));
+            }
+            case InstructionClass.Jmp when op.JumpOperation == JumpOperation.Call:
+            {
+                bool local = insn.Src == (Register)1;
+                HelperPrototype? proto = null;
+                if (insn.Src == 0)
+                    platform.TryGetHelper((HelperId)insn.Immediate, out proto);
+                int count = proto?.Arguments.Count ?? 5;
+                ulong used = 0;
+                for (int a = 0; a < count; a++)
+                {
+                    int b = regs[a + 1];
+                    if (b == NotFp)
+                        continue;
+                    if (local || proto is null || b == Unknown || !IsPlainMemory(proto.Argument(a)))
+                        return (All, 0);
+                    used |= Slots(b, 0);
+                }
+                return (used, 0);
+            }
+            default:
+                return (0, 0);
+        }
+    }
+
+    private static bool IsPlainMemory(ArgumentKind kind) => kind is ArgumentKind.MapKey or ArgumentKind.MapValue
+        or ArgumentKind.UninitMapValue or ArgumentKind.ReadableMemory or ArgumentKind.Memory
+        or ArgumentKind.ReadableMemoryOrNull or ArgumentKind.WritableMemory or ArgumentKind.WritableFixedMemory;
+
+    /// <summary>Forward pass: per instruction (null when unreachable), what each register is relative to this
+    /// function's frame pointer before the instruction runs.</summary>
+    private static int[]?[] PointersIntoFrame(ProgramGraph graph)
+    {
+        int n = graph.Count;
+        var state = new int[]?[n];
+        var work = new Stack<int>();
+        foreach (int start in graph.Functions)
+        {
+            var entry = new int[16]; // 16: a malformed register number cannot index past it
+            Array.Fill(entry, NotFp);
+            entry[10] = 0;
+            state[start] = entry;
+            work.Push(start);
+        }
+        while (work.Count > 0)
+        {
+            int i = work.Pop();
+            var after = (int[])state[i]!.Clone();
+            Transfer(graph[i], after);
+            foreach (int s in graph.Successors(i))
+            {
+                if (state[s] is not { } existing)
+                {
+                    state[s] = (int[])after.Clone();
+                    work.Push(s);
+                    continue;
+                }
+                bool changed = false;
+                for (int r = 0; r < existing.Length; r++)
+                {
+                    if (existing[r] != after[r] && existing[r] != Unknown)
+                    {
+                        existing[r] = Unknown;
+                        changed = true;
+                    }
+                }
+                if (changed)
+                    work.Push(s);
+            }
+        }
+        return state;
+    }
+
+    private static void Transfer(Instruction insn, int[] regs)
+    {
+        var op = insn.OpCode;
+        int dst = (int)insn.Dst, src = (int)insn.Src;
+        switch (op.Class)
+        {
+            case InstructionClass.Alu64:
+            {
+                int d = regs[dst];
+                bool immediate = op.Source == OperandSource.Immediate;
+                int s = immediate ? NotFp : regs[src];
+                switch (op.AluOperation)
+                {
+                    case AluOperation.Mov:
+                        regs[dst] = immediate ? NotFp : insn.Offset != 0 ? (s == NotFp ? NotFp : Unknown) : s;
+                        return;
+                    case AluOperation.Add or AluOperation.Sub when immediate:
+                        if (d is not (NotFp or Unknown))
+                        {
+                            long k = op.AluOperation == AluOperation.Add ? (long)d + insn.Immediate : (long)d - insn.Immediate;
+                            regs[dst] = k is > -1_000_000 and < 1_000_000 ? (int)k : Unknown;
+                        }
+                        return;
+                    default:
+                        regs[dst] = d == NotFp && s == NotFp ? NotFp : Unknown;
+                        return;
+                }
+            }
+            case InstructionClass.Alu:
+                regs[dst] = NotFp; // 32-bit results are numbers
+                return;
+            case InstructionClass.Ldx:
+                regs[dst] = op.SizeInBytes == 8 ? Unknown : NotFp;
+                return;
+            case InstructionClass.Ld:
+                if (insn.IsLoadImmediate64)
+                    regs[dst] = NotFp;
+                else
+                    for (int r = 0; r <= 5; r++)
+                        regs[r] = NotFp;
+                return;
+            case InstructionClass.Stx when op.Mode == AccessMode.Atomic:
+                if (insn.Immediate == (int)AtomicOperation.CmpXchg)
+                    regs[0] = op.SizeInBytes == 8 ? Unknown : NotFp;
+                else if ((insn.Immediate & 1) != 0)
+                    regs[src] = op.SizeInBytes == 8 ? Unknown : NotFp;
+                return;
+            case InstructionClass.Jmp when op.JumpOperation == JumpOperation.Call:
+                for (int r = 1; r <= 5; r++)
+                    regs[r] = NotFp;
+                // A subprogram cannot return a pointer to its own frame, but may return one it was given.
+                regs[0] = insn.Src == (Register)1 ? Unknown : NotFp;
+                return;
+        }
+    }
+}

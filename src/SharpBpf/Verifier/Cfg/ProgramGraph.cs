@@ -69,7 +69,7 @@ public sealed class ProgramGraph
     /// <summary>Target function of a bpf-to-bpf call or of an lddw of a function address.</summary>
     public int CallTarget(int index) => IndexAtRaw(_rawIndex[index] + 1 + _insns[index].Immediate);
 
-    private int IndexAtRaw(long raw) => raw < 0 || raw > RawLength ? -1 : _indexOfRaw[raw];
+    internal int IndexAtRaw(long raw) => raw < 0 || raw > RawLength ? -1 : _indexOfRaw[raw];
 
     /// <summary>Builds the graph, or returns the first structural fault.</summary>
     public static ProgramGraph Build(IReadOnlyList<Instruction> insns, out StructureError? error)

@@ -61,6 +61,16 @@ public sealed class FrameState
         _shared = false;
     }
 
+    /// <summary>How many bytes of the spill in <paramref name="slot"/> there are (8, or 1/2/4 for a narrow spill of a
+    /// number: its low addresses), 0 when the slot holds no spill.</summary>
+    internal static int SpillSize(StackByte[] bytes, int slot)
+    {
+        int n = 0;
+        while (n < 8 && bytes[slot * 8 + n] == StackByte.Spill)
+            n++;
+        return n;
+    }
+
     /// <summary>Instruction index to continue at when this frame returns (-1 for the main frame).</summary>
     public int ReturnTo { get; init; } = -1;
 

@@ -68,6 +68,10 @@ public readonly record struct RegisterState
     /// <summary>For ring buffer memory: the reference that must be released before exit.</summary>
     public int ReferenceId { get; init; }
 
+    /// <summary>For scalars: the registers and stack slots of the path's last checkpoint this value was computed
+    /// from (precision tracking: when the value decides something, those become precise in the checkpoint).</summary>
+    internal DepSet Deps { get; init; }
+
     public static readonly RegisterState NotInit = new() { Type = RegisterType.NotInit, Value = Scalar.Unknown };
     public static readonly RegisterState UnknownScalar = new() { Type = RegisterType.Scalar, Value = Scalar.Unknown };
 
@@ -128,4 +132,19 @@ public readonly record struct RegisterState
             parts.Add($"frame={Frame}");
         return TypeName(Type) + (parts.Count > 0 ? "(" + string.Join(",", parts) + ")" : "");
     }
+}
+
+/// <summary>
+/// A set of locations (registers r0-r9 and 8-byte stack slots) of one checkpoint's single frame; <see cref="All"/>
+/// stands for every location of the checkpoint (a checkpoint with several frames, whose locations are not numbered).
+/// </summary>
+internal readonly record struct DepSet(ushort Regs, ulong Slots, bool All)
+{
+    public bool IsEmpty => Regs == 0 && Slots == 0 && !All;
+
+    public static DepSet Register(int r) => new((ushort)(1 << r), 0, false);
+    public static DepSet Slot(int s) => new(0, 1UL << s, false);
+    public static readonly DepSet Everything = new(0, 0, true);
+
+    public DepSet Union(DepSet other) => new((ushort)(Regs | other.Regs), Slots | other.Slots, All || other.All);
 }

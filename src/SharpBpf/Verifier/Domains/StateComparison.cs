@@ -8,12 +8,36 @@ namespace SharpBpf.Verifier.Domains;
 /// </summary>
 internal static class StateComparison
 {
-    public static bool Covers(VerifierState old, VerifierState cur, ushort[] liveIn, int pc, bool exact = false)
+    // Reused id maps: a comparison runs at every prune point against every stored state, and must not allocate.
+    [ThreadStatic] private static Dictionary<int, int>? t_ids, t_reverse;
+
+    /// <summary>Stack slots of the innermost frame live at <paramref name="pc"/> (callers' frames are compared whole).</summary>
+    private static ulong StackLive(ulong[]? stackLive, int pc, int frame, int frames) =>
+        stackLive is not null && frame == frames - 1 && pc >= 0 && pc < stackLive.Length ? stackLive[pc] : ulong.MaxValue;
+
+    public static bool Covers(VerifierState old, VerifierState cur, ushort[] liveIn, int pc, bool exact = false) =>
+        Covers(old, cur, liveIn, null, pc, exact);
+
+    public static bool Covers(VerifierState old, VerifierState cur, ushort[] liveIn, ulong[]? stackLive, int pc, bool exact = false) =>
+        Covers(old, cur, liveIn, stackLive, pc, ushort.MaxValue, ulong.MaxValue, exact);
+
+    /// <summary>With precision: a scalar of a single-frame <paramref name="old"/> whose register (bit r of
+    /// <paramref name="preciseRegs"/>) or stack slot (bit s of <paramref name="preciseSlots"/>) is not precise covers
+    /// any scalar (the kernel's regsafe for !precise).</summary>
+    public static bool Covers(VerifierState old, VerifierState cur, ushort[] liveIn, ulong[]? stackLive, int pc,
+        ushort preciseRegs, ulong preciseSlots, bool exact = false)
     {
+        if (old.Frames.Count > 1)
+        {
+            preciseRegs = ushort.MaxValue;
+            preciseSlots = ulong.MaxValue;
+        }
         if (old.Frames.Count != cur.Frames.Count || old.References.Count != cur.References.Count)
             return false;
-        var ids = new Dictionary<int, int>();
-        var reverse = new Dictionary<int, int>();
+        var ids = t_ids ??= [];
+        var reverse = t_reverse ??= [];
+        ids.Clear();
+        reverse.Clear();
         for (int f = 0; f < old.Frames.Count; f++)
         {
             var o = old.Frames[f];
@@ -29,17 +53,19 @@ internal static class StateComparison
             {
                 if ((live & (1 << r)) == 0)
                     continue;
-                if (!RegisterCovers(o.Registers[r], c.Registers[r], exact, ids, reverse))
+                if (!RegisterCovers(o.Registers[r], c.Registers[r], exact, ids, reverse, (preciseRegs & (1 << r)) != 0))
                     return false;
             }
-            if (!StackCovers(o, c, exact, ids, reverse))
+            if (!StackCovers(o, c, StackLive(stackLive, pc, f, old.Frames.Count), exact, ids, reverse, preciseSlots))
                 return false;
         }
         return true;
     }
 
     /// <summary>A hash equal for states that are equal up to id renaming (ids are left out), for the loop check.</summary>
-    public static int Hash(VerifierState state, ushort[] liveIn, int pc)
+    public static int Hash(VerifierState state, ushort[] liveIn, int pc) => Hash(state, liveIn, null, pc);
+
+    public static int Hash(VerifierState state, ushort[] liveIn, ulong[]? stackLive, int pc)
     {
         var hash = new HashCode();
         hash.Add(state.Frames.Count);
@@ -60,7 +86,13 @@ internal static class StateComparison
                 hash.Add(reg.Value);
                 hash.Add(reg.Range);
             }
-            hash.AddBytes(System.Runtime.InteropServices.MemoryMarshal.AsBytes(frame.StackBytes.AsSpan()));
+            ulong slots = StackLive(stackLive, pc, f, state.Frames.Count);
+            var bytes = System.Runtime.InteropServices.MemoryMarshal.AsBytes(frame.StackBytes.AsSpan());
+            for (ulong m = slots; m != 0; m &= m - 1)
+            {
+                int slot = System.Numerics.BitOperations.TrailingZeroCount(m);
+                hash.AddBytes(bytes.Slice(slot * 8, 8));
+            }
         }
         return hash.ToHashCode();
     }
@@ -80,7 +112,8 @@ internal static class StateComparison
         return true;
     }
 
-    public static bool RegisterCovers(RegisterState old, RegisterState cur, bool exact, Dictionary<int, int> ids, Dictionary<int, int> reverse)
+    public static bool RegisterCovers(RegisterState old, RegisterState cur, bool exact, Dictionary<int, int> ids, Dictionary<int, int> reverse,
+        bool precise = true)
     {
         if (old.Type == RegisterType.NotInit)
             return !exact || cur.Type == RegisterType.NotInit;
@@ -88,6 +121,8 @@ internal static class StateComparison
             return false;
         if (old.Type == RegisterType.Scalar)
         {
+            if (!precise && !exact)
+                return true;
             bool values = exact ? old.Value == cur.Value : cur.Value.IsWithin(old.Value);
             return values && MapIds(old.Id, cur.Id, ids, reverse);
         }
@@ -101,22 +136,69 @@ internal static class StateComparison
         return MapIds(old.Id, cur.Id, ids, reverse) && MapIds(old.ReferenceId, cur.ReferenceId, ids, reverse);
     }
 
-    private static bool StackCovers(FrameState o, FrameState c, bool exact, Dictionary<int, int> ids, Dictionary<int, int> reverse)
+    private static bool StackCovers(FrameState o, FrameState c, ulong live, bool exact, Dictionary<int, int> ids, Dictionary<int, int> reverse,
+        ulong preciseSlots = ulong.MaxValue)
     {
-        for (int slot = 0; slot < FrameState.SlotCount; slot++)
+        for (ulong m = live; m != 0; m &= m - 1)
         {
+            int slot = System.Numerics.BitOperations.TrailingZeroCount(m);
             int b = slot * 8;
             bool oldSpill = o.StackBytes[b] == StackByte.Spill, curSpill = c.StackBytes[b] == StackByte.Spill;
+            if ((oldSpill && FrameState.SpillSize(o.StackBytes, slot) < 8) || (curSpill && FrameState.SpillSize(c.StackBytes, slot) < 8))
+            {
+                // A narrow spill (of a number). Exact: the same bytes and the same number. Otherwise a precise old
+                // spill needs the same spill covering it; an imprecise one, and any spill of the current state,
+                // reads like untracked bytes.
+                if (exact)
+                {
+                    for (int i = b; i < b + 8; i++)
+                    {
+                        if (o.StackBytes[i] != c.StackBytes[i])
+                            return false;
+                    }
+                    if (oldSpill && !RegisterCovers(o.Spills[slot], c.Spills[slot], true, ids, reverse))
+                        return false;
+                    continue;
+                }
+                bool precise = oldSpill && (preciseSlots & (1UL << slot)) != 0;
+                if (precise && (!curSpill || FrameState.SpillSize(o.StackBytes, slot) != FrameState.SpillSize(c.StackBytes, slot)
+                    || !RegisterCovers(o.Spills[slot], c.Spills[slot], false, ids, reverse)))
+                    return false;
+                if (curSpill && !c.Spills[slot].IsScalar)
+                    return false;
+                for (int i = b; i < b + 8; i++)
+                {
+                    var ob = o.StackBytes[i];
+                    var cb = c.StackBytes[i];
+                    if (ob == StackByte.Spill)
+                    {
+                        if (precise)
+                        {
+                            if (cb != StackByte.Spill)
+                                return false;
+                            continue;
+                        }
+                        ob = StackByte.Misc;
+                    }
+                    if (cb == StackByte.Spill)
+                        cb = StackByte.Misc;
+                    if (ob == cb || ob == StackByte.Invalid || (ob == StackByte.Misc && cb == StackByte.Zero))
+                        continue;
+                    return false;
+                }
+                continue;
+            }
             if (oldSpill)
             {
                 if (curSpill)
                 {
-                    if (!RegisterCovers(o.Spills[slot], c.Spills[slot], exact, ids, reverse))
+                    if (!RegisterCovers(o.Spills[slot], c.Spills[slot], exact, ids, reverse, (preciseSlots & (1UL << slot)) != 0))
                         return false;
                     continue;
                 }
-                // An unknown spilled scalar reads like untracked bytes.
-                if (exact || o.Spills[slot].Type != RegisterType.Scalar || o.Spills[slot].Value != Scalar.Unknown)
+                // An unknown (or imprecise) spilled scalar reads like untracked bytes.
+                if (exact || o.Spills[slot].Type != RegisterType.Scalar
+                    || (o.Spills[slot].Value != Scalar.Unknown && (preciseSlots & (1UL << slot)) != 0))
                     return false;
                 for (int i = b; i < b + 8; i++)
                 {

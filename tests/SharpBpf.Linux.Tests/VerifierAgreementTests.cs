@@ -1,0 +1,156 @@
+using SharpBpf.Linux.Tests.Support;
+using SharpBpf.Objects;
+using SharpBpf.Platform;
+using SharpBpf.Tests.Support;
+using SharpBpf.Tests.Verifier;
+using SharpBpf.Verifier;
+
+namespace SharpBpf.Linux.Tests;
+
+/// <summary>
+/// SharpBpf's verifier against the running kernel's: every program of the repository's objects and every privileged
+/// rule case of the verifier's data-driven unit tests (tests/SharpBpf.Tests/Verifier/Cases) that is an XDP program is
+/// loaded with BPF_PROG_LOAD (maps created, nothing pinned), and our verdict must equal the kernel's. A disagreement
+/// is a bug of ours: a program the kernel accepts and we refuse is a false alarm, the other way round a missed
+/// violation. Skipped, with the reason, without root.
+/// </summary>
+public class VerifierAgreementTests(ITestOutputHelper output)
+{
+    public static TheoryData<string> CaseIds()
+    {
+        var data = new TheoryData<string>();
+        foreach (var c in VerifierCase.LoadAll())
+        {
+            // Unprivileged cases need a loader without CAP_BPF; the kernel test runs as root.
+            if (c.Privileged && c.ProgramType == ProgramType.Xdp)
+                data.Add(c.Id);
+        }
+        return data;
+    }
+
+    [Theory]
+    [MemberData(nameof(CaseIds))]
+    public void RuleCaseVerdictEqualsTheKernels(string id)
+    {
+        KernelTest.RequireBpf();
+        var c = VerifierCase.LoadAll().Single(x => x.Id == id);
+        var program = c.ToProgram();
+        var ours = BpfVerifier.Verify(program, new VerifierOptions { Maps = c.Maps, Privileged = true, ComplexityLimit = c.ComplexityLimit });
+
+        // The kernel sees the same instructions under a name it accepts, with the case's maps.
+        var spec = new CollectionSpec { License = c.License, ObjectName = "case" };
+        foreach (var map in c.Maps)
+            spec.Maps.Add(map);
+        program.Name = "verifier_case";
+        spec.Programs.Add(program);
+        // (A case that exhausts a lowered complexity limit meets the kernel's own 1M limit there.)
+        var kernel = KernelVerdict(spec, program.Name);
+        Report(id, ours, kernel);
+        Assert.True(kernel.Accepted == ours.Accepted, Disagreement(id, ours, kernel));
+    }
+
+    public static TheoryData<string, string> ObjectPrograms()
+    {
+        var data = new TheoryData<string, string>();
+        foreach (var path in Objects())
+        {
+            CollectionSpec spec;
+            try
+            {
+                spec = ObjectFile.Read(File.ReadAllBytes(path), Path.GetFileName(path));
+            }
+            catch (BpfException)
+            {
+                continue; // not an object the reader accepts: ObjectLoadTests cover those
+            }
+            foreach (var p in spec.Programs)
+            {
+                if (PlatformTable.For(p.Type, p.ExpectedAttachType) is not null)
+                    data.Add(Path.GetRelativePath(TestPaths.RepoRoot, path), p.Name);
+            }
+        }
+        return data;
+    }
+
+    [Theory]
+    [MemberData(nameof(ObjectPrograms))]
+    public void ObjectProgramVerdictEqualsTheKernels(string file, string program)
+    {
+        KernelTest.RequireBpf();
+        var spec = ObjectFile.Read(File.ReadAllBytes(Path.Combine(TestPaths.RepoRoot, file)), Path.GetFileName(file));
+        var ours = BpfVerifier.Verify(spec, program);
+        var kernel = KernelVerdict(spec, program);
+        Report($"{file}: {program}", ours, kernel);
+        // A feature the verifier says it does not model (kfuncs, helpers without a prototype) is a known gap,
+        // reported as such rather than as a wrong verdict; any other disagreement fails.
+        if (kernel.Accepted && ours.Error is { } gap && IsDeclaredUnsupported(gap.Message))
+            Assert.Skip($"known gap: the kernel accepts {file}: {program}; ours declines: {gap.Message}");
+        Assert.True(kernel.Accepted == ours.Accepted, Disagreement($"{file}: {program}", ours, kernel));
+    }
+
+    /// <summary>Every committed object: the example programs, the bench programs, the test fixtures and the
+    /// verifier's own object fixtures (global functions).</summary>
+    private static IEnumerable<string> Objects()
+    {
+        foreach (var dir in new[] { "programs", Path.Combine("programs", "bench"), Path.Combine("tests", "testdata"),
+            Path.Combine("tests", "SharpBpf.Tests", "Verifier", "Objects") })
+        {
+            var full = Path.Combine(TestPaths.RepoRoot, dir);
+            if (Directory.Exists(full))
+            {
+                foreach (var path in Directory.GetFiles(full, "*.o").Order(StringComparer.Ordinal))
+                    yield return path;
+            }
+        }
+    }
+
+    private static bool IsDeclaredUnsupported(string message) =>
+        message.Contains("not supported by this verifier", StringComparison.Ordinal)
+        || message.Contains("this verifier does not model", StringComparison.Ordinal);
+
+    private sealed record Kernel(bool Accepted, int? InstructionIndex, string Message, int? Processed);
+
+    /// <summary>Loads one program with its maps (unpinned) and closes everything again.</summary>
+    private static Kernel KernelVerdict(CollectionSpec spec, string program)
+    {
+        foreach (var map in spec.Maps)
+            map.Pinning = MapPinning.None;
+        using var leaks = new FdLeakCheck();
+        try
+        {
+            using var loaded = BpfCollection.Load(spec, new BpfCollectionOptions { Programs = [program], VerifierLogLevel = 4 });
+            return new Kernel(true, null, "", Processed(loaded.Program(program).VerifierLog));
+        }
+        catch (BpfVerifierException e)
+        {
+            var last = e.Log.Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)
+                .LastOrDefault(l => !l.StartsWith("processed ", StringComparison.Ordinal) && !l.StartsWith("verification time", StringComparison.Ordinal)
+                    && !l.StartsWith("stack depth", StringComparison.Ordinal)) ?? e.Message;
+            return new Kernel(false, e.InstructionIndex, last, Processed(e.Log));
+        }
+        catch (BpfException e) when (e is not BpfVerifierException)
+        {
+            // The load failed before the kernel's verifier ran (a map it cannot create): there is no verdict.
+            Assert.Skip($"the kernel did not verify {program}: {e.Message}");
+            throw;
+        }
+    }
+
+    private static int? Processed(string? log)
+    {
+        var m = System.Text.RegularExpressions.Regex.Match(log ?? "", @"processed (\d+) insns");
+        return m.Success ? int.Parse(m.Groups[1].Value, System.Globalization.CultureInfo.InvariantCulture) : null;
+    }
+
+    private void Report(string what, VerifierResult ours, Kernel kernel)
+    {
+        output.WriteLine($"{what}: ours {(ours.Accepted ? "accepted" : $"refused at {ours.Error!.InstructionIndex}")} after {ours.ProcessedInstructions} insns; " +
+            $"kernel {(kernel.Accepted ? "accepted" : $"refused at {kernel.InstructionIndex?.ToString() ?? "?"}")} after {kernel.Processed?.ToString() ?? "?"} insns");
+        if (!ours.Accepted && !kernel.Accepted && kernel.InstructionIndex is { } k && k != ours.Error!.InstructionIndex)
+            output.WriteLine($"  both refuse, at different instructions: ours {ours.Error.InstructionIndex} ({ours.Error.Message}), kernel {k} ({kernel.Message})");
+    }
+
+    private static string Disagreement(string what, VerifierResult ours, Kernel kernel) =>
+        $"{what}: the kernel {(kernel.Accepted ? "accepts" : $"refuses ({kernel.Message}, instruction {kernel.InstructionIndex?.ToString() ?? "?"})")}, " +
+        $"ours {(ours.Accepted ? "accepts" : $"refuses: {ours.Error}")}";
+}

@@ -1,0 +1,47 @@
+/* Global functions (non-static, noinline): the kernel verifies each on its own with BTF-typed arguments.
+ * parse_ctx takes the context itself and checks the packet: accepted. read_copy takes a struct holding packet
+ * pointers: inside it they are plain numbers, so reading through one is refused, although the same code
+ * inlined into the caller (static) would be accepted. */
+#include "../../../testdata/src/bpf_defs.h"
+
+struct copy {
+	void *data;
+	void *data_end;
+};
+
+__attribute__((noinline)) int parse_ctx(struct xdp_md *ctx, int offset)
+{
+	unsigned char *data = (void *)(long)ctx->data;
+	unsigned char *data_end = (void *)(long)ctx->data_end;
+	if (data + 14 > data_end)
+		return XDP_DROP;
+	return data[12] == 8 && offset > 0 ? XDP_PASS : XDP_DROP;
+}
+
+__attribute__((noinline)) int read_copy(struct copy *c)
+{
+	if (!c)
+		return XDP_DROP;
+	unsigned char *data = c->data;
+	if ((void *)(data + 14) > c->data_end)
+		return XDP_DROP;
+	return data[12] == 8 ? XDP_PASS : XDP_DROP;
+}
+
+SEC("xdp")
+int global_ctx(struct xdp_md *ctx)
+{
+	return parse_ctx(ctx, 3);
+}
+
+SEC("xdp")
+int global_copy(struct xdp_md *ctx)
+{
+	struct copy c = {
+		.data = (void *)(long)ctx->data,
+		.data_end = (void *)(long)ctx->data_end,
+	};
+	return read_copy(&c);
+}
+
+char _license[] SEC("license") = "GPL";
