@@ -82,7 +82,7 @@ public sealed class PlatformTable
     };
 
     /// <summary>enum bpf_attach_type BPF_XDP_DEVMAP.</summary>
-    public const uint XdpDevmapAttachType = 38;
+    public const uint XdpDevmapAttachType = 33;
 
     // ---- prototypes (struct bpf_func_proto) ----
 

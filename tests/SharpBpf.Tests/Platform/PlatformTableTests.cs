@@ -1,3 +1,4 @@
+using SharpBpf.Objects;
 using SharpBpf.Platform;
 
 namespace SharpBpf.Tests.Platform;
@@ -33,6 +34,10 @@ public class PlatformTableTests
         Assert.True(PlatformTable.SchedCls.TryGetHelper(HelperId.SkbStoreBytes, out var store));
         Assert.True(store.ChangesPacketData);
         Assert.Same(PlatformTable.Xdp, PlatformTable.For(ProgramType.Xdp));
+        // enum bpf_attach_type: BPF_XDP_DEVMAP is 33 (38 is BPF_SK_SKB_VERDICT), as the section table says.
+        Assert.Same(PlatformTable.XdpDevmap, PlatformTable.For(ProgramType.Xdp, 33));
+        Assert.Same(PlatformTable.XdpDevmap, PlatformTable.For(ProgramType.Xdp, SectionDefinitions.Find("xdp/devmap")?.ExpectedAttachType));
+        Assert.Same(PlatformTable.Xdp, PlatformTable.For(ProgramType.Xdp, 38));
         Assert.Null(PlatformTable.For(ProgramType.Kprobe));
     }
 

@@ -11,7 +11,7 @@ namespace SharpBpf.Tests.Verifier;
 /// <code>
 /// ## map: counters array 4 8 1          (name type key-size value-size max-entries [frozen | inner=TYPE/KEY/VALUE/ENTRIES]; file-wide)
 /// ## case: read after a bounds check
-/// ## program: xdp                       (xdp | socket_filter | tc; default xdp)
+/// ## program: xdp                       (xdp | xdp_devmap | socket_filter | tc; default xdp)
 /// ## expect: accept
 /// ...assembly...
 /// ## case: read without a check
@@ -32,6 +32,8 @@ public sealed class VerifierCase
     public string? ExpectMessage { get; set; }
     public string? ExpectHint { get; set; }
     public ProgramType ProgramType { get; set; } = ProgramType.Xdp;
+    /// <summary>enum bpf_attach_type the program is loaded with (xdp_devmap: BPF_XDP_DEVMAP), or null.</summary>
+    public uint? ExpectedAttachType { get; set; }
     public bool Privileged { get; set; } = true;
     public string License { get; set; } = "GPL";
     public int ComplexityLimit { get; set; } = 1_000_000;
@@ -128,11 +130,12 @@ public sealed class VerifierCase
             case "program":
                 ProgramType = value switch
                 {
-                    "xdp" => ProgramType.Xdp,
+                    "xdp" or "xdp_devmap" => ProgramType.Xdp,
                     "socket_filter" => ProgramType.SocketFilter,
                     "tc" => ProgramType.SchedCls,
                     _ => throw new FormatException($"{path}: unknown program type '{value}'"),
                 };
+                ExpectedAttachType = value == "xdp_devmap" ? PlatformTable.XdpDevmapAttachType : null;
                 break;
             case "unprivileged":
                 Privileged = false;
@@ -206,8 +209,10 @@ public sealed class VerifierCase
     public ProgramSpec ToProgram() => new()
     {
         Name = Name,
-        SectionName = ProgramType == ProgramType.Xdp ? "xdp" : ProgramType == ProgramType.SocketFilter ? "socket" : "tc",
+        SectionName = ProgramType == ProgramType.Xdp ? ExpectedAttachType is null ? "xdp" : "xdp/devmap"
+            : ProgramType == ProgramType.SocketFilter ? "socket" : "tc",
         Type = ProgramType,
+        ExpectedAttachType = ExpectedAttachType,
         Instructions = CaseAssembler.Assemble(Assembly),
         License = License,
         Lines = [.. Lines.OrderBy(l => l.InstructionIndex)],
