@@ -142,6 +142,8 @@ public sealed unsafe class HelperTable
         (HelperId.RingbufSubmit, nameof(VmHelpers.RingbufSubmit)),
         (HelperId.RingbufDiscard, nameof(VmHelpers.RingbufDiscard)),
         (HelperId.RingbufQuery, nameof(VmHelpers.RingbufQuery)),
+        (HelperId.SpinLock, nameof(VmHelpers.SpinLock)),
+        (HelperId.SpinUnlock, nameof(VmHelpers.SpinUnlock)),
     ];
 
     private static readonly (HelperId, string)[] s_xdp =

@@ -149,6 +149,33 @@ public static unsafe partial class VmHelpers
         return 0;
     }
 
+    // ---- spin locks ------------------------------------------------------------------------------------------------
+
+    /// <summary>bpf_spin_lock(lock): takes the struct bpf_spin_lock (4 bytes of a map value; 0 free, 1 held),
+    /// spinning while another execution holds it. The verifier proved the pointer is the value's lock field.</summary>
+    public static ulong SpinLock(VmExecution e, ulong lockAddress, ulong r2, ulong r3, ulong r4, ulong r5)
+    {
+        Check(e, lockAddress, 4, true, "bpf_spin_lock lock");
+        if (lockAddress % 4 != 0)
+            throw e.Trap(TrapKind.BadHelperArgument, $"bpf_spin_lock: 0x{lockAddress:x} is not a 4-byte aligned struct bpf_spin_lock");
+        ref int word = ref *(int*)lockAddress;
+        var spin = new SpinWait();
+        while (Interlocked.CompareExchange(ref word, 1, 0) != 0)
+            spin.SpinOnce(sleep1Threshold: -1);
+        return 0;
+    }
+
+    /// <summary>bpf_spin_unlock(lock): releases a lock taken with <see cref="SpinLock"/>.</summary>
+    public static ulong SpinUnlock(VmExecution e, ulong lockAddress, ulong r2, ulong r3, ulong r4, ulong r5)
+    {
+        Check(e, lockAddress, 4, true, "bpf_spin_unlock lock");
+        if (lockAddress % 4 != 0)
+            throw e.Trap(TrapKind.BadHelperArgument, $"bpf_spin_unlock: 0x{lockAddress:x} is not a 4-byte aligned struct bpf_spin_lock");
+        if (Interlocked.Exchange(ref *(int*)lockAddress, 0) != 1)
+            throw e.Trap(TrapKind.BadHelperArgument, $"bpf_spin_unlock: the lock at 0x{lockAddress:x} is not held");
+        return 0;
+    }
+
     public static ulong RingbufQuery(VmExecution e, ulong map, ulong flags, ulong r3, ulong r4, ulong r5) =>
         Ring(e, map, "bpf_ringbuf_query").Query(flags);
 

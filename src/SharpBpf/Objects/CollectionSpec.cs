@@ -188,6 +188,13 @@ public sealed class MapSpec
     /// <summary>map_extra (e.g. the hash count of a bloom filter).</summary>
     public ulong MapExtra { get; set; }
 
+    /// <summary>
+    /// Offset of the value's <c>struct bpf_spin_lock</c> when the value's BTF holds exactly one (the kernel's
+    /// btf_record of the map), else null: <c>bpf_spin_lock</c>/<c>bpf_spin_unlock</c> need it, and programs may
+    /// not load or store those 4 bytes directly.
+    /// </summary>
+    public int? SpinLockOffset { get; set; }
+
     /// <summary>NUMA node the object asks for (numa_node; used with BPF_F_NUMA_NODE).</summary>
     public uint NumaNode { get; set; }
 

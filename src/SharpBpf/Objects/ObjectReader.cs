@@ -512,7 +512,46 @@ internal sealed class ObjectReader
         }
         map.KeySize = keySize ?? 0;
         map.ValueSize = valueSize ?? 0;
+        if (map.BtfValueTypeId != 0)
+            map.SpinLockOffset = SpinLockOffset(types, map.BtfValueTypeId);
         return map;
+    }
+
+    /// <summary>The offset of the one struct bpf_spin_lock in a value type (searched through nested structs and
+    /// arrays of one element, as the kernel's btf_find_field), or null when there is none or more than one.</summary>
+    private static int? SpinLockOffset(BtfSpec types, uint valueType)
+    {
+        var found = new List<long>();
+        void Walk(uint id, long offset, int depth)
+        {
+            if (depth > 32 || found.Count > 1)
+                return;
+            switch (types.SkipQualifiers(id))
+            {
+                case BtfComposite { Kind: BtfKind.Struct, Name: "bpf_spin_lock" }:
+                    found.Add(offset);
+                    break;
+                case BtfComposite { Kind: BtfKind.Struct } composite:
+                    foreach (var m in composite.Members)
+                    {
+                        if (m.BitfieldSize == 0 && m.BitOffset % 8 == 0)
+                            Walk(m.Type, offset + m.BitOffset / 8, depth + 1);
+                    }
+                    break;
+                case BtfArray { Count: 1 } array:
+                    Walk(array.ElementType, offset, depth + 1);
+                    break;
+            }
+        }
+        try
+        {
+            Walk(valueType, 0, 0);
+        }
+        catch (ObjectFileException)
+        {
+            return null;
+        }
+        return found.Count == 1 ? (int)found[0] : null;
     }
 
     private static uint? Agree(uint? existing, ulong value, string what, string map, string section)

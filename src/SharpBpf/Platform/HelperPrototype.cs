@@ -63,6 +63,9 @@ public enum ArgumentKind
 
     /// <summary>ARG_PTR_TO_CONST_STR: a pointer into a frozen read-only map value holding a NUL-terminated string.</summary>
     ConstString,
+
+    /// <summary>ARG_PTR_TO_SPIN_LOCK: a map value pointer at the value's struct bpf_spin_lock (from BTF).</summary>
+    SpinLock,
 }
 
 /// <summary>What a helper returns in r0, as the kernel's <c>enum bpf_return_type</c> classifies it.</summary>

@@ -15,7 +15,14 @@ internal sealed partial class Engine
         if (insn.Src == (Register)CallKind.Local)
         {
             int target = _graph.CallTarget(_pc);
-            return _globals.TryGetValue(target, out var global) ? CallGlobal(global) : EnterFunction(target, _pc + 1, callback: false);
+            if (_globals.TryGetValue(target, out var global))
+            {
+                if (_state.Lock is { } held)
+                    throw new Refusal($"global function calls are not allowed while holding a lock (bpf_spin_lock at instruction {held.At})",
+                        "call bpf_spin_unlock() before the call, or make the function static");
+                return CallGlobal(global);
+            }
+            return EnterFunction(target, _pc + 1, callback: false);
         }
         return CallHelper(insn);
     }
@@ -58,6 +65,9 @@ internal sealed partial class Engine
             caller.Registers[0] = frame.IsCallback ? RegisterState.UnknownScalar : r0;
             return frame.ReturnTo;
         }
+        if (_state.Lock is { } lockHeld)
+            throw new Refusal($"exit while holding the bpf_spin_lock taken at instruction {lockHeld.At}: BPF_EXIT cannot be used inside a bpf_spin_lock-ed region",
+                "call bpf_spin_unlock() on every path before returning");
         var result = Read(Register.R0);
         if (frame.FunctionStart != 0)
         {
@@ -96,6 +106,9 @@ internal sealed partial class Engine
     private int CallHelper(Instruction insn)
     {
         var id = (HelperId)insn.Immediate;
+        if (_state.Lock is { } held && id != HelperId.SpinUnlock)
+            throw new Refusal($"function calls are not allowed while holding a lock: helper #{insn.Immediate} is called inside the bpf_spin_lock-ed region taken at instruction {held.At}",
+                "call bpf_spin_unlock() first: only plain loads, stores and arithmetic may run under the lock");
         if (!_platform.TryGetHelper(id, out var proto))
         {
             if (_platform.KernelAllows(id))
@@ -136,7 +149,7 @@ internal sealed partial class Engine
                 // Since Linux 6.14 an array lookup with a constant key below max_entries cannot fail: the kernel
                 // gives a plain map value pointer, and programs that skip the NULL check load.
                 Frame.Registers[0] = info.ConstantKeyInRange
-                    ? RegisterState.Pointer(RegisterType.MapValue) with { Map = info.Map }
+                    ? RegisterState.Pointer(RegisterType.MapValue) with { Map = info.Map, Id = info.Map?.SpinLockOffset is null ? 0 : NewId() }
                     : RegisterState.Pointer(RegisterType.MapValueOrNull) with { Map = info.Map, Id = NewId() };
                 break;
             case ReturnKind.RingbufMemoryOrNull:
@@ -336,9 +349,44 @@ internal sealed partial class Engine
             case ArgumentKind.ConstString:
                 CheckConstString(reg, value, name);
                 return;
+            case ArgumentKind.SpinLock:
+                CheckSpinLock(proto.Id, reg, value, name);
+                return;
             default:
                 throw new System.Diagnostics.UnreachableException($"argument kind {kind}");
         }
+    }
+
+    /// <summary>bpf_spin_lock/unlock (the kernel's process_spin_lock): the argument points to the one struct
+    /// bpf_spin_lock of a map value (known from BTF); one lock at a time; unlock what this path holds.</summary>
+    private void CheckSpinLock(HelperId id, Register reg, RegisterState value, string name)
+    {
+        if (value.Type != RegisterType.MapValue)
+            throw new Refusal($"R{(int)reg} argument 1 of {name} must point to the struct bpf_spin_lock in a map value, got {RegisterState.TypeName(value.Type)}",
+                value.IsNullable ? "compare the pointer with NULL first" : "pass the lock field of a value from bpf_map_lookup_elem(): `&v->lock`", reg);
+        var map = value.Map!;
+        if (value.HasVariableOffset)
+            throw new Refusal($"R{(int)reg} {name} needs a constant offset into map '{map.Name}' value (the lock's), got a variable one", register: reg);
+        if (map.SpinLockOffset is not { } lockOffset)
+            throw new Refusal($"map '{map.Name}' has no struct bpf_spin_lock in its value: {name} needs a map whose value type (BTF) has exactly one",
+                "declare the map with `__type(value, struct my_value)` where the struct holds one `struct bpf_spin_lock` field", reg);
+        if (value.Offset != lockOffset)
+            throw new Refusal($"R{(int)reg} {name} must point to the lock at offset {lockOffset} of map '{map.Name}' value, got offset {value.Offset}",
+                "pass `&v->lock`", reg);
+        if (id == HelperId.SpinLock)
+        {
+            if (_state.Lock is { } held)
+                throw new Refusal($"locking two bpf_spin_locks is not allowed: the lock taken at instruction {held.At} is still held",
+                    "release the first lock with bpf_spin_unlock() before taking another", reg);
+            _state.Lock = new HeldLock(map, value.Id, _pc);
+            return;
+        }
+        if (_state.Lock is not { } taken)
+            throw new Refusal($"{name} without taking a lock: no bpf_spin_lock is held on this path", "call bpf_spin_lock() first on every path that reaches the unlock", reg);
+        if (taken.Map != map || taken.PointerId != value.Id)
+            throw new Refusal($"{name} of a different lock than the one taken at instruction {taken.At} (map '{taken.Map.Name}')",
+                "unlock through the same pointer the lock was taken with", reg);
+        _state.Lock = null;
     }
 
     private static void CheckConstString(Register reg, RegisterState value, string name)

@@ -183,6 +183,12 @@ internal sealed partial class Engine
             throw new Refusal($"write into map '{map.Name}' is forbidden: it is read-only for programs (frozen .rodata)",
                 "const globals live in .rodata and cannot be changed; drop `const` to put the variable in .data", reg);
         BoundedAccess(reg, ptr, insnOffset, size, (int)map.ValueSize, $"map '{map.Name}' value", access);
+        // The kernel's check_map_access: the value's struct bpf_spin_lock is touched only by the lock helpers.
+        if (map.SpinLockOffset is { } lockOffset
+            && (long)ptr.Offset + insnOffset + (long)ptr.Value.UMin < lockOffset + 4
+            && lockOffset < (long)ptr.Offset + insnOffset + (long)Math.Min(ptr.Value.UMax, (ulong)map.ValueSize) + size)
+            throw new Refusal($"R{(int)reg} bpf_spin_lock cannot be accessed directly by load/store: bytes {lockOffset}..{lockOffset + 3} of map '{map.Name}' value are its lock",
+                "use bpf_spin_lock()/bpf_spin_unlock() on `&v->lock` and access only the other fields", reg);
         // A global function's memory argument is whatever memory its callers pass: any region but the context.
         RecordAccess(_argumentMaps.Contains(map)
             ? MemoryRegion.Stack | MemoryRegion.Packet | MemoryRegion.PacketMeta | MemoryRegion.MapValue | MemoryRegion.RingbufMemory

@@ -380,7 +380,12 @@ internal sealed partial class Engine
             state.UpdateAll(r => !(r.IsNullable && r.Id == id) ? r
                 : r.Type == RegisterType.MapValueOrNull && r.Map is { Type: MapType.ArrayOfMaps or MapType.HashOfMaps, InnerMap: { } inner }
                     ? RegisterState.Pointer(RegisterType.MapPointer) with { Map = inner }
-                    : r with { Type = r.Type == RegisterType.MapValueOrNull ? RegisterType.MapValue : RegisterType.RingbufMemory, Id = 0 });
+                    : r with
+                    {
+                        Type = r.Type == RegisterType.MapValueOrNull ? RegisterType.MapValue : RegisterType.RingbufMemory,
+                        // A value holding a bpf_spin_lock keeps its id: the lock taken through it is that lookup's.
+                        Id = r.Type == RegisterType.MapValueOrNull && r.Map?.SpinLockOffset is not null ? r.Id : 0,
+                    });
         }
         return true;
     }

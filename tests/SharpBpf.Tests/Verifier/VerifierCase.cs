@@ -9,7 +9,7 @@ namespace SharpBpf.Tests.Verifier;
 /// One verifier test case from a text file under Verifier/Cases. A file holds one rule's cases, accepted and
 /// refused side by side:
 /// <code>
-/// ## map: counters array 4 8 1          (name type key-size value-size max-entries [frozen | inner=TYPE/KEY/VALUE/ENTRIES]; file-wide)
+/// ## map: counters array 4 8 1          (name type key-size value-size max-entries [frozen | inner=TYPE/KEY/VALUE/ENTRIES | lock=OFFSET]; file-wide)
 /// ## case: read after a bounds check
 /// ## program: xdp                       (xdp | xdp_devmap | socket_filter | tc; default xdp)
 /// ## expect: accept
@@ -197,6 +197,9 @@ public sealed class VerifierCase
             map.InnerMap = ParseMap($"{parts[0]}.inner {inner[0]} {inner[1]} {inner[2]} {inner[3]}");
             map.ValueSize = 4;
         }
+        // A value with a struct bpf_spin_lock at offset N (described by BTF when loaded into the kernel): lock=N.
+        if (parts.Length > 5 && parts[5].StartsWith("lock=", StringComparison.Ordinal))
+            map.SpinLockOffset = int.Parse(parts[5][5..], CultureInfo.InvariantCulture);
         if (parts.Length > 5 && parts[5] == "frozen")
         {
             map.Freeze = true;

@@ -1,3 +1,5 @@
+using SharpBpf.Objects;
+
 namespace SharpBpf.Verifier.Domains;
 
 /// <summary>What is known of one byte of a stack frame.</summary>
@@ -96,12 +98,19 @@ public sealed class FrameState
 }
 
 /// <summary>The whole abstract state on one path: the call frames, innermost last, and held references.</summary>
+/// <summary>A held bpf_spin_lock: the map, the id of the map value pointer it was taken through (one lookup),
+/// and the instruction that took it.</summary>
+public sealed record HeldLock(MapSpec Map, int PointerId, int At);
+
 public sealed class VerifierState
 {
     public List<FrameState> Frames { get; } = [];
 
     /// <summary>References (ring buffer reservations) acquired and not yet released: id -> instruction index.</summary>
     public Dictionary<int, int> References { get; } = [];
+
+    /// <summary>The bpf_spin_lock held on this path (the kernel's active_lock), or null.</summary>
+    public HeldLock? Lock { get; set; }
 
     public FrameState Current => Frames[^1];
 
@@ -112,6 +121,7 @@ public sealed class VerifierState
             copy.Frames.Add(frame.Clone());
         foreach (var (id, at) in References)
             copy.References[id] = at;
+        copy.Lock = Lock;
         return copy;
     }
 

@@ -34,6 +34,9 @@ internal static class StateComparison
         }
         if (old.Frames.Count != cur.Frames.Count || old.References.Count != cur.References.Count)
             return false;
+        // Held or not held, and which lock (the kernel's active_lock), must match exactly.
+        if (old.Lock is { } ol ? cur.Lock is not { } cl || ol.Map != cl.Map || ol.PointerId != cl.PointerId : cur.Lock is not null)
+            return false;
         var ids = t_ids ??= [];
         var reverse = t_reverse ??= [];
         ids.Clear();
