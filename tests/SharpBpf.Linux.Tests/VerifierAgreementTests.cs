@@ -41,6 +41,9 @@ public class VerifierAgreementTests(ITestOutputHelper output)
         var spec = new CollectionSpec { License = c.License, ObjectName = "case" };
         foreach (var map in c.Maps)
             spec.Maps.Add(map);
+        // A map whose value holds a bpf_spin_lock (lock=N) needs BTF saying so, as the kernel checks it.
+        if (c.Maps.Any(m => m.SpinLockOffset is not null))
+            spec.Btf = SpinLockBtf(spec.Maps);
         program.Name = "verifier_case";
         spec.Programs.Add(program);
         // (A case that exhausts a lowered complexity limit meets the kernel's own 1M limit there.)
@@ -134,6 +137,49 @@ public class VerifierAgreementTests(ITestOutputHelper output)
             Assert.Skip($"the kernel did not verify {program}: {e.Message}");
             throw;
         }
+    }
+
+    /// <summary>
+    /// Minimal BTF for rule-case maps with a lock: [1] int, [2] struct bpf_spin_lock { int val; }, then per such map
+    /// a key struct of the key's size and a value struct of the value's size with the lock at its offset; the maps'
+    /// BTF key and value type ids are set.
+    /// </summary>
+    private static SharpBpf.Btf.BtfSpec SpinLockBtf(IEnumerable<MapSpec> maps)
+    {
+        var strings = new List<byte> { 0 };
+        uint Str(string text)
+        {
+            uint offset = (uint)strings.Count;
+            strings.AddRange(System.Text.Encoding.ASCII.GetBytes(text));
+            strings.Add(0);
+            return offset;
+        }
+        var types = new List<uint>();
+        uint next = 1;
+        uint Struct(string name, uint size, params (string Name, uint Type, uint Offset)[] members)
+        {
+            types.AddRange([Str(name), (4u << 24) | (uint)members.Length, size]);
+            foreach (var m in members)
+                types.AddRange([Str(m.Name), m.Type, m.Offset * 8]);
+            return next++;
+        }
+        types.AddRange([Str("int"), 1u << 24, 4, 32]); // [1] INT int, 4 bytes, 32 bits
+        uint intId = next++;
+        uint lockId = Struct("bpf_spin_lock", 4, ("val", intId, 0));
+        foreach (var map in maps)
+        {
+            if (map.SpinLockOffset is not { } offset)
+                continue;
+            map.BtfKeyTypeId = Struct(map.Name + "_key", map.KeySize);
+            map.BtfValueTypeId = Struct(map.Name + "_value", map.ValueSize, ("lock", lockId, (uint)offset));
+        }
+        var typeBytes = types.SelectMany(BitConverter.GetBytes).ToArray();
+        var header = new List<byte>();
+        header.AddRange(BitConverter.GetBytes((ushort)0xeB9F));
+        header.AddRange([1, 0]);
+        foreach (uint v in new uint[] { 24, 0, (uint)typeBytes.Length, (uint)typeBytes.Length, (uint)strings.Count })
+            header.AddRange(BitConverter.GetBytes(v));
+        return SharpBpf.Btf.BtfSpec.Parse([.. header, .. typeBytes, .. strings]);
     }
 
     private static int? Processed(string? log)
