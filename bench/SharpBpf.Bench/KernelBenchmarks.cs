@@ -34,6 +34,25 @@ internal static unsafe partial class LibBpfReference
     [LibraryImport(Library)]
     public static partial nint libbpf_set_print(nint fn);
 
+    /// <summary>bpf_object__open_file + load + close: the reference the load benchmarks measure against.</summary>
+    public static int OpenLoadClose(string path)
+    {
+        if (!Available)
+            throw new InvalidOperationException("libbpf.so.1 is not installed: no reference to compare with");
+        var obj = bpf_object__open_file(path, 0);
+        if (obj == 0)
+            throw new InvalidOperationException("libbpf could not open the object");
+        try
+        {
+            int r = bpf_object__load(obj);
+            return r == 0 ? 1 : throw new InvalidOperationException($"libbpf load failed: {r}");
+        }
+        finally
+        {
+            bpf_object__close(obj);
+        }
+    }
+
     [LibraryImport(Library)]
     public static partial int bpf_map_lookup_batch(int fd, void* inBatch, void* outBatch, void* keys, void* values, uint* count, nint opts);
 }
@@ -66,6 +85,14 @@ internal static class KernelBench
         }
         char _license[] SEC("license") = "GPL";
         """;
+
+    /// <summary>SharpBpf's open + load + close of an object, as the load benchmarks measure it.</summary>
+    public static int OpenLoadClose(string path)
+    {
+        var spec = ObjectFile.Open(path);
+        using var collection = BpfCollection.Load(spec);
+        return collection.Maps.Count;
+    }
 
     public static string BuildFourMapObject()
     {
@@ -112,31 +139,10 @@ public class KernelLoad
     }
 
     [Benchmark(Baseline = true)]
-    public int LibBpf()
-    {
-        if (!LibBpfReference.Available)
-            throw new InvalidOperationException("libbpf.so.1 is not installed: no reference to compare with");
-        var obj = LibBpfReference.bpf_object__open_file(_path, 0);
-        if (obj == 0)
-            throw new InvalidOperationException("libbpf could not open the object");
-        try
-        {
-            int r = LibBpfReference.bpf_object__load(obj);
-            return r == 0 ? 1 : throw new InvalidOperationException($"libbpf load failed: {r}");
-        }
-        finally
-        {
-            LibBpfReference.bpf_object__close(obj);
-        }
-    }
+    public int LibBpf() => LibBpfReference.OpenLoadClose(_path);
 
     [Benchmark]
-    public int SharpBpf()
-    {
-        var spec = ObjectFile.Open(_path);
-        using var collection = BpfCollection.Load(spec);
-        return collection.Maps.Count;
-    }
+    public int SharpBpf() => KernelBench.OpenLoadClose(_path);
 
     [GlobalCleanup]
     public void Cleanup() => Directory.Delete(Path.GetDirectoryName(_path)!, recursive: true);
@@ -170,31 +176,10 @@ public class KernelCoreLoad
     }
 
     [Benchmark(Baseline = true)]
-    public int LibBpf()
-    {
-        if (!LibBpfReference.Available)
-            throw new InvalidOperationException("libbpf.so.1 is not installed: no reference to compare with");
-        var obj = LibBpfReference.bpf_object__open_file(_path, 0);
-        if (obj == 0)
-            throw new InvalidOperationException("libbpf could not open the object");
-        try
-        {
-            int r = LibBpfReference.bpf_object__load(obj);
-            return r == 0 ? 1 : throw new InvalidOperationException($"libbpf load failed: {r}");
-        }
-        finally
-        {
-            LibBpfReference.bpf_object__close(obj);
-        }
-    }
+    public int LibBpf() => LibBpfReference.OpenLoadClose(_path);
 
     [Benchmark]
-    public int SharpBpf()
-    {
-        var spec = ObjectFile.Open(_path);
-        using var collection = BpfCollection.Load(spec);
-        return collection.Maps.Count;
-    }
+    public int SharpBpf() => KernelBench.OpenLoadClose(_path);
 }
 
 /// <summary>
