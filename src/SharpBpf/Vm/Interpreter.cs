@@ -124,20 +124,7 @@ internal static unsafe class Interpreter
     private static ulong Execute<T>(VmExecution e, VmProgram program, int startPc,
         ulong a1, ulong a2, ulong a3, ulong a4, ulong a5, bool nested) where T : struct, IMemoryPolicy
     {
-        int baseDepth = e.CallDepth;
-        ulong r10;
-        if (nested)
-        {
-            if (baseDepth + 1 >= e.Options.MaxCallDepth)
-                throw e.Trap(TrapKind.CallDepthExceeded, $"a callback would need more than {e.Options.MaxCallDepth} stack frames");
-            e.CallDepth = ++baseDepth;
-            r10 = e.StackLow;
-            e.StackLow -= VmExecution.FrameSize;
-        }
-        else
-        {
-            r10 = e.StackTop;
-        }
+        ulong r10 = e.EnterRun(nested, out int baseDepth);
         // The loop itself has no exception handling, so the JIT keeps its locals in registers; clean-up after a
         // trap happens here.
         try
@@ -146,15 +133,7 @@ internal static unsafe class Interpreter
         }
         finally
         {
-            // Unwind frames this invocation pushed (a normal exit leaves none; a trap may leave some).
-            var frames = e.Frames;
-            while (e.CallDepth > baseDepth)
-                frames[--e.CallDepth].Program = null!;
-            if (nested)
-            {
-                e.CallDepth = baseDepth - 1;
-                e.StackLow += VmExecution.FrameSize;
-            }
+            e.LeaveRun(nested, baseDepth);
         }
     }
 

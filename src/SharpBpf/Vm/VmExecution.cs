@@ -258,6 +258,38 @@ public sealed unsafe class VmExecution : IDisposable
         return o < PacketSpan && PacketSpan - o >= size;
     }
 
+    /// <summary>
+    /// Starts a run of an engine: the frame pointer it begins with, the top of the stack, or for a callback
+    /// (<paramref name="nested"/>: bpf_loop, for_each_map_elem) a fresh frame below the caller's, which traps past
+    /// <see cref="VmOptions.MaxCallDepth"/>. <paramref name="baseDepth"/> is the call depth to unwind to.
+    /// </summary>
+    internal ulong EnterRun(bool nested, out int baseDepth)
+    {
+        baseDepth = CallDepth;
+        if (!nested)
+            return StackTop;
+        if (baseDepth + 1 >= Options.MaxCallDepth)
+            throw Trap(TrapKind.CallDepthExceeded, $"a callback would need more than {Options.MaxCallDepth} stack frames");
+        CallDepth = ++baseDepth;
+        ulong r10 = StackLow;
+        StackLow -= FrameSize;
+        return r10;
+    }
+
+    /// <summary>Ends a run begun by <see cref="EnterRun"/>: unwinds the frames it pushed (a normal exit leaves none;
+    /// a trap may leave some) and, for a callback, its own frame.</summary>
+    internal void LeaveRun(bool nested, int baseDepth)
+    {
+        var frames = Frames;
+        while (CallDepth > baseDepth)
+            frames[--CallDepth].Program = null!;
+        if (nested)
+        {
+            CallDepth = baseDepth - 1;
+            StackLow += FrameSize;
+        }
+    }
+
     /// <summary>Checks [address, address+length) against every region; false when it is not allowed.</summary>
     internal bool IsAllowed(ulong address, ulong length, bool write)
     {

@@ -74,34 +74,14 @@ internal static unsafe class JitEngine
     private static ulong Execute(VmExecution e, VmProgram program, int startPc,
         ulong a1, ulong a2, ulong a3, ulong a4, ulong a5, bool nested)
     {
-        int baseDepth = e.CallDepth;
-        ulong r10;
-        if (nested)
-        {
-            if (baseDepth + 1 >= e.Options.MaxCallDepth)
-                throw e.Trap(TrapKind.CallDepthExceeded, $"a callback would need more than {e.Options.MaxCallDepth} stack frames");
-            e.CallDepth = ++baseDepth;
-            r10 = e.StackLow;
-            e.StackLow -= VmExecution.FrameSize;
-        }
-        else
-        {
-            r10 = e.StackTop;
-        }
+        ulong r10 = e.EnterRun(nested, out int baseDepth);
         try
         {
             return Drive(e, program, startPc, a1, a2, a3, a4, a5, r10, baseDepth);
         }
         finally
         {
-            var frames = e.Frames;
-            while (e.CallDepth > baseDepth)
-                frames[--e.CallDepth].Program = null!;
-            if (nested)
-            {
-                e.CallDepth = baseDepth - 1;
-                e.StackLow += VmExecution.FrameSize;
-            }
+            e.LeaveRun(nested, baseDepth);
         }
     }
 
