@@ -22,10 +22,7 @@ internal static class LoadBench
         double ours = watch.Elapsed.TotalMicroseconds;
 
         watch.Restart();
-        var obj = LibBpfReference.bpf_object__open_file(path, 0);
-        if (obj == 0 || LibBpfReference.bpf_object__load(obj) != 0)
-            throw new InvalidOperationException("libbpf could not open and load the object");
-        LibBpfReference.bpf_object__close(obj);
+        LibBpfReference.OpenLoadClose(path);
         return (opened, ours, watch.Elapsed.TotalMicroseconds);
     }
 

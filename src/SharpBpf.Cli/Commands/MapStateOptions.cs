@@ -288,18 +288,18 @@ internal sealed class MapStateOptions
         return new MapStateEntry { Key = Hex(key), Values = values };
     }
 
-    private static string Hex(ReadOnlySpan<byte> bytes) =>
-        string.Join(' ', bytes.ToArray().Select(b => b.ToString("x2", System.Globalization.CultureInfo.InvariantCulture)));
+    private static string Hex(ReadOnlySpan<byte> bytes) => KernelCli.Hex(bytes);
 
+    /// <summary>The hex of a file entry (as <c>map update</c> takes it); a bad one names the file, map and entry.</summary>
     private static byte[] ParseHex(string text, string where)
     {
         try
         {
-            return SharpBpf.Vm.ConformanceRunner.ParseHex(text);
+            return KernelCli.ParseHex(text, where);
         }
         catch (FormatException e)
         {
-            throw new BpfException($"{where}: {e.Message}");
+            throw new BpfException(e.Message);
         }
     }
 }

@@ -44,7 +44,6 @@ public sealed unsafe class VmProgram : ITestRunnable
         }
         _loadOptions = options;
         Engine = options.Engine;
-        Routes = options.Routes;
         ushort entry = helpers == HelperTable.Conformance ? (ushort)0b110 : (ushort)0b10;
         var decoded = Decoder.Decode(name, instructions, helpers, resolve, entry, options.RequireInitializedRegisters);
         // Pinned so the engines hold raw pointers and a function's address is a real, stable address.
@@ -208,7 +207,7 @@ public sealed unsafe class VmProgram : ITestRunnable
     };
 
     /// <summary>The routing table bpf_fib_lookup and bpf_check_mtu see (<see cref="VmOptions.Routes"/> at load).</summary>
-    public SharpBpf.Helpers.RoutingTable? Routes { get; }
+    public SharpBpf.Helpers.RoutingTable? Routes => _loadOptions.Routes;
 
     /// <summary>The options the program was loaded with: a test run's execution honours them (budget, call depth).</summary>
     private readonly VmOptions _loadOptions;
