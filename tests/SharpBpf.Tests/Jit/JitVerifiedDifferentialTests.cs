@@ -180,14 +180,6 @@ public class JitVerifiedDifferentialTests(ITestOutputHelper output)
         return (code, bound, wild);
     }
 
-    private static int Raw(List<Instruction> code, int from, int to)
-    {
-        int n = 0;
-        for (int i = from; i < to; i++)
-            n += code[i].RawSize;
-        return n;
-    }
-
     private static Register D(Random r) => Data[r.Next(Data.Length)];
 
     private static Instruction Branch(Random random, short offset)

@@ -5,6 +5,16 @@ namespace SharpBpf.Tests.Vm;
 /// <summary>Hand-built instructions for VM tests (independent of the assembler).</summary>
 internal static class A
 {
+    /// <summary>Raw slots from instruction <paramref name="from"/> up to <paramref name="to"/>: jump offsets count
+    /// them, and lddw takes two.</summary>
+    public static int Raw(List<Instruction> code, int from, int to)
+    {
+        int n = 0;
+        for (int i = from; i < to; i++)
+            n += code[i].RawSize;
+        return n;
+    }
+
     public static Instruction Alu64(AluOperation op, Register dst, long imm, short off = 0) =>
         new(OpCode.Alu(InstructionClass.Alu64, op, OperandSource.Immediate), dst, 0, off, imm);
     public static Instruction Alu64R(AluOperation op, Register dst, Register src, short off = 0) =>
