@@ -65,17 +65,26 @@ public static partial class VerifierComparison
                     ours.Add(BpfVerifier.Verify(spec, program.Name).Elapsed.TotalMilliseconds);
 
                 KernelStats? kernel = null;
+                string? kernelError = null;
                 if (kernelSkip is null)
                 {
                     var stats = new List<KernelStats>();
-                    for (int i = 0; i < runs; i++)
+                    try
                     {
-                        var s = KernelLoad(spec, program.Name);
-                        stats.Add(s);
-                        if (!s.Accepted)
-                            break;
+                        for (int i = 0; i < runs; i++)
+                        {
+                            var s = KernelLoad(spec, program.Name);
+                            stats.Add(s);
+                            if (!s.Accepted)
+                                break;
+                        }
+                        kernel = stats[0] with { Milliseconds = Median(stats.Select(s => s.Milliseconds)) };
                     }
-                    kernel = stats[0] with { Milliseconds = Median(stats.Select(s => s.Milliseconds)) };
+                    catch (BpfException e) when (e is not BpfVerifierException)
+                    {
+                        // The kernel never verified it (e.g. a map it cannot create): no kernel figures.
+                        kernelError = e.Message;
+                    }
                 }
                 double oursMs = Median(ours);
                 string verdict = first.Accepted ? "accepted" : "refused";
@@ -89,7 +98,8 @@ public static partial class VerifierComparison
                     ratios.Add(r);
                 Console.WriteLine($"{Trim(Path.GetFileName(file), 18),-18} {Trim(program.Name, 18),-18} {verdict,-9} {program.Instructions.Count,6} " +
                     $"{first.ProcessedInstructions,10} {(kernel?.Processed is { } kp ? kp.ToString(CultureInfo.InvariantCulture) : "-"),10} {first.TotalStates,7} " +
-                    $"{oursMs,9:F3} {(kernel is null ? "-" : kernel.Milliseconds.ToString("F3", CultureInfo.InvariantCulture)),10} {(ratio is { } rr ? rr.ToString("F2", CultureInfo.InvariantCulture) : "-"),12}");
+                    $"{oursMs,9:F3} {(kernel is null ? "-" : kernel.Milliseconds.ToString("F3", CultureInfo.InvariantCulture)),10} {(ratio is { } rr ? rr.ToString("F2", CultureInfo.InvariantCulture) : "-"),12}" +
+                    (kernelError is null ? "" : $"  (kernel: {kernelError})"));
             }
         }
         if (ratios.Count > 0)

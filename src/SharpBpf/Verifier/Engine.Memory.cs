@@ -291,8 +291,8 @@ internal sealed partial class Engine
         if (!variable && size == 8 && first % 8 == 0 && value.Type != RegisterType.NotInit)
         {
             for (int i = first; i < last; i++)
-                frame.WritableStackBytes[i] = StackByte.Spill;
-            frame.WritableSpills[first / 8] = value;
+                frame.SetByte(i, StackByte.Spill);
+            frame.SetSpill(first / 8, value);
             return;
         }
         if (!variable && size < 8 && first % 8 == 0 && value.IsScalar && _options.Privileged)
@@ -303,15 +303,15 @@ internal sealed partial class Engine
                 ? value with { Id = 0 }
                 : RegisterState.FromScalar(Scalar.OfSize(size)) with { Deps = value.Deps };
             for (int i = first; i < last; i++)
-                frame.WritableStackBytes[i] = StackByte.Spill;
-            frame.WritableSpills[first / 8] = narrowed;
+                frame.SetByte(i, StackByte.Spill);
+            frame.SetSpill(first / 8, narrowed);
             return;
         }
         bool zero = value.IsScalar && value.Value.IsConst && value.Value.ConstValue == 0;
         if (zero)
             MarkPrecise(value.Deps); // the bytes become STACK_ZERO because the value is exactly 0
         for (int i = first; i < last; i++)
-            frame.WritableStackBytes[i] = zero ? (variable && frame.StackBytes[i] != StackByte.Zero ? StackByte.Misc : StackByte.Zero) : StackByte.Misc;
+            frame.SetByte(i, zero ? (variable && frame.StackBytes[i] != StackByte.Zero ? StackByte.Misc : StackByte.Zero) : StackByte.Misc);
     }
 
     /// <summary>The bytes of a spill in this slot become untracked; the slot's other bytes keep what they were.</summary>
@@ -322,7 +322,7 @@ internal sealed partial class Engine
         for (int i = slot * 8; i < slot * 8 + 8; i++)
         {
             if (frame.StackBytes[i] == StackByte.Spill)
-                frame.WritableStackBytes[i] = StackByte.Misc;
+                frame.SetByte(i, StackByte.Misc);
         }
     }
 
@@ -373,7 +373,7 @@ internal sealed partial class Engine
                     for (int slot = first / 8; slot <= (last - 1) / 8; slot++)
                         BreakSpill(frame, slot);
                     for (int i = first; i < last; i++)
-                        frame.WritableStackBytes[i] = StackByte.Misc;
+                        frame.SetByte(i, StackByte.Misc);
                 }
                 return;
             }

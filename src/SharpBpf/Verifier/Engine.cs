@@ -272,8 +272,7 @@ internal sealed partial class Engine
             if (--c.Branches > 0)
                 break;
             // Every path below c is verified: c can now prune.
-            var byHash = _inProgress[c.Pc];
-            if (byHash.TryGetValue(c.Hash, out var same))
+            if (_inProgress[c.Pc] is { } byHash && byHash.TryGetValue(c.Hash, out var same))
             {
                 same.Remove(c);
                 if (same.Count == 0)
@@ -308,7 +307,10 @@ internal sealed partial class Engine
     /// state still being explored (a loop that makes no progress); else remember this state.</summary>
     private bool IsCovered()
     {
-        int hash = StateComparison.Hash(_state, _liveIn, _stackLive, _pc);
+        // A state still being explored can only come back on a cycle (or through a caller's loop when in a call):
+        // elsewhere the infinite-loop check, and the hash it needs, are skipped.
+        bool loopCheck = _graph.OnCycle[_pc] || _state.Frames.Count > 1;
+        int hash = loopCheck ? StateComparison.Hash(_state, _liveIn, _stackLive, _pc) : 0;
         if (_completed[_pc] is { } completed)
         {
             ulong types = TypeSignature(_state.Current);
@@ -319,6 +321,7 @@ internal sealed partial class Engine
                 ushort regs = all ? ushort.MaxValue : old.PreciseRegs;
                 ulong slots = all ? ulong.MaxValue : old.PreciseSlots;
                 if ((types & old.TypeMask) == old.TypeBits
+                    && !StateComparison.QuickReject(old.State, _state, _liveIn[_pc], regs)
                     && StateComparison.Covers(old.State, _state, _liveIn, _stackLive, _pc, regs, slots))
                 {
                     old.Hits++;
@@ -332,8 +335,9 @@ internal sealed partial class Engine
                     completed.RemoveAt(i);
             }
         }
-        var byHash = _inProgress[_pc] ??= [];
-        if (byHash.TryGetValue(hash, out var candidates))
+        List<Checkpoint>? candidates = null;
+        var byHash = loopCheck ? _inProgress[_pc] ??= [] : null;
+        if (byHash is not null && byHash.TryGetValue(hash, out candidates))
         {
             // (candidates is reused below when this state is kept)
             foreach (var old in candidates)
@@ -354,7 +358,7 @@ internal sealed partial class Engine
             return false;
         _processedAtLastCheckpoint = _processed;
         _jumpsAtLastCheckpoint = _jumps;
-        if (candidates is null)
+        if (byHash is not null && candidates is null)
         {
             candidates = [];
             byHash[hash] = candidates;
@@ -370,7 +374,7 @@ internal sealed partial class Engine
             TypeMask = mask,
             TypeBits = TypeSignature(_state.Current) & mask,
         };
-        candidates.Add(checkpoint);
+        candidates?.Add(checkpoint);
         _totalStates++;
         _parent = checkpoint;
         ResetDependencies();
@@ -422,7 +426,7 @@ internal sealed partial class Engine
                 continue;
             var deps = spilled.Id != 0 ? _idDeps[spilled.Id] : DepSet.Slot(slot);
             if (spilled.Deps != deps)
-                frame.WritableSpills[slot] = spilled with { Deps = deps };
+                frame.SetSpill(slot, spilled with { Deps = deps });
         }
     }
 

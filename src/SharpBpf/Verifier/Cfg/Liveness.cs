@@ -25,9 +25,8 @@ internal static class Liveness
             changed = false;
             for (int i = n - 1; i >= 0; i--)
             {
-                ushort liveOut = 0;
-                foreach (int s in graph.Successors(i))
-                    liveOut |= liveIn[s];
+                graph.SuccessorsOf(i, out int a, out int b);
+                ushort liveOut = (ushort)((a >= 0 ? liveIn[a] : 0) | (b >= 0 ? liveIn[b] : 0));
                 ushort value = (ushort)(use[i] | (liveOut & ~def[i]));
                 if (value != liveIn[i])
                 {
@@ -126,9 +125,8 @@ internal static class StackLiveness
             changed = false;
             for (int i = n - 1; i >= 0; i--)
             {
-                ulong liveOut = 0;
-                foreach (int s in graph.Successors(i))
-                    liveOut |= liveIn[s];
+                graph.SuccessorsOf(i, out int a, out int b);
+                ulong liveOut = (a >= 0 ? liveIn[a] : 0) | (b >= 0 ? liveIn[b] : 0);
                 ulong value = use[i] | (liveOut & ~def[i]);
                 if (value != liveIn[i])
                 {

@@ -54,6 +54,27 @@ public sealed class ProgramGraph
     /// <summary>Instructions where states are kept for pruning: jump targets and instructions after branches and calls.</summary>
     public bool[] PrunePoints { get; }
 
+    /// <summary>Per instruction: true when it lies on a cycle of its function's graph (calls fall through), i.e. a
+    /// path may come back to it. Only there can a state repeat itself on one path (the infinite-loop check).</summary>
+    internal bool[] OnCycle { get; private set; } = [];
+
+    // Successors inside the function, computed once after the jumps were checked: -1 when there is none.
+    private int[] _fallThrough = [];
+    private int[] _jumpTo = [];
+
+    /// <summary>The successors of <paramref name="index"/> (see <see cref="Successors"/>), without allocating:
+    /// <paramref name="first"/> and <paramref name="second"/> are -1 when absent.</summary>
+    internal void SuccessorsOf(int index, out int first, out int second)
+    {
+        first = _fallThrough[index];
+        second = _jumpTo[index];
+        if (first < 0)
+        {
+            first = second;
+            second = -1;
+        }
+    }
+
     /// <summary>Back edges (from, to) of loops, by logical index.</summary>
     public List<(int From, int To)> BackEdges { get; } = [];
 
@@ -143,6 +164,26 @@ public sealed class ProgramGraph
                 PrunePoints[i + 1] = true;
         }
 
+        _fallThrough = new int[Count];
+        _jumpTo = new int[Count];
+        for (int i = 0; i < Count; i++)
+        {
+            var insn = _insns[i];
+            _fallThrough[i] = -1;
+            _jumpTo[i] = -1;
+            if (insn.OpCode.Value == 0x95)
+                continue;
+            if (IsJumpWithTarget(insn))
+            {
+                _jumpTo[i] = JumpTarget(i);
+                if (insn.OpCode.JumpOperation != JumpOperation.Ja && i + 1 < Count)
+                    _fallThrough[i] = i + 1;
+                continue;
+            }
+            if (i + 1 < Count)
+                _fallThrough[i] = i + 1;
+        }
+
         // Reachability and back edges by depth-first search from every function start reached from main.
         var state = new byte[Count]; // 0 unseen, 1 on stack, 2 done
         var reached = new bool[Count];
@@ -193,7 +234,76 @@ public sealed class ProgramGraph
                 return new StructureError(i, "unreachable instruction: no path from the entry leads here",
                     "remove the dead code (the kernel refuses programs with unreachable instructions)");
         }
+        OnCycle = FindCycles();
         return null;
+    }
+
+    /// <summary>Instructions in a strongly connected component with a cycle (Tarjan's algorithm, iterative).</summary>
+    private bool[] FindCycles()
+    {
+        var onCycle = new bool[Count];
+        if (BackEdges.Count == 0)
+            return onCycle; // every cycle holds a back edge of the depth-first search
+        var index = new int[Count];
+        var low = new int[Count];
+        var onStack = new bool[Count];
+        Array.Fill(index, -1);
+        var components = new Stack<int>();
+        var work = new Stack<(int Node, int Next)>();
+        int counter = 0;
+        for (int root = 0; root < Count; root++)
+        {
+            if (index[root] >= 0)
+                continue;
+            work.Push((root, 0));
+            while (work.Count > 0)
+            {
+                var (node, next) = work.Pop();
+                if (next == 0)
+                {
+                    index[node] = low[node] = counter++;
+                    components.Push(node);
+                    onStack[node] = true;
+                }
+                SuccessorsOf(node, out int a, out int b);
+                int successor = next == 0 ? a : next == 1 ? b : -1;
+                if (successor >= 0 || next < 2)
+                {
+                    work.Push((node, next + 1));
+                    if (successor < 0)
+                        continue;
+                    if (index[successor] < 0)
+                        work.Push((successor, 0));
+                    else if (onStack[successor])
+                        low[node] = Math.Min(low[node], index[successor]);
+                    continue;
+                }
+                // All successors done: pass the low link up, and close the component at its root.
+                if (work.Count > 0)
+                {
+                    var (parent, _) = work.Peek();
+                    low[parent] = Math.Min(low[parent], low[node]);
+                }
+                if (low[node] != index[node])
+                    continue;
+                int member = components.Pop();
+                onStack[member] = false;
+                if (member == node)
+                {
+                    onCycle[node] = a == node || b == node; // a component of one: a cycle only by a self-loop
+                    continue;
+                }
+                onCycle[member] = true;
+                do
+                {
+                    member = components.Pop();
+                    onStack[member] = false;
+                    onCycle[member] = true;
+                }
+                while (member != node);
+            }
+        }
+        return onCycle;
     }
 
     private static bool IsJumpWithTarget(Instruction insn) =>

@@ -15,60 +15,126 @@ public enum StackByte : byte
     Spill,
 }
 
+/// <summary>
+/// 64 bytes of a frame's stack (8 slots) and the registers spilled in them. A frame's stack is eight chunks, shared
+/// between forked states until one of them writes (copy on write per chunk): most forks and checkpoints touch one
+/// chunk of the stack at most, and a chunk is a small copy where the whole stack (512 bytes plus 64 spill slots of
+/// about 120 bytes) was a large one. <see cref="Empty"/> stands for a chunk never written.
+/// </summary>
+internal sealed class StackChunk
+{
+    public const int ByteCount = 64;
+    public const int SlotCount = 8;
+
+    [System.Runtime.CompilerServices.InlineArray(ByteCount)]
+    public struct ByteArray
+    {
+        private StackByte _first;
+    }
+
+    [System.Runtime.CompilerServices.InlineArray(SlotCount)]
+    public struct SpillArray
+    {
+        private RegisterState _first;
+    }
+
+    public ByteArray Bytes;
+    public SpillArray Spills;
+
+    /// <summary>The chunk of a stack never written (all bytes invalid): shared, never written itself.</summary>
+    public static readonly StackChunk Empty = new();
+
+    public StackChunk Copy() => (StackChunk)MemberwiseClone();
+}
+
 /// <summary>One function's frame: its eleven registers and 512-byte stack, and where it returns to.</summary>
-public sealed class FrameState
+internal sealed class FrameState
 {
     public const int StackSize = 512;
     public const int SlotCount = StackSize / 8;
+    private const int ChunkCount = StackSize / StackChunk.ByteCount;
 
     public RegisterState[] Registers { get; } = new RegisterState[11];
 
-    // The stack arrays are shared between clones until one of them writes (copy on write): most forks and
-    // checkpoints never touch the stack, and a frame's stack is 512 bytes plus 64 spill slots.
-    private StackByte[] _stackBytes = new StackByte[StackSize];
-    private RegisterState[] _spills = new RegisterState[SlotCount];
-    private bool _shared;
+    [System.Runtime.CompilerServices.InlineArray(ChunkCount)]
+    private struct ChunkArray
+    {
+        private StackChunk _first;
+    }
 
-    /// <summary>Byte i describes the byte at fp - 512 + i. Read-only view: write through <see cref="WritableStackBytes"/>.</summary>
-    public StackByte[] StackBytes => _stackBytes;
+    private ChunkArray _chunks;
+
+    /// <summary>Bit c: chunk c belongs to this frame alone and may be written in place.</summary>
+    private byte _owned;
+
+    public FrameState()
+    {
+        for (int c = 0; c < ChunkCount; c++)
+            _chunks[c] = StackChunk.Empty;
+    }
+
+    /// <summary>Byte i describes the byte at fp - 512 + i. Read-only view: write with <see cref="SetByte"/>.</summary>
+    public StackByteView StackBytes => new(this);
 
     /// <summary>Slot s holds the register spilled at fp - 512 + 8s, when its eight bytes are <see cref="StackByte.Spill"/>.
-    /// Read-only view: write through <see cref="WritableSpills"/>.</summary>
-    public RegisterState[] Spills => _spills;
+    /// Read-only view: write with <see cref="SetSpill"/>.</summary>
+    public SpillView Spills => new(this);
 
-    public StackByte[] WritableStackBytes
+    public StackByte ByteAt(int i) => _chunks[i / StackChunk.ByteCount].Bytes[i % StackChunk.ByteCount];
+
+    public ref readonly RegisterState SpillAt(int slot) => ref _chunks[slot / StackChunk.SlotCount].Spills[slot % StackChunk.SlotCount];
+
+    /// <summary>True when slot <paramref name="slot"/> starts with a spilled register (a full or narrow spill).</summary>
+    public bool IsSpill(int slot) => ByteAt(slot * 8) == StackByte.Spill;
+
+    /// <summary>True when the 8 slots of chunk <paramref name="chunk"/> (slots 8c..8c+7) were never written on this path.</summary>
+    public bool ChunkIsEmpty(int chunk) => ReferenceEquals(_chunks[chunk], StackChunk.Empty);
+
+    /// <summary>The eight bytes of slot <paramref name="slot"/> as one word (byte i of the slot in bits 8i..8i+7).</summary>
+    public ulong SlotWord(int slot) =>
+        System.Runtime.InteropServices.MemoryMarshal.Read<ulong>(SlotBytes(slot));
+
+    /// <summary>True when a byte of the slot word <paramref name="word"/> is <see cref="StackByte.Spill"/>.</summary>
+    public static bool HasSpillByte(ulong word)
     {
-        get
+        ulong x = word ^ 0x0303_0303_0303_0303UL; // StackByte.Spill = 3 in every byte
+        return ((x - 0x0101_0101_0101_0101UL) & ~x & 0x8080_8080_8080_8080UL) != 0;
+    }
+
+    /// <summary>The eight bytes of slot <paramref name="slot"/> as raw bytes (for hashing).</summary>
+    public ReadOnlySpan<byte> SlotBytes(int slot) =>
+        System.Runtime.InteropServices.MemoryMarshal.AsBytes(
+            ((ReadOnlySpan<StackByte>)_chunks[slot / StackChunk.SlotCount].Bytes).Slice(slot % StackChunk.SlotCount * 8, 8));
+
+    private StackChunk Writable(int chunk)
+    {
+        if ((_owned & (1 << chunk)) == 0)
         {
-            Unshare();
-            return _stackBytes;
+            _chunks[chunk] = _chunks[chunk].Copy();
+            _owned |= (byte)(1 << chunk);
         }
+        return _chunks[chunk];
     }
 
-    public RegisterState[] WritableSpills
+    public void SetByte(int i, StackByte value)
     {
-        get
-        {
-            Unshare();
-            return _spills;
-        }
+        if (ByteAt(i) != value)
+            Writable(i / StackChunk.ByteCount).Bytes[i % StackChunk.ByteCount] = value;
     }
 
-    private void Unshare()
-    {
-        if (!_shared)
-            return;
-        _stackBytes = (StackByte[])_stackBytes.Clone();
-        _spills = (RegisterState[])_spills.Clone();
-        _shared = false;
-    }
+    public void SetSpill(int slot, RegisterState value) =>
+        Writable(slot / StackChunk.SlotCount).Spills[slot % StackChunk.SlotCount] = value;
 
     /// <summary>How many bytes of the spill in <paramref name="slot"/> there are (8, or 1/2/4 for a narrow spill of a
     /// number: its low addresses), 0 when the slot holds no spill.</summary>
-    internal static int SpillSize(StackByte[] bytes, int slot)
+    internal static int SpillSize(StackByteView bytes, int slot) => bytes.Frame.SpillSize(slot);
+
+    internal int SpillSize(int slot)
     {
+        var chunk = _chunks[slot / StackChunk.SlotCount];
+        int b = slot % StackChunk.SlotCount * 8;
         int n = 0;
-        while (n < 8 && bytes[slot * 8 + n] == StackByte.Spill)
+        while (n < 8 && chunk.Bytes[b + n] == StackByte.Spill)
             n++;
         return n;
     }
@@ -87,27 +153,56 @@ public sealed class FrameState
 
     public FrameState Clone()
     {
-        var copy = new FrameState { ReturnTo = ReturnTo, FunctionStart = FunctionStart, IsCallback = IsCallback, Depth = Depth };
-        Registers.CopyTo(copy.Registers, 0);
-        copy._stackBytes = _stackBytes;
-        copy._spills = _spills;
-        copy._shared = true;
-        _shared = true;
+        var copy = new FrameState(this);
+        _owned = 0;
         return copy;
+    }
+
+    private FrameState(FrameState from)
+    {
+        ReturnTo = from.ReturnTo;
+        FunctionStart = from.FunctionStart;
+        IsCallback = from.IsCallback;
+        Depth = from.Depth;
+        from.Registers.CopyTo(Registers, 0);
+        _chunks = from._chunks;
+    }
+
+    /// <summary>Read-only indexable view of a frame's 512 stack bytes.</summary>
+    internal readonly struct StackByteView(FrameState frame)
+    {
+        public FrameState Frame => frame;
+        public StackByte this[int i] => frame.ByteAt(i);
+        public int Length => StackSize;
+    }
+
+    /// <summary>Read-only indexable view of a frame's 64 spill slots.</summary>
+    internal readonly struct SpillView(FrameState frame)
+    {
+        public ref readonly RegisterState this[int slot] => ref frame.SpillAt(slot);
     }
 }
 
-/// <summary>The whole abstract state on one path: the call frames, innermost last, and held references.</summary>
 /// <summary>A held bpf_spin_lock: the map, the id of the map value pointer it was taken through (one lookup),
 /// and the instruction that took it.</summary>
-public sealed record HeldLock(MapSpec Map, int PointerId, int At);
+internal sealed record HeldLock(MapSpec Map, int PointerId, int At);
 
-public sealed class VerifierState
+/// <summary>The whole abstract state on one path: the call frames, innermost last, and held references.</summary>
+internal sealed class VerifierState
 {
-    public List<FrameState> Frames { get; } = [];
+    public List<FrameState> Frames { get; }
+
+    private Dictionary<int, int>? _references;
+
+    public VerifierState() => Frames = new List<FrameState>(1);
+
+    private VerifierState(int frames) => Frames = new List<FrameState>(frames);
 
     /// <summary>References (ring buffer reservations) acquired and not yet released: id -> instruction index.</summary>
-    public Dictionary<int, int> References { get; } = [];
+    public Dictionary<int, int> References => _references ??= [];
+
+    /// <summary>How many references are held (without creating the table).</summary>
+    public int ReferenceCount => _references?.Count ?? 0;
 
     /// <summary>The bpf_spin_lock held on this path (the kernel's active_lock), or null.</summary>
     public HeldLock? Lock { get; set; }
@@ -116,11 +211,11 @@ public sealed class VerifierState
 
     public VerifierState Clone()
     {
-        var copy = new VerifierState();
+        var copy = new VerifierState(Frames.Count);
         foreach (var frame in Frames)
             copy.Frames.Add(frame.Clone());
-        foreach (var (id, at) in References)
-            copy.References[id] = at;
+        if (_references is { Count: > 0 })
+            copy._references = new Dictionary<int, int>(_references);
         copy.Lock = Lock;
         return copy;
     }
@@ -130,15 +225,22 @@ public sealed class VerifierState
     {
         foreach (var frame in Frames)
         {
-            for (int r = 0; r < frame.Registers.Length; r++)
-                frame.Registers[r] = change(frame.Registers[r]);
-            for (int s = 0; s < FrameState.SlotCount; s++)
+            var registers = frame.Registers;
+            for (int r = 0; r < registers.Length; r++)
+                registers[r] = change(registers[r]);
+            for (int c = 0; c < FrameState.SlotCount / StackChunk.SlotCount; c++)
             {
-                if (frame.StackBytes[s * 8] != StackByte.Spill)
+                if (frame.ChunkIsEmpty(c))
                     continue;
-                var updated = change(frame.Spills[s]);
-                if (updated != frame.Spills[s])
-                    frame.WritableSpills[s] = updated;
+                for (int s = c * StackChunk.SlotCount; s < (c + 1) * StackChunk.SlotCount; s++)
+                {
+                    if (!frame.IsSpill(s))
+                        continue;
+                    var spilled = frame.SpillAt(s);
+                    var updated = change(spilled);
+                    if (updated != spilled)
+                        frame.SetSpill(s, updated);
+                }
             }
         }
     }

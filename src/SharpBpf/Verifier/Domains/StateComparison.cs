@@ -8,8 +8,39 @@ namespace SharpBpf.Verifier.Domains;
 /// </summary>
 internal static class StateComparison
 {
-    // Reused id maps: a comparison runs at every prune point against every stored state, and must not allocate.
-    [ThreadStatic] private static Dictionary<int, int>? t_ids, t_reverse;
+    /// <summary>The id renaming found so far in one comparison (old id to current id and back): a few pairs,
+    /// searched linearly, reused between comparisons so that none allocates.</summary>
+    internal sealed class IdMap
+    {
+        private int[] _old = new int[16];
+        private int[] _cur = new int[16];
+        private int _count;
+
+        public void Clear() => _count = 0;
+
+        /// <summary>Maps <paramref name="oldId"/> to <paramref name="curId"/>; false when either is already mapped to another.</summary>
+        public bool Map(int oldId, int curId)
+        {
+            for (int i = 0; i < _count; i++)
+            {
+                if (_old[i] == oldId)
+                    return _cur[i] == curId;
+                if (_cur[i] == curId)
+                    return false;
+            }
+            if (_count == _old.Length)
+            {
+                Array.Resize(ref _old, _count * 2);
+                Array.Resize(ref _cur, _count * 2);
+            }
+            _old[_count] = oldId;
+            _cur[_count] = curId;
+            _count++;
+            return true;
+        }
+    }
+
+    [ThreadStatic] private static IdMap? t_ids;
 
     /// <summary>Stack slots of the innermost frame live at <paramref name="pc"/> (callers' frames are compared whole).</summary>
     private static ulong StackLive(ulong[]? stackLive, int pc, int frame, int frames) =>
@@ -32,15 +63,13 @@ internal static class StateComparison
             preciseRegs = ushort.MaxValue;
             preciseSlots = ulong.MaxValue;
         }
-        if (old.Frames.Count != cur.Frames.Count || old.References.Count != cur.References.Count)
+        if (old.Frames.Count != cur.Frames.Count || old.ReferenceCount != cur.ReferenceCount)
             return false;
         // Held or not held, and which lock (the kernel's active_lock), must match exactly.
         if (old.Lock is { } ol ? cur.Lock is not { } cl || ol.Map != cl.Map || ol.PointerId != cl.PointerId : cur.Lock is not null)
             return false;
-        var ids = t_ids ??= [];
-        var reverse = t_reverse ??= [];
+        var ids = t_ids ??= new IdMap();
         ids.Clear();
-        reverse.Clear();
         for (int f = 0; f < old.Frames.Count; f++)
         {
             var o = old.Frames[f];
@@ -56,13 +85,50 @@ internal static class StateComparison
             {
                 if ((live & (1 << r)) == 0)
                     continue;
-                if (!RegisterCovers(o.Registers[r], c.Registers[r], exact, ids, reverse, (preciseRegs & (1 << r)) != 0))
+                if (!RegisterCovers(o.Registers[r], c.Registers[r], exact, ids, (preciseRegs & (1 << r)) != 0))
                     return false;
             }
-            if (!StackCovers(o, c, StackLive(stackLive, pc, f, old.Frames.Count), exact, ids, reverse, preciseSlots))
+            if (!StackCovers(o, c, StackLive(stackLive, pc, f, old.Frames.Count), exact, ids, preciseSlots))
                 return false;
         }
         return true;
+    }
+
+    /// <summary>
+    /// A cheap first test of <see cref="Covers(VerifierState, VerifierState, ushort[], ulong[], int, ushort, ulong, bool)"/>
+    /// on the innermost frame's registers in <paramref name="live"/>, without ids: true when <paramref name="old"/>
+    /// certainly does not cover <paramref name="cur"/> (a type, pointer offset, packet range or precise value that does
+    /// not fit). Most stored states fail here, so the full comparison runs only on the few that may cover.
+    /// </summary>
+    public static bool QuickReject(VerifierState old, VerifierState cur, ushort live, ushort preciseRegs)
+    {
+        if (old.Frames.Count != cur.Frames.Count)
+            return true;
+        if (old.Frames.Count > 1)
+            preciseRegs = ushort.MaxValue;
+        var o = old.Frames[^1].Registers;
+        var c = cur.Frames[^1].Registers;
+        for (int r = 0; r < 10; r++)
+        {
+            if ((live & (1 << r)) == 0)
+                continue;
+            ref readonly var or = ref o[r];
+            if (or.Type == RegisterType.NotInit)
+                continue;
+            ref readonly var cr = ref c[r];
+            if (or.Type != cr.Type)
+                return true;
+            if (or.Type == RegisterType.Scalar)
+            {
+                if ((preciseRegs & (1 << r)) != 0 && !cr.Value.IsWithin(or.Value))
+                    return true;
+                continue;
+            }
+            if (or.Offset != cr.Offset || cr.Range < or.Range || !ReferenceEquals(or.Map, cr.Map) || or.Frame != cr.Frame
+                || or.MemorySize != cr.MemorySize || !cr.Value.IsWithin(or.Value))
+                return true;
+        }
+        return false;
     }
 
     /// <summary>A hash equal for states that are equal up to id renaming (ids are left out), for the loop check.</summary>
@@ -90,32 +156,25 @@ internal static class StateComparison
                 hash.Add(reg.Range);
             }
             ulong slots = StackLive(stackLive, pc, f, state.Frames.Count);
-            var bytes = System.Runtime.InteropServices.MemoryMarshal.AsBytes(frame.StackBytes.AsSpan());
             for (ulong m = slots; m != 0; m &= m - 1)
             {
                 int slot = System.Numerics.BitOperations.TrailingZeroCount(m);
-                hash.AddBytes(bytes.Slice(slot * 8, 8));
+                hash.AddBytes(frame.SlotBytes(slot));
             }
         }
         return hash.ToHashCode();
     }
 
-    private static bool MapIds(int oldId, int curId, Dictionary<int, int> ids, Dictionary<int, int> reverse)
+    private static bool MapIds(int oldId, int curId, IdMap ids)
     {
         if (oldId == 0)
             return true;
         if (curId == 0)
             return false;
-        if (ids.TryGetValue(oldId, out int mapped))
-            return mapped == curId;
-        if (reverse.TryGetValue(curId, out int back) && back != oldId)
-            return false;
-        ids[oldId] = curId;
-        reverse[curId] = oldId;
-        return true;
+        return ids.Map(oldId, curId);
     }
 
-    public static bool RegisterCovers(RegisterState old, RegisterState cur, bool exact, Dictionary<int, int> ids, Dictionary<int, int> reverse,
+    public static bool RegisterCovers(RegisterState old, RegisterState cur, bool exact, IdMap ids,
         bool precise = true)
     {
         if (old.Type == RegisterType.NotInit)
@@ -127,7 +186,7 @@ internal static class StateComparison
             if (!precise && !exact)
                 return true;
             bool values = exact ? old.Value == cur.Value : cur.Value.IsWithin(old.Value);
-            return values && MapIds(old.Id, cur.Id, ids, reverse);
+            return values && MapIds(old.Id, cur.Id, ids);
         }
         if (old.Offset != cur.Offset || !ReferenceEquals(old.Map, cur.Map) || old.Frame != cur.Frame
             || old.MemorySize != cur.MemorySize)
@@ -136,16 +195,23 @@ internal static class StateComparison
             return false;
         if (cur.Range < old.Range || (exact && cur.Range != old.Range))
             return false;
-        return MapIds(old.Id, cur.Id, ids, reverse) && MapIds(old.ReferenceId, cur.ReferenceId, ids, reverse);
+        return MapIds(old.Id, cur.Id, ids) && MapIds(old.ReferenceId, cur.ReferenceId, ids);
     }
 
-    private static bool StackCovers(FrameState o, FrameState c, ulong live, bool exact, Dictionary<int, int> ids, Dictionary<int, int> reverse,
+    private static bool StackCovers(FrameState o, FrameState c, ulong live, bool exact, IdMap ids,
         ulong preciseSlots = ulong.MaxValue)
     {
         for (ulong m = live; m != 0; m &= m - 1)
         {
             int slot = System.Numerics.BitOperations.TrailingZeroCount(m);
             int b = slot * 8;
+            // Fast paths: the same bytes with no spill among them cover each other; never-written bytes cover any
+            // bytes but a spilled pointer.
+            ulong ow = o.SlotWord(slot), cw = c.SlotWord(slot);
+            if (ow == cw && !FrameState.HasSpillByte(ow))
+                continue;
+            if (ow == 0 && !exact && !(c.IsSpill(slot) && c.Spills[slot].Type != RegisterType.Scalar))
+                continue;
             bool oldSpill = o.StackBytes[b] == StackByte.Spill, curSpill = c.StackBytes[b] == StackByte.Spill;
             if ((oldSpill && FrameState.SpillSize(o.StackBytes, slot) < 8) || (curSpill && FrameState.SpillSize(c.StackBytes, slot) < 8))
             {
@@ -159,13 +225,13 @@ internal static class StateComparison
                         if (o.StackBytes[i] != c.StackBytes[i])
                             return false;
                     }
-                    if (oldSpill && !RegisterCovers(o.Spills[slot], c.Spills[slot], true, ids, reverse))
+                    if (oldSpill && !RegisterCovers(o.Spills[slot], c.Spills[slot], true, ids))
                         return false;
                     continue;
                 }
                 bool precise = oldSpill && (preciseSlots & (1UL << slot)) != 0;
                 if (precise && (!curSpill || FrameState.SpillSize(o.StackBytes, slot) != FrameState.SpillSize(c.StackBytes, slot)
-                    || !RegisterCovers(o.Spills[slot], c.Spills[slot], false, ids, reverse)))
+                    || !RegisterCovers(o.Spills[slot], c.Spills[slot], false, ids)))
                     return false;
                 if (curSpill && !c.Spills[slot].IsScalar)
                     return false;
@@ -195,7 +261,7 @@ internal static class StateComparison
             {
                 if (curSpill)
                 {
-                    if (!RegisterCovers(o.Spills[slot], c.Spills[slot], exact, ids, reverse, (preciseSlots & (1UL << slot)) != 0))
+                    if (!RegisterCovers(o.Spills[slot], c.Spills[slot], exact, ids, (preciseSlots & (1UL << slot)) != 0))
                         return false;
                     continue;
                 }
