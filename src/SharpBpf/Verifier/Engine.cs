@@ -38,6 +38,11 @@ internal sealed partial class Engine
         /// there cannot be covered.</summary>
         public ulong TypeBits { get; init; }
         public ulong TypeMask { get; init; }
+
+        /// <summary>The same for pointers' fixed offsets (which must be equal to cover): 6 bits per register of the
+        /// offset of each pointer register that <see cref="TypeMask"/> selects (<see cref="OffsetMask"/>).</summary>
+        public ulong OffsetBits { get; init; }
+        public ulong OffsetMask { get; init; }
         public ulong PreciseSlots { get; set; }
         public bool AllMarked { get; set; }
 
@@ -314,13 +319,14 @@ internal sealed partial class Engine
         if (_completed[_pc] is { } completed)
         {
             ulong types = TypeSignature(_state.Current);
+            ulong offsets = OffsetSignature(_state.Current);
             for (int i = completed.Count - 1; i >= 0; i--)
             {
                 var old = completed[i];
                 bool all = old.MultiFrame || _options.WithoutPrecision;
                 ushort regs = all ? ushort.MaxValue : old.PreciseRegs;
                 ulong slots = all ? ulong.MaxValue : old.PreciseSlots;
-                if ((types & old.TypeMask) == old.TypeBits
+                if ((types & old.TypeMask) == old.TypeBits && (offsets & old.OffsetMask) == old.OffsetBits
                     && !StateComparison.QuickReject(old.State, _state, _liveIn[_pc], regs)
                     && StateComparison.Covers(old.State, _state, _liveIn, _stackLive, _pc, regs, slots))
                 {
@@ -363,16 +369,23 @@ internal sealed partial class Engine
             candidates = [];
             byHash[hash] = candidates;
         }
-        ulong live = _liveIn[_pc], mask = 0;
+        ulong live = _liveIn[_pc], mask = 0, offsetMask = 0;
         for (int r = 0; r < 10; r++)
         {
-            if ((live & (1UL << r)) != 0 && _state.Current.Registers[r].Type != RegisterType.NotInit)
+            var type = _state.Current.Registers[r].Type;
+            if ((live & (1UL << r)) != 0 && type != RegisterType.NotInit)
+            {
                 mask |= 0xFUL << (4 * r);
+                if (type != RegisterType.Scalar)
+                    offsetMask |= 0x3FUL << (6 * r);
+            }
         }
         var checkpoint = new Checkpoint(_state.Clone(), _parent, hash, _pc)
         {
             TypeMask = mask,
             TypeBits = TypeSignature(_state.Current) & mask,
+            OffsetMask = offsetMask,
+            OffsetBits = OffsetSignature(_state.Current) & offsetMask,
         };
         candidates?.Add(checkpoint);
         _totalStates++;
@@ -512,6 +525,14 @@ internal sealed partial class Engine
             }
         }
         MarkPrecise(deps);
+    }
+
+    private static ulong OffsetSignature(FrameState frame)
+    {
+        ulong bits = 0;
+        for (int r = 0; r < 10; r++)
+            bits |= (ulong)(frame.Registers[r].Offset & 0x3F) << (6 * r);
+        return bits;
     }
 
     private static ulong TypeSignature(FrameState frame)
