@@ -244,7 +244,9 @@ internal sealed partial class Engine
                 }
                 if (_log is not null)
                     _log.AppendLine($"{_pc}: {InstructionText.Format(Insn)}    ; {DescribeRegisters(Frame)}");
-                if (Insn.OpCode.IsJump && Insn.OpCode.JumpOperation is not (JumpOperation.Call or JumpOperation.Exit))
+                // As the kernel's jmps_processed: every instruction of the jump class counts, calls and exits too
+                // (it decides how often a state is stored, so it decides where paths can be pruned).
+                if (Insn.OpCode.IsJump)
                     _jumps++;
                 int next = Step(_parent);
                 if (next < 0)
