@@ -20,6 +20,9 @@ internal sealed partial class Engine
 
     private readonly Dictionary<int, GlobalFunction> _globals = [];
 
+    /// <summary>Starts of the global functions a call on a verified path reached: only these are verified.</summary>
+    private readonly HashSet<int> _calledGlobals = [];
+
     /// <summary>The stand-in maps that describe global functions' memory arguments (sized, maybe NULL).</summary>
     private readonly HashSet<MapSpec> _argumentMaps = new(ReferenceEqualityComparer.Instance);
 
@@ -72,6 +75,7 @@ internal sealed partial class Engine
     /// <summary>A call to a global function: its arguments are checked against its BTF types; r0 is any number.</summary>
     private int CallGlobal(GlobalFunction function)
     {
+        _calledGlobals.Add(function.Start);
         for (int i = 0; i < function.Arguments.Length; i++)
         {
             var reg = (Register)(i + 1);

@@ -95,6 +95,8 @@ internal sealed partial class Engine
                 return RegisterState.FromScalar(Scalar.OfSize(size));
             case RegisterType.MapValue:
                 MapValueAccess(reg, ptr, insnOffset, size, access);
+                if (access == Access.Read && FrozenConstant(ptr, insnOffset, size) is { } known)
+                    return RegisterState.Constant((long)known);
                 return RegisterState.FromScalar(Scalar.OfSize(size));
             case RegisterType.RingbufMemory:
                 BoundedAccess(reg, ptr, insnOffset, size, ptr.MemorySize, "ring buffer memory", access);
@@ -193,6 +195,24 @@ internal sealed partial class Engine
         RecordAccess(_argumentMaps.Contains(map)
             ? MemoryRegion.Stack | MemoryRegion.Packet | MemoryRegion.PacketMeta | MemoryRegion.MapValue | MemoryRegion.RingbufMemory
             : MemoryRegion.MapValue);
+    }
+
+    /// <summary>
+    /// A load at a constant offset from frozen read-only data (.rodata) reads the map's initial bytes: the value is
+    /// known, as in the kernel (bpf_map_direct_read for a map that is BPF_F_RDONLY_PROG and frozen), so branches on
+    /// configuration constants are decided and the code they rule out is never explored.
+    /// </summary>
+    private static ulong? FrozenConstant(RegisterState ptr, int insnOffset, int size)
+    {
+        if (ptr.Map is not { Freeze: true, InitialValue: { } bytes } map || !ptr.Value.IsConst || size is not (1 or 2 or 4 or 8))
+            return null;
+        long at = (long)ptr.Offset + insnOffset + (long)ptr.Value.ConstValue;
+        if (at < 0 || at + size > map.ValueSize)
+            return null;
+        ulong value = 0;
+        for (int i = size - 1; i >= 0; i--)
+            value = value << 8 | (at + i < bytes.Length ? bytes[at + i] : (byte)0);
+        return value;
     }
 
     /// <summary>An access to a region of known size: offset plus variable part must stay in [0, regionSize).</summary>

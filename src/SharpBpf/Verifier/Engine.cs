@@ -218,10 +218,28 @@ internal sealed partial class Engine
     private void Explore()
     {
         FindGlobalFunctions();
-        // Global functions are verified on their own, after the main program (pushed first, popped last).
-        foreach (var global in _globals.Values.OrderByDescending(g => g.Start))
-            _pending.Push(new PathItem(GlobalInitialState(global), global.Start, null));
         _pending.Push(new PathItem(InitialState(), 0, null));
+        ExplorePending();
+        // Global functions are verified on their own after the main program, and only those a verified path calls
+        // (the kernel verifies global subprograms lazily since 6.8): in order of their start, again while a pass
+        // reaches new ones.
+        var verified = new HashSet<int>();
+        for (bool again = true; again;)
+        {
+            again = false;
+            foreach (var global in _globals.Values.OrderBy(g => g.Start))
+            {
+                if (!_calledGlobals.Contains(global.Start) || !verified.Add(global.Start))
+                    continue;
+                _pending.Push(new PathItem(GlobalInitialState(global), global.Start, null));
+                ExplorePending();
+                again = true;
+            }
+        }
+    }
+
+    private void ExplorePending()
+    {
         while (_pending.Count > 0)
         {
             var item = _pending.Pop();

@@ -39,4 +39,22 @@ public class GlobalFunctionTests
         var result = BpfVerifier.Verify(spec.FindProgram("global_copy")!, new VerifierOptions { Maps = spec.Maps });
         Assert.True(result.Accepted, result.Error?.ToString());
     }
+
+    [Fact]
+    public void AGlobalFunctionNoVerifiedPathCallsIsNotVerified()
+    {
+        // The call sits behind a branch on a frozen .rodata constant (0): the branch is decided, the function never
+        // called, and its unchecked packet read never verified, as in the kernel.
+        var result = BpfVerifier.Verify(Object(), "global_unreached");
+        Assert.True(result.Accepted, result.Error?.ToString());
+    }
+
+    [Fact]
+    public void AGlobalFunctionAVerifiedPathCallsIsVerified()
+    {
+        var result = BpfVerifier.Verify(Object(), "global_reached");
+        Assert.False(result.Accepted);
+        Assert.Contains("invalid access to packet", result.Error!.Message);
+        Assert.Contains("return data[0];", result.Error.SourceLine?.Text); // inside unsafe_first_byte
+    }
 }

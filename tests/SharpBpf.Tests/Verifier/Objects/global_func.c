@@ -44,4 +44,30 @@ int global_copy(struct xdp_md *ctx)
 	return read_copy(&c);
 }
 
+/* A global function is verified only when a verified path calls it (the kernel verifies global subprograms
+ * lazily since 6.8). unsafe_first_byte reads the packet without a bounds check; the call to it lies behind a
+ * branch on a frozen .rodata constant that is 0, which the kernel decides from the map's bytes: the function is
+ * never called, never verified, and global_unreached is accepted. global_reached calls it: refused. */
+volatile const int use_unchecked = 0;
+
+__attribute__((noinline)) int unsafe_first_byte(struct xdp_md *ctx)
+{
+	unsigned char *data = (void *)(long)ctx->data;
+	return data[0];
+}
+
+SEC("xdp")
+int global_unreached(struct xdp_md *ctx)
+{
+	if (use_unchecked)
+		return unsafe_first_byte(ctx);
+	return XDP_PASS;
+}
+
+SEC("xdp")
+int global_reached(struct xdp_md *ctx)
+{
+	return unsafe_first_byte(ctx) ? XDP_PASS : XDP_DROP;
+}
+
 char _license[] SEC("license") = "GPL";
