@@ -113,11 +113,11 @@ internal static class StackLiveness
     public static ulong[] Compute(ProgramGraph graph, PlatformTable platform)
     {
         int n = graph.Count;
-        var fp = PointersIntoFrame(graph);
+        var fp = PointersIntoFrame(graph, out var reached);
         var use = new ulong[n];
         var def = new ulong[n];
         for (int i = 0; i < n; i++)
-            (use[i], def[i]) = fp[i] is null ? (0UL, 0UL) : UseDef(graph[i], fp[i]!, platform);
+            (use[i], def[i]) = reached[i] ? UseDef(graph[i], fp, i * Width, platform) : (0UL, 0UL);
         var liveIn = new ulong[n];
         bool changed = true;
         while (changed)
@@ -154,10 +154,10 @@ internal static class StackLiveness
 
     private const int FrameSize = 512;
 
-    private static (ulong Use, ulong Def) UseDef(Instruction insn, int[] regs, PlatformTable platform)
+    private static (ulong Use, ulong Def) UseDef(Instruction insn, int[] fp, int at, PlatformTable platform)
     {
         var op = insn.OpCode;
-        int Base(Register r) => regs[(int)r];
+        int Base(Register r) => fp[at + (int)r];
         ulong Read(int @base, int size) => @base == NotFp ? 0 : @base == Unknown ? All : Slots((long)@base + insn.Offset, (long)@base + insn.Offset + size);
         switch (op.Class)
         {
@@ -183,7 +183,7 @@ internal static class StackLiveness
                 ulong used = 0;
                 for (int a = 0; a < count; a++)
                 {
-                    int b = regs[a + 1];
+                    int b = fp[at + a + 1];
                     if (b == NotFp)
                         continue;
                     if (local || proto is null || b == Unknown || !IsPlainMemory(proto.Argument(a)))
@@ -201,36 +201,49 @@ internal static class StackLiveness
         or ArgumentKind.UninitMapValue or ArgumentKind.ReadableMemory or ArgumentKind.Memory
         or ArgumentKind.ReadableMemoryOrNull or ArgumentKind.WritableMemory or ArgumentKind.WritableFixedMemory;
 
-    /// <summary>Forward pass: per instruction (null when unreachable), what each register is relative to this
-    /// function's frame pointer before the instruction runs.</summary>
-    private static int[]?[] PointersIntoFrame(ProgramGraph graph)
+    private const int Width = 16; // registers per instruction: a malformed register number cannot index past it
+
+    /// <summary>Forward pass: per instruction, what each register is relative to this function's frame pointer
+    /// before the instruction runs: registers of instruction i at [i * 16, i * 16 + 16); <paramref name="reached"/>
+    /// false where no path from a function start leads.</summary>
+    private static int[] PointersIntoFrame(ProgramGraph graph, out bool[] reached)
     {
         int n = graph.Count;
-        var state = new int[]?[n];
+        var state = new int[n * Width];
+        var seen = reached = new bool[n];
         var work = new Stack<int>();
         foreach (int start in graph.Functions)
         {
-            var entry = new int[16]; // 16: a malformed register number cannot index past it
-            Array.Fill(entry, NotFp);
+            var entry = state.AsSpan(start * Width, Width);
+            entry.Fill(NotFp);
             entry[10] = 0;
-            state[start] = entry;
+            seen[start] = true;
             work.Push(start);
         }
+        var after = new int[Width];
         while (work.Count > 0)
         {
             int i = work.Pop();
-            var after = (int[])state[i]!.Clone();
+            state.AsSpan(i * Width, Width).CopyTo(after);
             Transfer(graph[i], after);
-            foreach (int s in graph.Successors(i))
+            graph.SuccessorsOf(i, out int a, out int b);
+            Merge(a);
+            Merge(b);
+
+            void Merge(int s)
             {
-                if (state[s] is not { } existing)
+                if (s < 0)
+                    return;
+                var existing = state.AsSpan(s * Width, Width);
+                if (!seen[s])
                 {
-                    state[s] = (int[])after.Clone();
+                    seen[s] = true;
+                    after.CopyTo(existing);
                     work.Push(s);
-                    continue;
+                    return;
                 }
                 bool changed = false;
-                for (int r = 0; r < existing.Length; r++)
+                for (int r = 0; r < Width; r++)
                 {
                     if (existing[r] != after[r] && existing[r] != Unknown)
                     {

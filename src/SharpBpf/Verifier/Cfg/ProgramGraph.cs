@@ -14,13 +14,13 @@ public sealed record StructureError(int InstructionIndex, string Message, string
 /// </summary>
 public sealed class ProgramGraph
 {
-    private readonly IReadOnlyList<Instruction> _insns;
+    private readonly Instruction[] _insns; // a copy: indexing an array, not an interface, on every step
     private readonly int[] _rawIndex;
     private readonly int[] _indexOfRaw;
 
     private ProgramGraph(IReadOnlyList<Instruction> insns)
     {
-        _insns = insns;
+        _insns = insns as Instruction[] ?? [.. insns];
         _rawIndex = new int[insns.Count + 1];
         int raw = 0;
         for (int i = 0; i < insns.Count; i++)
@@ -38,7 +38,7 @@ public sealed class ProgramGraph
         FunctionOf = new int[insns.Count];
     }
 
-    public int Count => _insns.Count;
+    public int Count => _insns.Length;
     public int RawLength { get; }
     public Instruction this[int index] => _insns[index];
 
@@ -200,11 +200,12 @@ public sealed class ProgramGraph
             while (stack.Count > 0)
             {
                 var (node, next) = stack.Pop();
-                var succ = Successors(node);
-                if (next < succ.Count)
+                SuccessorsOf(node, out int first, out int second);
+                int count = first < 0 ? 0 : second < 0 ? 1 : 2;
+                if (next < count)
                 {
                     stack.Push((node, next + 1));
-                    int s = succ[next];
+                    int s = next == 0 ? first : second;
                     if (state[s] == 0)
                     {
                         state[s] = 1;
