@@ -51,7 +51,8 @@ public sealed class ProgramGraph
     /// <summary>For each instruction, the start of the function that holds it.</summary>
     public int[] FunctionOf { get; }
 
-    /// <summary>Instructions where states are kept for pruning: jump targets and instructions after branches and calls.</summary>
+    /// <summary>Instructions where states are kept for pruning, as in the kernel: conditional jumps, jump targets,
+    /// instructions after calls, bpf-to-bpf calls and the functions they enter.</summary>
     public bool[] PrunePoints { get; }
 
     /// <summary>Per instruction: true when it lies on a cycle of its function's graph (calls fall through), i.e. a
@@ -159,9 +160,11 @@ public sealed class ProgramGraph
             if (FunctionOf[target] != FunctionOf[i])
                 return new StructureError(i, $"jump from function at {FunctionOf[i]} into function at {FunctionOf[target]}: jumps must stay inside their function",
                     "call the other function instead of jumping into it");
+            // As the kernel's check_cfg (since 6.3): a conditional jump is a prune point itself (the state is
+            // checked before it forks), and so is every jump target; the fall-through is not.
             PrunePoints[target] = true;
-            if (insn.OpCode.JumpOperation != JumpOperation.Ja && i + 1 < Count)
-                PrunePoints[i + 1] = true;
+            if (insn.OpCode.JumpOperation != JumpOperation.Ja)
+                PrunePoints[i] = true;
         }
 
         _fallThrough = new int[Count];
@@ -227,6 +230,12 @@ public sealed class ProgramGraph
                     functionsToVisit.Push(CallTarget(node));
                 if (insn.OpCode.Value == 0x85 && node + 1 < Count)
                     PrunePoints[node + 1] = true;
+                // A bpf-to-bpf call: the call and the callee's entry too (the kernel's visit_func_call_insn).
+                if (insn.OpCode.Value == 0x85 && insn.Src == (Register)CallKind.Local)
+                {
+                    PrunePoints[node] = true;
+                    PrunePoints[CallTarget(node)] = true;
+                }
             }
         }
         for (int i = 0; i < Count; i++)
