@@ -15,8 +15,16 @@ internal static class StateComparison
         private int[] _old = new int[16];
         private int[] _cur = new int[16];
         private int _count;
+        private int _fresh;
 
-        public void Clear() => _count = 0;
+        public void Clear()
+        {
+            _count = 0;
+            _fresh = 0;
+        }
+
+        /// <summary>An id no state uses (real ids are positive): stands for "no id" on one side of a pair.</summary>
+        public int Fresh() => --_fresh;
 
         /// <summary>Maps <paramref name="oldId"/> to <paramref name="curId"/>; false when either is already mapped to another.</summary>
         public bool Map(int oldId, int curId)
@@ -165,6 +173,18 @@ internal static class StateComparison
         return hash.ToHashCode();
     }
 
+    /// <summary>
+    /// Scalar ids link copies (a bound learned on one is learned by all). A scalar of the old state with an id the
+    /// current one lacks is covered when that id is not linked to another compared location of the old state: it
+    /// is then mapped to a fresh id, as the kernel's check_scalar_ids does, and a second use of it fails.
+    /// </summary>
+    private static bool MapScalarIds(int oldId, int curId, IdMap ids)
+    {
+        if (oldId == 0)
+            return true;
+        return ids.Map(oldId, curId == 0 ? ids.Fresh() : curId);
+    }
+
     private static bool MapIds(int oldId, int curId, IdMap ids)
     {
         if (oldId == 0)
@@ -186,7 +206,7 @@ internal static class StateComparison
             if (!precise && !exact)
                 return true;
             bool values = exact ? old.Value == cur.Value : cur.Value.IsWithin(old.Value);
-            return values && MapIds(old.Id, cur.Id, ids);
+            return values && (exact ? MapIds(old.Id, cur.Id, ids) : MapScalarIds(old.Id, cur.Id, ids));
         }
         if (old.Offset != cur.Offset || !ReferenceEquals(old.Map, cur.Map) || old.Frame != cur.Frame
             || old.MemorySize != cur.MemorySize)
