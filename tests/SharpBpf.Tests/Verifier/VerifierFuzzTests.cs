@@ -232,12 +232,7 @@ public class VerifierFuzzTests(ITestOutputHelper output)
         }
         insns.Add(I(0xb7, Register.R0, 0, 0, rng.Next(5)));
         insns.Add(I(0x95, 0, 0, 0, 0));
-        // Forward jumps land inside the program.
-        for (int i = 0; i < insns.Count; i++)
-        {
-            if ((insns[i].OpCode.Value & 0x07) is 0x05 or 0x06 && insns[i].OpCode.Value is not (0x85 or 0x95) && i + 1 + insns[i].Offset >= insns.Count)
-                insns[i] = insns[i] with { Offset = 0 };
-        }
+        VerifierPrecisionFuzzTests.KeepJumpsInside(insns);
         return insns;
     }
 

@@ -29,7 +29,7 @@ internal sealed class IlWriter
     private int _labelCount;
     // A 4-byte branch operand at Patch, relative to the offset Origin (the end of the branch or switch instruction).
     private readonly List<(int Patch, int Origin, int Label)> _fixups = [];
-    private readonly Dictionary<nint, int> _tokens = [];
+    private readonly Dictionary<MemberInfo, int> _tokens = [];
     private readonly DynamicILInfo _info;
 
     public IlWriter(DynamicMethod method, int capacity)
@@ -150,30 +150,24 @@ internal sealed class IlWriter
         }
     }
 
-    public void Emit(OpCode opcode, MethodInfo method)
-    {
-        Op(opcode);
-        var handle = method.MethodHandle;
-        if (!_tokens.TryGetValue(handle.Value, out int token))
-        {
-            token = method.DeclaringType is { IsGenericType: true } type
-                ? _info.GetTokenFor(handle, type.TypeHandle)
-                : _info.GetTokenFor(handle);
-            _tokens[handle.Value] = token;
-        }
-        Int32(token);
-    }
+    public void Emit(OpCode opcode, MethodInfo method) => EmitToken(opcode, method);
 
-    public void Emit(OpCode opcode, FieldInfo field)
+    public void Emit(OpCode opcode, FieldInfo field) => EmitToken(opcode, field);
+
+    /// <summary>The opcode and the method's token for its member, one token per member.</summary>
+    private void EmitToken(OpCode opcode, MemberInfo member)
     {
         Op(opcode);
-        var handle = field.FieldHandle;
-        if (!_tokens.TryGetValue(handle.Value, out int token))
+        if (!_tokens.TryGetValue(member, out int token))
         {
-            token = field.DeclaringType is { IsGenericType: true } type
-                ? _info.GetTokenFor(handle, type.TypeHandle)
-                : _info.GetTokenFor(handle);
-            _tokens[handle.Value] = token;
+            RuntimeTypeHandle? owner = member.DeclaringType is { IsGenericType: true } type ? type.TypeHandle : null;
+            token = member switch
+            {
+                MethodInfo m => owner is { } o ? _info.GetTokenFor(m.MethodHandle, o) : _info.GetTokenFor(m.MethodHandle),
+                FieldInfo f => owner is { } o ? _info.GetTokenFor(f.FieldHandle, o) : _info.GetTokenFor(f.FieldHandle),
+                _ => throw new ArgumentException($"IlWriter emits tokens for methods and fields, not {member}", nameof(member)),
+            };
+            _tokens[member] = token;
         }
         Int32(token);
     }
