@@ -80,6 +80,17 @@ internal sealed class FrameState
     /// Read-only view: write with <see cref="SetSpill"/>.</summary>
     public SpillView Spills => new(this);
 
+    private WritableBytesView? _writableBytes;
+    private WritableSpillsView? _writableSpills;
+
+    /// <summary>Indexable stack bytes whose writes copy a shared chunk first (<c>frame.WritableStackBytes[i] = b</c>
+    /// is <see cref="SetByte"/>).</summary>
+    public WritableBytesView WritableStackBytes => _writableBytes ??= new WritableBytesView(this);
+
+    /// <summary>Indexable spill slots whose writes copy a shared chunk first (<c>frame.WritableSpills[s] = r</c> is
+    /// <see cref="SetSpill"/>).</summary>
+    public WritableSpillsView WritableSpills => _writableSpills ??= new WritableSpillsView(this);
+
     public StackByte ByteAt(int i) => _chunks[i / StackChunk.ByteCount].Bytes[i % StackChunk.ByteCount];
 
     public ref readonly RegisterState SpillAt(int slot) => ref _chunks[slot / StackChunk.SlotCount].Spills[slot % StackChunk.SlotCount];
@@ -174,6 +185,24 @@ internal sealed class FrameState
         public FrameState Frame => frame;
         public StackByte this[int i] => frame.ByteAt(i);
         public int Length => StackSize;
+    }
+
+    internal sealed class WritableBytesView(FrameState frame)
+    {
+        public StackByte this[int i]
+        {
+            get => frame.ByteAt(i);
+            set => frame.SetByte(i, value);
+        }
+    }
+
+    internal sealed class WritableSpillsView(FrameState frame)
+    {
+        public RegisterState this[int slot]
+        {
+            get => frame.SpillAt(slot);
+            set => frame.SetSpill(slot, value);
+        }
     }
 
     /// <summary>Read-only indexable view of a frame's 64 spill slots.</summary>
