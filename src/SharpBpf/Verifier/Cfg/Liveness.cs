@@ -50,6 +50,9 @@ internal static class Liveness
             case InstructionClass.Alu64:
                 if (op.AluOperation == AluOperation.Mov)
                     return (op.Source == OperandSource.Register ? src : (ushort)0, dst);
+                // A byte swap's source bit chooses big or little endian; negation has no operand: both read dst only.
+                if (op.AluOperation is AluOperation.End or AluOperation.Neg)
+                    return (dst, dst);
                 return ((ushort)(dst | (op.Source == OperandSource.Register ? src : 0)), dst);
             case InstructionClass.Jmp:
             case InstructionClass.Jmp32:
@@ -280,6 +283,9 @@ internal static class StackLiveness
                             long k = op.AluOperation == AluOperation.Add ? (long)d + insn.Immediate : (long)d - insn.Immediate;
                             regs[dst] = k is > -1_000_000 and < 1_000_000 ? (int)k : Unknown;
                         }
+                        return;
+                    case AluOperation.End or AluOperation.Neg:
+                        regs[dst] = d == NotFp ? NotFp : Unknown;
                         return;
                     default:
                         regs[dst] = d == NotFp && s == NotFp ? NotFp : Unknown;
