@@ -348,7 +348,7 @@ internal sealed partial class Engine
                 ulong slots = all ? ulong.MaxValue : old.PreciseSlots;
                 if ((types & old.TypeMask) == old.TypeBits && (offsets & old.OffsetMask) == old.OffsetBits
                     && !StateComparison.QuickReject(old.State, _state, _liveIn[_pc], regs)
-                    && StateComparison.Covers(old.State, _state, _liveIn, _stackLive, _pc, regs, slots))
+                    && StateComparison.Covers(old.State, _state, _liveIn, _stackLive, _pc, regs, slots, uninitReadable: _options.Privileged))
                 {
                     old.Hits++;
                     PropagatePrecision(old);

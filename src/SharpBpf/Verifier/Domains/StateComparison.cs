@@ -62,9 +62,11 @@ internal static class StateComparison
 
     /// <summary>With precision: a scalar of a single-frame <paramref name="old"/> whose register (bit r of
     /// <paramref name="preciseRegs"/>) or stack slot (bit s of <paramref name="preciseSlots"/>) is not precise covers
-    /// any scalar (the kernel's regsafe for !precise).</summary>
+    /// any scalar (the kernel's regsafe for !precise). With <paramref name="uninitReadable"/> (a privileged loader,
+    /// the kernel's allow_uninit_stack), reading never-written stack gives an unknown number, so untracked bytes
+    /// (or an imprecise spilled number) of the old state also cover never-written bytes.</summary>
     public static bool Covers(VerifierState old, VerifierState cur, ushort[] liveIn, ulong[]? stackLive, int pc,
-        ushort preciseRegs, ulong preciseSlots, bool exact = false)
+        ushort preciseRegs, ulong preciseSlots, bool exact = false, bool uninitReadable = false)
     {
         if (old.Frames.Count > 1)
         {
@@ -96,14 +98,14 @@ internal static class StateComparison
                 if (!RegisterCovers(o.Registers[r], c.Registers[r], exact, ids, (preciseRegs & (1 << r)) != 0))
                     return false;
             }
-            if (!StackCovers(o, c, StackLive(stackLive, pc, f, old.Frames.Count), exact, ids, preciseSlots))
+            if (!StackCovers(o, c, StackLive(stackLive, pc, f, old.Frames.Count), exact, ids, preciseSlots, uninitReadable && !exact))
                 return false;
         }
         return true;
     }
 
     /// <summary>
-    /// A cheap first test of <see cref="Covers(VerifierState, VerifierState, ushort[], ulong[], int, ushort, ulong, bool)"/>
+    /// A cheap first test of <see cref="Covers(VerifierState, VerifierState, ushort[], ulong[], int, ushort, ulong, bool, bool)"/>
     /// on the innermost frame's registers in <paramref name="live"/>, without ids: true when <paramref name="old"/>
     /// certainly does not cover <paramref name="cur"/> (a type, pointer offset, packet range or precise value that does
     /// not fit). Most stored states fail here, so the full comparison runs only on the few that may cover.
@@ -219,7 +221,7 @@ internal static class StateComparison
     }
 
     private static bool StackCovers(FrameState o, FrameState c, ulong live, bool exact, IdMap ids,
-        ulong preciseSlots = ulong.MaxValue)
+        ulong preciseSlots, bool uninitReadable)
     {
         for (ulong m = live; m != 0; m &= m - 1)
         {
@@ -271,7 +273,8 @@ internal static class StateComparison
                     }
                     if (cb == StackByte.Spill)
                         cb = StackByte.Misc;
-                    if (ob == cb || ob == StackByte.Invalid || (ob == StackByte.Misc && cb == StackByte.Zero))
+                    if (ob == cb || ob == StackByte.Invalid || (ob == StackByte.Misc && cb == StackByte.Zero)
+                        || (ob == StackByte.Misc && cb == StackByte.Invalid && uninitReadable))
                         continue;
                     return false;
                 }
@@ -289,7 +292,7 @@ internal static class StateComparison
                 if (exact || o.Spills[slot].Type != RegisterType.Scalar
                     || (o.Spills[slot].Value != Scalar.Unknown && (preciseSlots & (1UL << slot)) != 0))
                     return false;
-                for (int i = b; i < b + 8; i++)
+                for (int i = b; i < b + 8 && !uninitReadable; i++)
                 {
                     if (c.StackBytes[i] == StackByte.Invalid)
                         return false;
@@ -316,8 +319,9 @@ internal static class StateComparison
                     continue;
                 if (exact)
                     return false;
-                // Untracked bytes cover zero bytes; never-written bytes cover anything scalar.
-                if (ob == StackByte.Misc && cb == StackByte.Zero)
+                // Untracked bytes cover zero bytes (and never-written ones where reading them is allowed);
+                // never-written bytes cover anything scalar.
+                if (ob == StackByte.Misc && (cb == StackByte.Zero || (cb == StackByte.Invalid && uninitReadable)))
                     continue;
                 if (ob == StackByte.Invalid)
                     continue;
