@@ -227,12 +227,12 @@ internal static class StateComparison
         {
             int slot = System.Numerics.BitOperations.TrailingZeroCount(m);
             int b = slot * 8;
-            // Fast paths: the same bytes with no spill among them cover each other; never-written bytes cover any
-            // bytes but a spilled pointer.
+            // Fast paths: the same bytes with no spill among them cover each other; bytes the stored path never
+            // wrote cover anything (it never read them: they were invalid, or any number to a privileged loader).
             ulong ow = o.SlotWord(slot), cw = c.SlotWord(slot);
             if (ow == cw && !FrameState.HasSpillByte(ow))
                 continue;
-            if (ow == 0 && !exact && !(c.IsSpill(slot) && c.Spills[slot].Type != RegisterType.Scalar))
+            if (ow == 0 && !exact)
                 continue;
             bool oldSpill = o.StackBytes[b] == StackByte.Spill, curSpill = c.StackBytes[b] == StackByte.Spill;
             if ((oldSpill && FrameState.SpillSize(o.StackBytes, slot) < 8) || (curSpill && FrameState.SpillSize(c.StackBytes, slot) < 8))
@@ -301,15 +301,18 @@ internal static class StateComparison
             }
             if (curSpill && c.Spills[slot].Type != RegisterType.Scalar)
             {
-                // A spilled pointer is only covered by the same spilled pointer.
-                if (o.StackBytes[b] != StackByte.Invalid || exact)
+                // A spilled pointer is covered by the same spilled pointer, or (as in the kernel's stacksafe) by bytes
+                // the stored path read as any number at most: never written, or untracked where reading
+                // never-written stack is allowed. That path verified every value, the pointer's too.
+                if (exact)
                     return false;
                 for (int i = b; i < b + 8; i++)
                 {
-                    if (o.StackBytes[i] != StackByte.Invalid)
+                    var ob = o.StackBytes[i];
+                    if (!(ob == StackByte.Invalid || (ob == StackByte.Misc && uninitReadable)))
                         return false;
                 }
-                return false;
+                continue;
             }
             for (int i = b; i < b + 8; i++)
             {
