@@ -24,6 +24,8 @@ internal sealed partial class Engine
             }
             return EnterFunction(target, _pc + 1, callback: false);
         }
+        if (insn.Src == (Register)CallKind.Kfunc)
+            return CallKfunc(insn);
         return CallHelper(insn);
     }
 

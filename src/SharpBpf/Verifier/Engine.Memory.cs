@@ -100,6 +100,8 @@ internal sealed partial class Engine
                 BoundedAccess(reg, ptr, insnOffset, size, ptr.MemorySize, "ring buffer memory", access);
                 RecordAccess(MemoryRegion.RingbufMemory);
                 return RegisterState.FromScalar(Scalar.OfSize(size));
+            case RegisterType.BtfPointer:
+                return KernelStructAccess(reg, ptr, insnOffset, size, access);
             default:
                 throw new System.Diagnostics.UnreachableException($"register type {ptr.Type}");
         }

@@ -75,6 +75,9 @@ internal sealed partial class Engine
             case LoadImmediateSource.Function:
                 Write(insn.Dst, RegisterState.Pointer(RegisterType.Function) with { Frame = _graph.CallTarget(_pc) });
                 return;
+            case LoadImmediateSource.BtfId:
+                Write(insn.Dst, KernelSymbol(insn));
+                return;
             default:
                 throw new Refusal($"lddw with src={(int)insn.Src} is not supported by this verifier");
         }

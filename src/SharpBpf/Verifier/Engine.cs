@@ -106,7 +106,7 @@ internal sealed partial class Engine
     public VerifierResult Run()
     {
         var clock = Stopwatch.StartNew();
-        var insns = _program.Instructions;
+        var insns = LinkAgainstKernel();
         _graph = ProgramGraph.Build(insns, out var structureError);
         VerifierError? error = null;
         if (structureError is not null)

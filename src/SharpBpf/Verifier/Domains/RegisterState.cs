@@ -27,6 +27,9 @@ public enum RegisterType : byte
     RingbufMemoryOrNull,
     /// <summary>A subprogram's address (lddw src=BPF_PSEUDO_FUNC), for callback helpers.</summary>
     Function,
+    /// <summary>A pointer to a kernel struct typed by the kernel's BTF (PTR_TO_BTF_ID): <see cref="RegisterState.MemorySize"/>
+    /// holds the struct's type id, <see cref="RegisterState.Range"/> 1 when it is untrusted (reached by walking pointers).</summary>
+    BtfPointer,
 }
 
 /// <summary>
@@ -103,6 +106,7 @@ public readonly record struct RegisterState
         RegisterType.RingbufMemory => "ringbuf_mem",
         RegisterType.RingbufMemoryOrNull => "ringbuf_mem_or_null",
         RegisterType.Function => "func",
+        RegisterType.BtfPointer => "ptr_to_btf_id",
         _ => type.ToString(),
     };
 
@@ -126,6 +130,8 @@ public readonly record struct RegisterState
             parts.Add($"id={Id}");
         if (IsPacketPointer)
             parts.Add($"r={Range}");
+        if (Type == RegisterType.BtfPointer)
+            parts.Add($"btf_id={MemorySize}{(Range != 0 ? ",untrusted" : "")}");
         if (Type is RegisterType.RingbufMemory or RegisterType.RingbufMemoryOrNull)
             parts.Add($"size={MemorySize}");
         if (Type == RegisterType.Stack && Frame != 0)
