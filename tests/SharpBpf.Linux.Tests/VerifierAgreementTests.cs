@@ -45,11 +45,25 @@ public class VerifierAgreementTests(ITestOutputHelper output)
         if (c.Maps.Any(m => m.SpinLockOffset is not null))
             spec.Btf = SpinLockBtf(spec.Maps);
         program.Name = "verifier_case";
+        // Kernel functions by name: the kernel takes their ids in its own BTF (BPF_PSEUDO_KFUNC_CALL, imm = FUNC id).
+        if (c.NeedsKernelBtf)
+            program.Instructions = program.Instructions.Select(KernelFunctionById).ToList();
         spec.Programs.Add(program);
         // (A case that exhausts a lowered complexity limit meets the kernel's own 1M limit there.)
         var kernel = KernelVerdict(spec, program.Name);
         Report(id, ours, kernel);
         Assert.True(kernel.Accepted == ours.Accepted, Disagreement(id, ours, kernel));
+    }
+
+    private static readonly Lazy<SharpBpf.Btf.BtfSpec> s_vmlinux = new(() => SharpBpf.Btf.BtfSpec.Parse(File.ReadAllBytes("/sys/kernel/btf/vmlinux")));
+
+    private static SharpBpf.Asm.Instruction KernelFunctionById(SharpBpf.Asm.Instruction insn)
+    {
+        if (insn.OpCode.Value != 0x85 || insn.Src != (SharpBpf.Asm.Register)SharpBpf.Asm.CallKind.Kfunc || insn.Reference is not { } name)
+            return insn;
+        var func = s_vmlinux.Value.FindByName(name, SharpBpf.Btf.BtfKind.Func)
+            ?? throw new InvalidOperationException($"the kernel's BTF has no function {name}");
+        return insn with { Reference = null, Constant = func.Id };
     }
 
     public static TheoryData<string, string> ObjectPrograms()
@@ -192,6 +206,8 @@ public class VerifierAgreementTests(ITestOutputHelper output)
     {
         output.WriteLine($"{what}: ours {(ours.Accepted ? "accepted" : $"refused at {ours.Error!.InstructionIndex}")} after {ours.ProcessedInstructions} insns; " +
             $"kernel {(kernel.Accepted ? "accepted" : $"refused at {kernel.InstructionIndex?.ToString() ?? "?"}")} after {kernel.Processed?.ToString() ?? "?"} insns");
+        if (!kernel.Accepted)
+            output.WriteLine($"  kernel: {kernel.Message}{(ours.Accepted ? "" : $"; ours: {ours.Error!.Message}")}");
         if (!ours.Accepted && !kernel.Accepted && kernel.InstructionIndex is { } k && k != ours.Error!.InstructionIndex)
             output.WriteLine($"  both refuse, at different instructions: ours {ours.Error.InstructionIndex} ({ours.Error.Message}), kernel {k} ({kernel.Message})");
     }

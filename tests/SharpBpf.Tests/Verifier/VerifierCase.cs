@@ -42,6 +42,9 @@ public sealed class VerifierCase
 
     public string Id => $"{File}: {Name}";
 
+    /// <summary>The case calls kernel functions by name (<c>call kfunc:NAME</c>): it needs the kernel's BTF.</summary>
+    public bool NeedsKernelBtf => Assembly.Contains("kfunc:", StringComparison.Ordinal);
+
     public override string ToString() => Id;
 
     public static string CasesDirectory => Path.Combine(TestPaths.RepoRoot, "tests", "SharpBpf.Tests", "Verifier", "Cases");
