@@ -41,9 +41,11 @@ public class VerifierAgreementTests(ITestOutputHelper output)
         var spec = new CollectionSpec { License = c.License, ObjectName = "case" };
         foreach (var map in c.Maps)
             spec.Maps.Add(map);
-        // A map whose value holds a bpf_spin_lock (lock=N) needs BTF saying so, as the kernel checks it.
-        if (c.Maps.Any(m => m.SpinLockOffset is not null))
-            spec.Btf = SpinLockBtf(spec.Maps);
+        // A map whose value holds a bpf_spin_lock (lock=N) needs BTF saying so, as the kernel checks it; a program
+        // taking a function's address (a callback) needs BTF func_info for every function.
+        var functions = FunctionStartsIfCallbacks(program.Instructions);
+        if (c.Maps.Any(m => m.SpinLockOffset is not null) || functions.Count > 0)
+            spec.Btf = CaseBtf(spec.Maps, functions, program.FuncInfos);
         program.Name = "verifier_case";
         // Kernel functions by name: the kernel takes their ids in its own BTF (BPF_PSEUDO_KFUNC_CALL, imm = FUNC id).
         if (c.NeedsKernelBtf)
@@ -153,12 +155,31 @@ public class VerifierAgreementTests(ITestOutputHelper output)
         }
     }
 
+    /// <summary>Raw slots where functions start (0 first) when the program takes a function's address (lddw
+    /// src=BPF_PSEUDO_FUNC), else none.</summary>
+    private static List<int> FunctionStartsIfCallbacks(IReadOnlyList<SharpBpf.Asm.Instruction> insns)
+    {
+        var starts = new SortedSet<int> { 0 };
+        bool callbacks = false;
+        int slot = 0;
+        foreach (var insn in insns)
+        {
+            bool function = insn.IsLoadImmediate64 && (byte)insn.Src == (byte)SharpBpf.Asm.LoadImmediateSource.Function;
+            callbacks |= function;
+            if (function || (insn.OpCode.Value == 0x85 && (byte)insn.Src == (byte)SharpBpf.Asm.CallKind.Local))
+                starts.Add(slot + insn.Immediate + 1);
+            slot += insn.RawSize;
+        }
+        return callbacks ? [.. starts] : [];
+    }
+
     /// <summary>
-    /// Minimal BTF for rule-case maps with a lock: [1] int, [2] struct bpf_spin_lock { int val; }, then per such map
-    /// a key struct of the key's size and a value struct of the value's size with the lock at its offset; the maps'
-    /// BTF key and value type ids are set.
+    /// Minimal BTF for rule cases: [1] int, [2] struct bpf_spin_lock { int val; }, then per map with a lock a key
+    /// struct of the key's size and a value struct of the value's size with the lock at its offset (the maps' BTF
+    /// key and value type ids are set); and per function start a FUNC (the first global, the others static) of an
+    /// int(void) prototype, recorded in <paramref name="funcInfos"/>.
     /// </summary>
-    private static SharpBpf.Btf.BtfSpec SpinLockBtf(IEnumerable<MapSpec> maps)
+    private static SharpBpf.Btf.BtfSpec CaseBtf(IEnumerable<MapSpec> maps, List<int> functions, List<SharpBpf.Btf.BtfFuncInfo> funcInfos)
     {
         var strings = new List<byte> { 0 };
         uint Str(string text)
@@ -186,6 +207,18 @@ public class VerifierAgreementTests(ITestOutputHelper output)
                 continue;
             map.BtfKeyTypeId = Struct(map.Name + "_key", map.KeySize);
             map.BtfValueTypeId = Struct(map.Name + "_value", map.ValueSize, ("lock", lockId, (uint)offset));
+        }
+        if (functions.Count > 0)
+        {
+            types.AddRange([0, 13u << 24, intId]); // FUNC_PROTO int (void)
+            uint proto = next++;
+            funcInfos.Clear();
+            for (int i = 0; i < functions.Count; i++)
+            {
+                // FUNC: info vlen = linkage (1 global for the program, 0 static for its functions).
+                types.AddRange([Str(i == 0 ? "verifier_case" : $"f{functions[i]}"), (12u << 24) | (i == 0 ? 1u : 0u), proto]);
+                funcInfos.Add(new SharpBpf.Btf.BtfFuncInfo(functions[i], next++));
+            }
         }
         var typeBytes = types.SelectMany(BitConverter.GetBytes).ToArray();
         var header = new List<byte>();

@@ -228,7 +228,7 @@ internal sealed partial class Engine
             {
                 if (++_processed > _options.ComplexityLimit)
                     throw TooComplex();
-                if (_graph.PrunePoints[_pc])
+                if (_graph.PrunePoints[_pc] || IsCallbackSite(_pc))
                 {
                     if (IsCovered())
                     {
@@ -309,13 +309,16 @@ internal sealed partial class Engine
     private bool IsCovered()
     {
         int hash = StateComparison.Hash(_state, _liveIn, _stackLive, _pc);
+        // A call that runs a callback (again): every scalar compared by range, a state still being explored covers
+        // too, and a state is always kept (Engine.Callbacks.cs).
+        bool callbackSite = IsCallbackSite(_pc);
         if (_completed[_pc] is { } completed)
         {
             ulong types = TypeSignature(_state.Current);
             for (int i = completed.Count - 1; i >= 0; i--)
             {
                 var old = completed[i];
-                bool all = old.MultiFrame || _options.WithoutPrecision;
+                bool all = old.MultiFrame || _options.WithoutPrecision || callbackSite;
                 ushort regs = all ? ushort.MaxValue : old.PreciseRegs;
                 ulong slots = all ? ulong.MaxValue : old.PreciseSlots;
                 if ((types & old.TypeMask) == old.TypeBits
@@ -333,7 +336,9 @@ internal sealed partial class Engine
             }
         }
         var byHash = _inProgress[_pc] ??= [];
-        if (byHash.TryGetValue(hash, out var candidates))
+        if (callbackSite && CoveredByCallbackRun(byHash))
+            return true;
+        if (!callbackSite && byHash.TryGetValue(hash, out var candidates))
         {
             // (candidates is reused below when this state is kept)
             foreach (var old in candidates)
@@ -350,8 +355,9 @@ internal sealed partial class Engine
         }
         // As the kernel does, keep a new state only every few jumps and instructions: storing one at every prune
         // point of a tight loop costs memory and time and rarely prunes more.
-        if (_processed - _processedAtLastCheckpoint < 8 || _jumps - _jumpsAtLastCheckpoint < 2)
+        if (!callbackSite && (_processed - _processedAtLastCheckpoint < 8 || _jumps - _jumpsAtLastCheckpoint < 2))
             return false;
+        byHash.TryGetValue(hash, out candidates);
         _processedAtLastCheckpoint = _processed;
         _jumpsAtLastCheckpoint = _jumps;
         if (candidates is null)

@@ -85,9 +85,13 @@ public sealed class FrameState
     /// <summary>Deepest stack byte used (bytes below fp), for the combined stack limit.</summary>
     public int Depth { get; set; }
 
+    /// <summary>How many times in a row this frame's current callback-calling helper has run its callback on this
+    /// path (the kernel's callback_depth: bpf_loop stops at its nr_loops). Not compared when pruning.</summary>
+    public int CallbackDepth { get; set; }
+
     public FrameState Clone()
     {
-        var copy = new FrameState { ReturnTo = ReturnTo, FunctionStart = FunctionStart, IsCallback = IsCallback, Depth = Depth };
+        var copy = new FrameState { ReturnTo = ReturnTo, FunctionStart = FunctionStart, IsCallback = IsCallback, Depth = Depth, CallbackDepth = CallbackDepth };
         Registers.CopyTo(copy.Registers, 0);
         copy._stackBytes = _stackBytes;
         copy._spills = _spills;
