@@ -68,14 +68,23 @@ public static partial class VerifierComparison
                 if (kernelSkip is null)
                 {
                     var stats = new List<KernelStats>();
-                    for (int i = 0; i < runs; i++)
+                    try
                     {
-                        var s = KernelLoad(spec, program.Name);
-                        stats.Add(s);
-                        if (!s.Accepted)
-                            break;
+                        for (int i = 0; i < runs; i++)
+                        {
+                            var s = KernelLoad(spec, program.Name);
+                            stats.Add(s);
+                            if (!s.Accepted)
+                                break;
+                        }
+                        kernel = stats[0] with { Milliseconds = Median(stats.Select(s => s.Milliseconds)) };
                     }
-                    kernel = stats[0] with { Milliseconds = Median(stats.Select(s => s.Milliseconds)) };
+                    catch (BpfException e) when (e is not BpfVerifierException)
+                    {
+                        // The load failed before the kernel's verifier ran (a map it cannot create): no verdict to compare.
+                        Console.WriteLine($"{Trim(Path.GetFileName(file), 18),-18} {Trim(program.Name, 18),-18} the kernel did not verify it: {e.Message}");
+                        continue;
+                    }
                 }
                 double oursMs = Median(ours);
                 string verdict = first.Accepted ? "accepted" : "refused";

@@ -17,25 +17,27 @@ namespace SharpBpf.Verifier;
 /// </summary>
 internal sealed partial class Engine
 {
-    /// <summary>Whether the instruction calls a helper that runs a callback (a forced checkpoint).</summary>
-    private bool[]? _callbackSites;
+    /// <summary>Per instruction: a call of a helper that runs a callback (a forced checkpoint).</summary>
+    private bool[] _callbackSites = [];
 
-    private bool IsCallbackSite(int pc)
+    /// <summary>Finds the calls of callback-running helpers and makes them prune points.</summary>
+    private void MarkCallbackSites()
     {
-        if (_callbackSites is null)
+        _callbackSites = new bool[_graph.Count];
+        for (int i = 0; i < _graph.Count; i++)
         {
-            _callbackSites = new bool[_graph.Count];
-            for (int i = 0; i < _graph.Count; i++)
+            var insn = _graph[i];
+            if (insn.OpCode.Value != 0x85 || insn.Src != 0 || !_platform.TryGetHelper((HelperId)insn.Immediate, out var proto))
+                continue;
+            for (int a = 0; a < proto.Arguments.Count; a++)
             {
-                var insn = _graph[i];
-                if (insn.OpCode.Value == 0x85 && insn.Src == 0 && _platform.TryGetHelper((HelperId)insn.Immediate, out var proto))
+                if (proto.Argument(a) == ArgumentKind.Function)
                 {
-                    for (int a = 0; a < proto.Arguments.Count; a++)
-                        _callbackSites[i] |= proto.Argument(a) == ArgumentKind.Function;
+                    _callbackSites[i] = true;
+                    _graph.PrunePoints[i] = true;
                 }
             }
         }
-        return _callbackSites[pc];
     }
 
     /// <summary>At a call of a callback-calling helper whose arguments were checked: pushes the path that runs the

@@ -119,6 +119,7 @@ internal sealed partial class Engine
             _inProgress = new Dictionary<int, List<Checkpoint>>[_graph.Count];
             _liveIn = Liveness.Compute(_graph, _platform);
             _stackLive = StackLiveness.Compute(_graph, _platform);
+            MarkCallbackSites();
             try
             {
                 Explore();
@@ -228,7 +229,7 @@ internal sealed partial class Engine
             {
                 if (++_processed > _options.ComplexityLimit)
                     throw TooComplex();
-                if (_graph.PrunePoints[_pc] || IsCallbackSite(_pc))
+                if (_graph.PrunePoints[_pc])
                 {
                     if (IsCovered())
                     {
@@ -311,7 +312,7 @@ internal sealed partial class Engine
         int hash = StateComparison.Hash(_state, _liveIn, _stackLive, _pc);
         // A call that runs a callback (again): every scalar compared by range, a state still being explored covers
         // too, and a state is always kept (Engine.Callbacks.cs).
-        bool callbackSite = IsCallbackSite(_pc);
+        bool callbackSite = _callbackSites[_pc];
         if (_completed[_pc] is { } completed)
         {
             ulong types = TypeSignature(_state.Current);
