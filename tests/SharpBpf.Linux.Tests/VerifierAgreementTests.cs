@@ -63,9 +63,10 @@ public class VerifierAgreementTests(ITestOutputHelper output)
     {
         if (insn.OpCode.Value != 0x85 || insn.Src != (SharpBpf.Asm.Register)SharpBpf.Asm.CallKind.Kfunc || insn.Reference is not { } name)
             return insn;
-        var func = s_vmlinux.Value.FindByName(name, SharpBpf.Btf.BtfKind.Func)
-            ?? throw new InvalidOperationException($"the kernel's BTF has no function {name}");
-        return insn with { Reference = null, Constant = func.Id };
+        var func = s_vmlinux.Value.FindByName(name, SharpBpf.Btf.BtfKind.Func);
+        if (func is null)
+            Assert.Skip($"this kernel has no kernel function {name}");
+        return insn with { Reference = null, Constant = func!.Id };
     }
 
     public static TheoryData<string, string> ObjectPrograms()

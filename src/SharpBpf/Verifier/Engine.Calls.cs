@@ -88,6 +88,8 @@ internal sealed partial class Engine
         if (_state.References.Count > 0)
         {
             var (id, at) = _state.References.First();
+            if (UnreleasedKernelReference(id, at) is { } kernelObject)
+                throw kernelObject;
             throw new Refusal($"unreleased reference: the ring buffer memory reserved at instruction {at} is neither submitted nor discarded on this path (id={id})",
                 "call bpf_ringbuf_submit() or bpf_ringbuf_discard() on every path after a successful bpf_ringbuf_reserve()");
         }

@@ -157,6 +157,41 @@ internal sealed partial class Engine
                 result = BtfPointer(s.Id, trusted: false);
                 break;
             }
+            case "bpf_xdp_ct_lookup" when _platform.ProgramType == ProgramType.Xdp:
+            case "bpf_skb_ct_lookup" when _platform.ProgramType is ProgramType.SchedCls or ProgramType.SchedAct:
+            {
+                // (ctx, struct bpf_sock_tuple *tuple, u32 tuple__sz, struct bpf_ct_opts *opts, u32 opts__sz):
+                // KF_ACQUIRE | KF_RET_NULL, an nf_conn reference to release with bpf_ct_release.
+                CheckKfuncContext(func.Name, 0, Register.R1);
+                CheckKfuncMemory(func.Name, 1, Register.R2, Register.R3);
+                CheckKfuncMemory(func.Name, 3, Register.R4, Register.R5);
+                var type = _kernelBtf.FindExact("nf_conn", BtfKind.Struct)
+                    ?? throw new Refusal($"the kernel's BTF has no struct nf_conn for {func.Name}");
+                int reference = NewId();
+                _state.References[reference] = _pc;
+                result = BtfPointer(type.Id, trusted: true) with { Type = RegisterType.BtfPointerOrNull, Id = NewId(), ReferenceId = reference };
+                break;
+            }
+            case "bpf_ct_release":
+            {
+                // (struct nf_conn *): KF_RELEASE of a reference from a lookup.
+                var value = Read(Register.R1);
+                if (value.Type == RegisterType.BtfPointerOrNull)
+                    throw new Refusal($"R1 Possibly NULL pointer passed to trusted arg0 of {func.Name}",
+                        "compare the connection with NULL first: `if (!ct) return ...;`", Register.R1);
+                if (value.Type != RegisterType.BtfPointer || _kernelBtf[(uint)value.MemorySize].Name != "nf_conn")
+                    throw new Refusal($"R1 arg#0 of {func.Name} expected pointer to struct nf_conn, got {RegisterState.TypeName(value.Type)}", register: Register.R1);
+                if (value.Offset != 0 || value.HasVariableOffset)
+                    throw new Refusal($"R1 must have zero offset when passed to release func (off={value.Offset})", register: Register.R1);
+                if (value.ReferenceId == 0)
+                    throw new Refusal($"R1 must be referenced when passed to release func {func.Name}",
+                        "release only the connection bpf_xdp_ct_lookup returned", Register.R1);
+                int reference = value.ReferenceId;
+                _state.References.Remove(reference);
+                _state.UpdateAll(r => r.ReferenceId == reference && r.IsPointer ? RegisterState.UnknownScalar : r);
+                result = RegisterState.NotInit;
+                break;
+            }
             case "bpf_xdp_metadata_rx_timestamp":
             case "bpf_xdp_metadata_rx_hash":
             case "bpf_xdp_metadata_rx_vlan_tag":
@@ -183,6 +218,38 @@ internal sealed partial class Engine
                 "pass the program's context argument (ctx) unchanged", reg);
         if (value.Offset != 0 || value.HasVariableOffset)
             throw new Refusal($"R{(int)reg} dereference of modified ctx ptr (off={value.Offset}): {name} needs the context itself", register: reg);
+    }
+
+    /// <summary>A kfunc's memory argument with its size in the next register (an <c>__sz</c> parameter): the
+    /// memory must be readable and writable for the size's maximum (the kernel's check_kfunc_mem_size_reg).</summary>
+    private void CheckKfuncMemory(string name, int index, Register memReg, Register sizeReg)
+    {
+        var mem = Read(memReg);
+        var size = Read(sizeReg);
+        if (!size.IsScalar)
+            throw new Refusal($"R{(int)sizeReg} arg#{index + 1} of {name} is a size and must be a number, got {RegisterState.TypeName(size.Type)}", register: sizeReg);
+        MarkPrecise(size.Deps);
+        if (size.Value.SMin < 0)
+            throw new Refusal($"R{(int)sizeReg} the size for {name} may be negative ({size.Value})", register: sizeReg);
+        if (size.Value.UMax >= MaxVariableOffset)
+            throw new Refusal($"R{(int)sizeReg} the size for {name} is unbounded ({size.Value})", register: sizeReg);
+        if (mem.IsScalar || mem.IsNullable)
+            throw new Refusal($"R{(int)memReg} arg#{index} of {name} must point to memory, got {RegisterState.TypeName(mem.Type)}",
+                mem.IsNullable ? "compare the pointer with NULL first" : null, memReg);
+        if (mem.Type == RegisterType.MapValue && mem.Map!.Freeze)
+            throw new Refusal($"R{(int)memReg} {name} may write arg#{index}, which points into read-only map '{mem.Map.Name}'", register: memReg);
+        CheckHelperMemory(memReg, mem, size.Value.UMax, false, name);
+        CheckHelperMemory(memReg, mem, size.Value.UMax, true, name);
+    }
+
+    /// <summary>The refusal for a reference a kfunc acquired and this path never released, or null for others.</summary>
+    private Refusal? UnreleasedKernelReference(int id, int at)
+    {
+        var insn = _graph[at];
+        if (insn.OpCode.Value != 0x85 || insn.Src != (Register)CallKind.Kfunc)
+            return null;
+        return new Refusal($"unreleased reference: the connection (struct nf_conn) acquired by {insn.Reference ?? "the kfunc"} at instruction {at} is not released on this path (id={id})",
+            "call bpf_ct_release() on every path after a successful lookup");
     }
 
     private static RegisterState BtfPointer(uint typeId, bool trusted) =>

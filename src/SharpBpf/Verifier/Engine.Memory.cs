@@ -78,6 +78,7 @@ internal sealed partial class Engine
                     "only pointers from the context, the stack, a map lookup or a checked packet pointer can be dereferenced", reg);
             case RegisterType.MapValueOrNull:
             case RegisterType.RingbufMemoryOrNull:
+            case RegisterType.BtfPointerOrNull:
                 throw new Refusal($"R{(int)reg} may be NULL ({RegisterState.TypeName(ptr.Type)}): invalid memory {verb}",
                     $"compare the pointer with NULL before using it: `if (!p) return ...;`", reg);
             case RegisterType.MapPointer:

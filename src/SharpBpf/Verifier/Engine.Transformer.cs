@@ -206,6 +206,7 @@ internal sealed partial class Engine
         {
             case RegisterType.MapValueOrNull:
             case RegisterType.RingbufMemoryOrNull:
+            case RegisterType.BtfPointerOrNull:
                 throw new Refusal($"R{(int)dstReg} pointer arithmetic on {RegisterState.TypeName(ptr.Type)} is not allowed",
                     "compare the pointer with NULL first: `if (!p) return ...;`", dstReg);
             case RegisterType.MapPointer:
@@ -385,7 +386,12 @@ internal sealed partial class Engine
                     ? RegisterState.Pointer(RegisterType.MapPointer) with { Map = inner }
                     : r with
                     {
-                        Type = r.Type == RegisterType.MapValueOrNull ? RegisterType.MapValue : RegisterType.RingbufMemory,
+                        Type = r.Type switch
+                        {
+                            RegisterType.MapValueOrNull => RegisterType.MapValue,
+                            RegisterType.BtfPointerOrNull => RegisterType.BtfPointer,
+                            _ => RegisterType.RingbufMemory,
+                        },
                         // A value holding a bpf_spin_lock keeps its id: the lock taken through it is that lookup's.
                         Id = r.Type == RegisterType.MapValueOrNull && r.Map?.SpinLockOffset is not null ? r.Id : 0,
                     });
