@@ -192,6 +192,24 @@ internal sealed partial class Engine
                 result = RegisterState.NotInit;
                 break;
             }
+            case "bpf_xdp_metadata_rx_timestamp" when DeviceBound:
+            case "bpf_xdp_metadata_rx_hash" when DeviceBound:
+            case "bpf_xdp_metadata_rx_vlan_tag" when DeviceBound:
+            {
+                // (const struct xdp_md *ctx, T *out, ...): the context, then pointers to the numbers the device
+                // writes (KF_ARG_PTR_TO_MEM of the pointee's size); an int: 0 or -errno (-EOPNOTSUPP, -ENODATA).
+                CheckKfuncContext(func.Name, 0, Register.R1);
+                var parameters = ((BtfFuncProto)_kernelBtf[func.Prototype]).Parameters;
+                for (int i = 1; i < parameters.Count && i < 5; i++)
+                {
+                    if (_kernelBtf.SkipQualifiers(parameters[i].Type) is not BtfReference { Kind: BtfKind.Pointer } pointer)
+                        throw new Refusal($"kernel function {func.Name}: argument {i + 1} is not a pointer in the kernel's BTF; this verifier does not model it");
+                    ulong size = _kernelBtf.SizeOf(_kernelBtf.SkipQualifiers(pointer.Type).Id);
+                    CheckKfuncFixedMemory(func.Name, i, (Register)(i + 1), size);
+                }
+                result = RegisterState.UnknownScalar; // as the kernel: an unknown number, not only 32 bits
+                break;
+            }
             case "bpf_xdp_metadata_rx_timestamp":
             case "bpf_xdp_metadata_rx_hash":
             case "bpf_xdp_metadata_rx_vlan_tag":
@@ -240,6 +258,22 @@ internal sealed partial class Engine
             throw new Refusal($"R{(int)memReg} {name} may write arg#{index}, which points into read-only map '{mem.Map.Name}'", register: memReg);
         CheckHelperMemory(memReg, mem, size.Value.UMax, false, name);
         CheckHelperMemory(memReg, mem, size.Value.UMax, true, name);
+    }
+
+    /// <summary>The program is loaded for one device (BPF_F_XDP_DEV_BOUND_ONLY): the XDP metadata kfuncs are allowed.</summary>
+    private bool DeviceBound => _platform.ProgramType == ProgramType.Xdp && (_program.Flags & SectionDefinitions.FlagXdpDeviceBoundOnly) != 0;
+
+    /// <summary>A kfunc's pointer to a number it reads and writes (KF_ARG_PTR_TO_MEM of the pointee's size).</summary>
+    private void CheckKfuncFixedMemory(string name, int index, Register reg, ulong size)
+    {
+        var mem = Read(reg);
+        if (mem.IsScalar || mem.IsNullable)
+            throw new Refusal($"R{(int)reg} arg#{index} of {name} must point to {size} bytes of memory, got {RegisterState.TypeName(mem.Type)}",
+                mem.IsNullable ? "compare the pointer with NULL first" : "pass the address of a local variable: `&value`", reg);
+        if (mem.Type == RegisterType.MapValue && mem.Map!.Freeze)
+            throw new Refusal($"R{(int)reg} {name} writes arg#{index}, which points into read-only map '{mem.Map.Name}'", register: reg);
+        CheckHelperMemory(reg, mem, size, false, name);
+        CheckHelperMemory(reg, mem, size, true, name);
     }
 
     /// <summary>The refusal for a reference a kfunc acquired and this path never released, or null for others.</summary>

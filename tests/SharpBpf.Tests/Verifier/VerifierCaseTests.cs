@@ -23,7 +23,7 @@ public class VerifierCaseTests
             var kernel = global::SharpBpf.Btf.RunningKernelBtf.TryLoad();
             if (kernel is null)
                 Assert.Skip($"{id} calls kernel functions, and there is no kernel BTF (/sys/kernel/btf/vmlinux) here");
-            foreach (var name in c.ToProgram().Instructions.Where(i => i.Src == (global::SharpBpf.Asm.Register)global::SharpBpf.Asm.CallKind.Kfunc && i.Reference is not null).Select(i => i.Reference!))
+            foreach (var name in c.ToProgram().Instructions.Where(i => i.OpCode.Value == 0x85 && i.Src == (global::SharpBpf.Asm.Register)global::SharpBpf.Asm.CallKind.Kfunc && i.Reference is not null).Select(i => i.Reference!))
             {
                 if (kernel.FindByName(name, global::SharpBpf.Btf.BtfKind.Func) is null)
                     Assert.Skip($"{id} calls the kernel function {name}, which this kernel does not have");
