@@ -286,6 +286,11 @@ internal sealed partial class Engine
 
     private void WriteStack(FrameState frame, int first, int last, int size, bool variable, RegisterState value, int targetFrame)
     {
+        // As the kernel (check_stack_write_fixed_off): no stack pointer, of any frame, is spilled into another frame
+        // than the running function's own.
+        if (value.Type == RegisterType.Stack && !variable && targetFrame != _state.Frames.Count - 1)
+            throw new Refusal("cannot spill pointers to stack into stack frame of the caller: a function (or callback) may store a stack pointer only in its own frame",
+                "store the pointer in this function's own stack, or pass it back in r0");
         if (value.Type == RegisterType.Stack && value.Frame > targetFrame)
             throw new Refusal("a pointer to a callee's stack cannot be stored in a caller's stack: it would outlive the call");
         // Breaking into a spilled slot turns the rest of the spill into untracked bytes.
