@@ -46,6 +46,10 @@ internal sealed partial class Engine
         {
             _kernelBtf = given;
         }
+        else if (_options.WithoutRunningKernelBtf)
+        {
+            _kernelBtfMissing = "no kernel BTF was given, and the running kernel's is not used";
+        }
         else
         {
             try

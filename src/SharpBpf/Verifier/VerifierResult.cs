@@ -133,6 +133,9 @@ public sealed record VerifierOptions
     /// </summary>
     public SharpBpf.Btf.BtfSpec? KernelBtf { get; init; }
 
+    /// <summary>Tests only: behave as on a machine without /sys/kernel/btf/vmlinux (offline, another OS).</summary>
+    internal bool WithoutRunningKernelBtf { get; init; }
+
     /// <summary>The collection's externs (__ksym, __kconfig): what an lddw or a call by name refers to.</summary>
     internal IReadOnlyList<ExternSpec> Externs { get; init; } = [];
 
