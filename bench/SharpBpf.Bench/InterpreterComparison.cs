@@ -86,7 +86,7 @@ public static class InterpreterComparison
             var spec = new ProgramSpec { Name = "bench", SectionName = "xdp", Type = ProgramType.Xdp, Instructions = [.. c.Code], License = "GPL" };
             var interp = VmProgram.Create(c.Name, c.Code, ProgramType.Xdp, new VmOptions { Engine = VmEngine.Interpreter });
             var interpUnchecked = VmProgram.Create(c.Name, c.Code, ProgramType.Xdp, new VmOptions { Engine = VmEngine.Interpreter, CheckMemory = false });
-            var jit = VmProgram.Create(c.Name, c.Code, ProgramType.Xdp, new VmOptions { Engine = VmEngine.Jit });
+            var jit = VmProgram.Create(c.Name, c.Code, ProgramType.Xdp, new VmOptions { Engine = VmEngine.Jit, JitTiering = JitTiering.Optimized });
             double interpNs = Median(batches, () => TimeXdp(interp, packet, c.Repeat));
             double uncheckedNs = Median(batches, () => TimeXdp(interpUnchecked, packet, c.Repeat));
             double jitNs = Median(batches, () => TimeXdp(jit, packet, c.Repeat * (c.PerInstruction ? 10 : 1)));

@@ -13,8 +13,10 @@ namespace SharpBpf.Bench;
 /// <summary>
 /// The JIT against the kernel's JIT (BPF_PROG_TEST_RUN) and the interpreter, in one run, on the project's XDP bench
 /// programs (programs/bench/*.o): ns per test-run (median of 5 batches), ratios, the JIT's compile time per program,
-/// and ns per instruction on the long ALU loop. Run: <c>dotnet run -c Release --project bench/SharpBpf.Bench -- jit</c>
-/// (<c>--quick</c> for fewer repeats). The kernel column needs root and is skipped with the reason otherwise.
+/// and ns per instruction on the long ALU loop; then the compile time of a synthetic program per tier. Run:
+/// <c>dotnet run -c Release --project bench/SharpBpf.Bench -- jit</c> (<c>--quick</c> for fewer repeats;
+/// <c>--compile [--insns N]</c> for the compile-time section alone, on an N-instruction program, 1,000 by default).
+/// The kernel column needs root and is skipped with the reason otherwise.
 /// </summary>
 public static class JitComparison
 {
@@ -25,6 +27,12 @@ public static class JitComparison
     public static int Run(string[] args)
     {
         bool quick = args.Contains("--quick");
+        int insns = args.SkipWhile(a => a != "--insns").Skip(1).FirstOrDefault() is { } n ? int.Parse(n, System.Globalization.CultureInfo.InvariantCulture) : 1000;
+        if (args.Contains("--compile"))
+        {
+            CompileTime(insns);
+            return 0;
+        }
         int repeat = quick ? 100_000 : 1_000_000;
         string root = FindRoot();
         string? kernelSkip = Environment.IsPrivilegedProcess ? null : "not root: BPF_PROG_TEST_RUN needs CAP_BPF/CAP_NET_ADMIN";
@@ -43,24 +51,35 @@ public static class JitComparison
         ];
 
         Console.WriteLine($"JIT vs kernel vs interpreter: ns per test-run, median of {Batches} interleaved batches (each engine's batches alternate, so load on the machine hits all alike)");
-        Console.WriteLine("jit = verified load (VmOptions.Verify: the verifier's proven accesses compiled unchecked); jit-chk = unverified load (every access checked)");
+        Console.WriteLine("jit = verified load (VmOptions.Verify: the verifier's proven accesses compiled unchecked), optimised tier; jit-q = the same, quick tier;");
+        Console.WriteLine("jit-chk = unverified load (every access checked), optimised tier; compile = the verified program's quick / optimised compile");
         if (kernelSkip is not null)
             Console.WriteLine($"kernel column skipped: {kernelSkip}");
-        Console.WriteLine($"{"program",-16} {"insns",6} {"compile",9} {"jit ns",8} {"jit-chk ns",10} {"kernel ns",10} {"interp ns",10} {"jit/kernel",11} {"chk/kernel",11}");
+        Console.WriteLine($"{"program",-16} {"insns",6} {"compile q/opt ms",17} {"jit ns",8} {"jit-q ns",9} {"jit-chk ns",10} {"kernel ns",10} {"interp ns",10} {"jit/kernel",11} {"q/kernel",9} {"chk/kernel",11}");
         string? only = args.SkipWhile(a => a != "--only").Skip(1).FirstOrDefault();
+        // The compile column is the JIT's own cost: compile once per tier first, so .NET's compiling of the emitter
+        // itself (the first use of each of its paths) is not charged to the first program of the table.
+        foreach (var tiering in new[] { JitTiering.Quick, JitTiering.Optimized })
+        {
+            var warm = ObjectFile.Read(File.ReadAllBytes(Path.Combine(root, "programs", "bench", "xdp_hash_lookup.o")), "warm-up");
+            using var _ = VmCollection.Load(warm, new VmOptions { Engine = VmEngine.Jit, Verify = true, JitTiering = tiering });
+            using var __ = VmCollection.Load(warm, new VmOptions { Engine = VmEngine.Jit, JitTiering = tiering });
+        }
         foreach (var c in cases)
         {
             if (only is not null && !c.Name.StartsWith(only, StringComparison.OrdinalIgnoreCase))
                 continue;
             var spec = ObjectFile.Read(File.ReadAllBytes(Path.Combine(root, "programs", "bench", c.Object)), c.Object);
             string programName = spec.Programs[0].Name;
-            using var verifiedCollection = VmCollection.Load(spec, new VmOptions { Engine = VmEngine.Jit, Verify = true });
-            using var checkedCollection = VmCollection.Load(spec, new VmOptions { Engine = VmEngine.Jit });
+            using var verifiedCollection = VmCollection.Load(spec, new VmOptions { Engine = VmEngine.Jit, Verify = true, JitTiering = JitTiering.Optimized });
+            using var quickCollection = VmCollection.Load(spec, new VmOptions { Engine = VmEngine.Jit, Verify = true, JitTiering = JitTiering.Quick });
+            using var checkedCollection = VmCollection.Load(spec, new VmOptions { Engine = VmEngine.Jit, JitTiering = JitTiering.Optimized });
             using var interpCollection = VmCollection.Load(spec, new VmOptions { Engine = VmEngine.Interpreter });
-            c.FillVm?.Invoke(verifiedCollection);
-            c.FillVm?.Invoke(checkedCollection);
-            c.FillVm?.Invoke(interpCollection);
+            VmCollection[] collections = [verifiedCollection, quickCollection, checkedCollection, interpCollection];
+            foreach (var collection in collections)
+                c.FillVm?.Invoke(collection);
             var jit = verifiedCollection.Program(programName);
+            var jitQuick = quickCollection.Program(programName);
             var jitChecked = checkedCollection.Program(programName);
             var interp = interpCollection.Program(programName);
             using var kernel = kernelSkip is null ? BpfCollection.Load(spec) : null;
@@ -70,80 +89,84 @@ public static class JitComparison
             var measures = new List<Func<double>>
             {
                 () => ShortBatches(jit, packet, c.Repeat),
+                () => ShortBatches(jitQuick, packet, c.Repeat),
                 () => ShortBatches(jitChecked, packet, c.Repeat),
                 () => ShortBatches(interp, packet, Math.Max(1, c.Repeat / 10)),
             };
             if (kp is not null)
                 measures.Add(() => kp.TestRun(new TestRunOptions { Data = packet, Repeat = c.Repeat }).NanosecondsPerRun);
             var medians = Interleaved(measures);
-            double jitNs = medians[0], checkedNs = medians[1], interpNs = medians[2];
-            double? kernelNs = kp is null ? null : medians[3];
-            Console.WriteLine($"{c.Name,-16} {jit.InstructionCount,6} {jit.JitCompileTime!.Value.TotalMilliseconds,7:F3}ms {jitNs,8:F1} {checkedNs,10:F1} " +
-                $"{(kernelNs is { } k ? k.ToString("F1") : "-"),10} {interpNs,10:F1} {(kernelNs is { } k2 ? (jitNs / k2).ToString("F2") : "-"),11} {(kernelNs is { } k3 ? (checkedNs / k3).ToString("F2") : "-"),11}");
+            double jitNs = medians[0], quickNs = medians[1], checkedNs = medians[2], interpNs = medians[3];
+            double? kernelNs = kp is null ? null : medians[4];
+            string Ratio(double ns) => kernelNs is { } k ? (ns / k).ToString("F2") : "-";
+            string compile = $"{jitQuick.JitCompileTime!.Value.TotalMilliseconds:F3} / {jit.JitCompileTime!.Value.TotalMilliseconds:F3}";
+            Console.WriteLine($"{c.Name,-16} {jit.InstructionCount,6} {compile,17} {jitNs,8:F1} {quickNs,9:F1} {checkedNs,10:F1} " +
+                $"{(kernelNs is { } kn ? kn.ToString("F1") : "-"),10} {interpNs,10:F1} {Ratio(jitNs),11} {Ratio(quickNs),9} {Ratio(checkedNs),11}");
             if (c.Name == "ALU loop")
             {
                 long executed = ExecutedInstructions(jit, 1000);
-                Console.WriteLine($"  ALU loop: {executed} instructions per run; jit {jitNs / executed:F3} ns/insn" +
+                Console.WriteLine($"  ALU loop: {executed} instructions per run; jit {jitNs / executed:F3} ns/insn, quick tier {quickNs / executed:F3} ns/insn" +
                     (kernelNs is { } kk ? $", kernel {kk / executed:F3} ns/insn" : "") + $", interpreter {interpNs / executed:F3} ns/insn");
             }
         }
-        CompileTimeOf1000();
+        CompileTime(insns);
         return 0;
     }
 
-    /// <summary>Median compile time of a synthetic 1,000-instruction program (ALU, loads/stores, branches).</summary>
-    private static void CompileTimeOf1000()
+    /// <summary>Compile time of a synthetic program (ALU, loads/stores, branches) on each tier, checked and unchecked.</summary>
+    private static void CompileTime(int total)
     {
         var code = new List<Instruction>();
         var random = new Random(7);
         code.Add(new(new OpCode(0xb7), Register.R0, 0, 0, 0));
         code.Add(new(new OpCode(0xb7), Register.R2, 0, 0, 0));
-        while (code.Count < 999)
+        while (code.Count < total - 1)
         {
             switch (random.Next(4))
             {
                 case 0: code.Add(new(new OpCode(0x7b), Register.R10, Register.R0, (short)(-8 * random.Next(1, 60)), 0)); break;
                 case 1: code.Add(new(new OpCode(0x79), Register.R2, Register.R10, (short)(-8 * random.Next(1, 60)), 0)); break;
-                case 2 when code.Count < 997: code.Add(new(new OpCode(0x25), Register.R0, 0, 1, random.Next())); break;
+                case 2 when code.Count < total - 3: code.Add(new(new OpCode(0x25), Register.R0, 0, 1, random.Next())); break;
                 default: code.Add(new(new OpCode(0x0f), Register.R0, Register.R2, 0, 0)); break;
             }
         }
         code.Add(new(new OpCode(0x95), 0, 0, 0, 0));
-        foreach (var (label, options) in new[]
+        Console.WriteLine($"Compile time of a synthetic {code.Count}-instruction program (loads, stores, branches, ALU), median of 11 compiles; " +
+            "compile = emitting the IL + RyuJIT, as the program records it; RyuJIT alone from JitInfo; load = the whole load on this thread's CPU clock");
+        Console.WriteLine($"{"tier",-10} {"form",-10} {"IL bytes",9} {"compile ms",11} {"emit ms",8} {"RyuJIT ms",10} {"load CPU ms",12} {"min: compile",8} {"emit",8} {"RyuJIT",8}");
+        foreach (var tiering in new[] { JitTiering.Quick, JitTiering.Optimized })
+        foreach (var (label, checkMemory) in new[] { ("checked", true), ("unchecked", false) })
         {
-            ("checked", new VmOptions { Engine = VmEngine.Jit }),
-            // The form a verified program's stack accesses take (the synthetic program's 250 independent branches are
-            // beyond the verifier's path limit, so it is compiled unchecked without facts: the same IL).
-            ("unchecked", new VmOptions { Engine = VmEngine.Jit, CheckMemory = false }),
-        })
-        {
+            // "unchecked" is the form a verified program's stack accesses take (the synthetic program's 250
+            // independent branches are beyond the verifier's path limit, so it is compiled unchecked without facts:
+            // the same IL).
+            var options = new VmOptions { Engine = VmEngine.Jit, CheckMemory = checkMemory, JitTiering = tiering };
             var times = new List<double>();
             var emits = new List<double>();
             var cpu = new List<double>();
+            var ryu = new List<double>();
             int il = 0;
-            for (int i = 0; i < 11; i++)
+            for (int i = 0; i < Compiles; i++)
             {
                 double cpuBefore = ThreadCpuMilliseconds();
+                var jitBefore = System.Runtime.JitInfo.GetCompilationTime(currentThread: true);
                 var p = VmProgram.Create("compile_1000", code, Platform.ProgramType.Xdp, options);
                 cpu.Add(ThreadCpuMilliseconds() - cpuBefore);
+                ryu.Add((System.Runtime.JitInfo.GetCompilationTime(currentThread: true) - jitBefore).TotalMilliseconds);
                 times.Add(p.JitCompileTime!.Value.TotalMilliseconds);
                 emits.Add(p.JitCode!.EmitTime.TotalMilliseconds);
                 il = p.JitCode.IlBytes;
             }
-            times.Sort();
-            emits.Sort();
-            cpu.Sort();
-            Console.WriteLine($"compile time, 1,000-instruction program ({label}, {il} bytes of IL): median {times[times.Count / 2]:F3} ms " +
-                $"(min {times[0]:F3} ms; emitting the IL {emits[emits.Count / 2]:F3} ms, the rest RyuJIT) over {times.Count} compiles; " +
-                $"load on this thread's CPU clock: median {cpu[cpu.Count / 2]:F3} ms");
+            Console.WriteLine($"{tiering.ToString().ToLowerInvariant(),-10} {label,-10} {il,9} {Median(times),11:F3} {Median(emits),8:F3} {Median(ryu),10:F3} {Median(cpu),12:F3} {times.Min(),8:F3} {emits.Min(),8:F3} {ryu.Min(),8:F3}");
         }
-        // Time to the first result: load + one test-run, compiling at load vs in the background (the first runs
-        // then go through the interpreter); and when the background compile is done.
+        // Time to the first result: load + one test-run, compiled at load (tiered: the quick code) or in the
+        // background (the first runs go through the interpreter); and until the optimised code is in use.
         var packet = new byte[64];
         foreach (bool background in new[] { false, true })
         {
             var first = new List<double>();
-            var full = new List<double>();
+            var compiled = new List<double>();
+            var optimized = new List<double>();
             for (int i = 0; i < 11; i++)
             {
                 var watch = Stopwatch.StartNew();
@@ -152,13 +175,23 @@ public static class JitComparison
                 p.TestRun(new TestRunOptions { Data = packet, Repeat = 1 });
                 first.Add(watch.Elapsed.TotalMilliseconds);
                 p.JitCompilation?.Wait();
-                full.Add(watch.Elapsed.TotalMilliseconds);
+                compiled.Add(watch.Elapsed.TotalMilliseconds);
+                p.JitOptimization?.Wait();
+                optimized.Add(watch.Elapsed.TotalMilliseconds);
             }
-            first.Sort();
-            full.Sort();
-            Console.WriteLine($"1,000-instruction program, {(background ? "compiled in the background" : "compiled at load")}: " +
-                $"load to first result median {first[first.Count / 2]:F3} ms, load to compiled code median {full[full.Count / 2]:F3} ms");
+            Console.WriteLine($"{code.Count}-instruction program, tiered, {(background ? "compiled in the background" : "compiled at load")}: " +
+                $"load to first result median {Median(first):F3} ms, to quick code {Median(compiled):F3} ms, to optimised code {Median(optimized):F3} ms (wall clock)");
         }
+    }
+
+    // Compiles per figure: the median is given, and the minimum, which on a shared machine is the closest to the
+    // compile's own cost.
+    private static readonly int Compiles = int.TryParse(Environment.GetEnvironmentVariable("SHARPBPF_BENCH_COMPILES"), out int n) ? n : 21;
+
+    private static double Median(List<double> values)
+    {
+        values.Sort();
+        return values[values.Count / 2];
     }
 
     [System.Runtime.InteropServices.DllImport("libc", EntryPoint = "clock_gettime")]

@@ -31,7 +31,10 @@ public static class ConformanceRunner
     public static VmOptions Options { get; } = new() { CheckMemory = true, RequireInitializedRegisters = true, InstructionBudget = 1L << 24 };
 
     /// <summary>Runs one file (parsed with <see cref="ConformanceFile"/>, assembled with the project's assembler).</summary>
-    public static ConformanceOutcome RunFile(string path, VmEngine engine)
+    public static ConformanceOutcome RunFile(string path, VmEngine engine) => RunFile(path, engine, JitTiering.Tiered);
+
+    /// <summary>Runs one file; on the jit engine, with the code <paramref name="tiering"/> asks for.</summary>
+    public static ConformanceOutcome RunFile(string path, VmEngine engine, JitTiering tiering)
     {
         var name = System.IO.Path.GetFileName(path);
         var file = ConformanceFile.Load(path);
@@ -62,7 +65,7 @@ public static class ConformanceRunner
         ulong actual;
         try
         {
-            actual = Run(instructions, file.Memory, engine);
+            actual = Run(instructions, file.Memory, engine, tiering);
         }
         catch (BpfException ex)
         {
@@ -84,9 +87,14 @@ public static class ConformanceRunner
     public static ulong Run(IReadOnlyList<Instruction> instructions, byte[] memory) => Run(instructions, memory, VmEngine.Interpreter);
 
     /// <summary>Loads and runs a conformance program over <paramref name="memory"/> on a VM engine; returns r0.</summary>
-    public static ulong Run(IReadOnlyList<Instruction> instructions, byte[] memory, VmEngine engine)
+    public static ulong Run(IReadOnlyList<Instruction> instructions, byte[] memory, VmEngine engine) =>
+        Run(instructions, memory, engine, JitTiering.Tiered);
+
+    /// <summary>Loads and runs a conformance program on a VM engine (the jit engine compiling as
+    /// <paramref name="tiering"/> says); returns r0.</summary>
+    public static ulong Run(IReadOnlyList<Instruction> instructions, byte[] memory, VmEngine engine, JitTiering tiering)
     {
-        var program = VmProgram.Create("conformance", instructions, HelperTable.Conformance, Options with { Engine = engine });
+        var program = VmProgram.Create("conformance", instructions, HelperTable.Conformance, Options with { Engine = engine, JitTiering = tiering });
         using var execution = new VmExecution(Options);
         return program.Run(execution, memory);
     }

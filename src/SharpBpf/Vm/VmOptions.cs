@@ -46,6 +46,12 @@ public sealed record VmOptions
     /// </summary>
     public bool CompileInBackground { get; init; }
 
+    /// <summary>
+    /// For the jit engine: which code programs are compiled to. <see cref="JitTiering.Tiered"/> (the default) loads
+    /// with quick code and swaps in optimised code compiled on a thread-pool thread, as .NET's tiered compilation does.
+    /// </summary>
+    public JitTiering JitTiering { get; init; } = JitTiering.Tiered;
+
     /// <summary>Creates the managed map for each map spec of a collection. Null: the managed maps' own factory.</summary>
     public Func<MapSpec, ManagedMap>? CreateMap { get; init; }
 
@@ -60,6 +66,24 @@ public sealed record VmOptions
     public VmEngine Engine { get; init; } = VmEngine.Interpreter;
 
     public static VmOptions Default { get; } = new();
+}
+
+/// <summary>
+/// Which code the jit engine compiles a program to. Both tiers run the same semantics, instruction for instruction;
+/// they differ in compile time and speed.
+/// </summary>
+public enum JitTiering
+{
+    /// <summary>
+    /// Quick code at load (RyuJIT without optimisation: a few times cheaper to compile, about half the speed of the
+    /// optimised code), then the optimised code compiled on a thread-pool thread; each run starts with the best code
+    /// compiled by then.
+    /// </summary>
+    Tiered,
+    /// <summary>Optimised code only, compiled at load (RyuJIT's full optimisation).</summary>
+    Optimized,
+    /// <summary>Quick code only.</summary>
+    Quick,
 }
 
 /// <summary>

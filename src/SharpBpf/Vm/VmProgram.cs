@@ -60,12 +60,14 @@ public sealed unsafe class VmProgram : ITestRunnable
         InstructionCount = instructions.Count;
         Id = (uint)Interlocked.Increment(ref s_lastId);
         s_byId[Id] = new WeakReference<VmProgram>(this);
+        Tiering = options.JitTiering;
         if (Engine == VmEngine.Jit)
         {
             if (options.CompileInBackground)
                 JitCompilation = Jit.JitEngine.CompileInBackground(this);
             else
                 JitCode = Jit.JitEngine.CompileAtLoad(this);
+            JitOptimization = Jit.JitEngine.OptimizeInBackground(this, JitCompilation);
         }
     }
 
@@ -114,14 +116,36 @@ public sealed unsafe class VmProgram : ITestRunnable
 
     internal DecodedInstruction* CodePointer { get; }
 
-    /// <summary>The JIT's compiled code (compiled at load for the jit engine, on first use as a tail-call target).</summary>
+    /// <summary>The JIT's compiled code (compiled at load for the jit engine, on first use as a tail-call target);
+    /// replaced once by the optimised code when tiered.</summary>
     internal Jit.JitCode? JitCode;
+
+    /// <summary>Serialises the compiles of this program (the load's, the background ones, a tail call's).</summary>
+    internal object JitLock { get; } = new();
+
+    /// <summary>How the JIT engine compiles this program (<see cref="VmOptions.JitTiering"/>).</summary>
+    public JitTiering Tiering { get; }
 
     /// <summary>The background compile (<see cref="VmOptions.CompileInBackground"/>), or null.</summary>
     internal Task? JitCompilation { get; }
 
-    /// <summary>Time the JIT took to emit and compile this program, or null when it has not been compiled.</summary>
-    public TimeSpan? JitCompileTime => JitCode?.CompileTime;
+    /// <summary>Ticks of the first compile (0: none yet), set by the JIT under <see cref="JitLock"/>.</summary>
+    internal long FirstCompileTicks;
+
+    /// <summary>
+    /// Time the JIT took to emit and compile the code this program first runs with (the quick code when tiered), or
+    /// null when it has not been compiled.
+    /// </summary>
+    public TimeSpan? JitCompileTime => Volatile.Read(ref FirstCompileTicks) is > 0 and var ticks ? TimeSpan.FromTicks(ticks) : null;
+
+    /// <summary>
+    /// Tiered programs on the jit engine: completes when the optimised code is compiled and in use (runs started
+    /// after that use it). Null when there is no optimised compile to wait for.
+    /// </summary>
+    public Task? JitOptimization { get; }
+
+    /// <summary>Time the optimised compile took, once done; null before that and for quick-only programs.</summary>
+    public TimeSpan? JitOptimizedCompileTime => JitCode is { Tier: Jit.JitTier.Optimized } code ? code.CompileTime : null;
     internal nint* HelperFunctions => Helpers.Functions;
 
     /// <summary>The index of the function whose address <paramref name="address"/> is, or -1.</summary>

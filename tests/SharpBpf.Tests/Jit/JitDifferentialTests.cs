@@ -18,9 +18,11 @@ public class JitDifferentialTests
     private const int MemorySize = 64;
 
     [Theory]
-    [InlineData(1, 1500)]
-    [InlineData(2, 1500)]
-    public void JitAgreesWithTheInterpreter(int seed, int programs)
+    [InlineData(1, 1500, JitTiering.Optimized)]
+    [InlineData(2, 1500, JitTiering.Optimized)]
+    [InlineData(3, 1500, JitTiering.Quick)]
+    [InlineData(4, 1500, JitTiering.Quick)]
+    public void JitAgreesWithTheInterpreter(int seed, int programs, JitTiering tiering)
     {
         var random = new Random(seed);
         var watch = Stopwatch.StartNew();
@@ -30,8 +32,8 @@ public class JitDifferentialTests
             var program = Generate(random);
             var memory = new byte[MemorySize];
             random.NextBytes(memory);
-            var a = Run(VmEngine.Interpreter, program, memory);
-            var b = Run(VmEngine.Jit, program, memory);
+            var a = Run(VmEngine.Interpreter, program, memory, tiering);
+            var b = Run(VmEngine.Jit, program, memory, tiering);
             if (a.Trap is not null)
                 traps++;
             string where = $"seed {seed}, program {done}:\n{string.Join("\n", program.Select((x, i) => $"{i}: {x}"))}";
@@ -46,9 +48,9 @@ public class JitDifferentialTests
 
     private sealed record Outcome(ulong R0, byte[] Memory, string? Trap);
 
-    private static Outcome Run(VmEngine engine, List<Instruction> program, byte[] input)
+    private static Outcome Run(VmEngine engine, List<Instruction> program, byte[] input, JitTiering tiering)
     {
-        var options = new VmOptions { Engine = engine, InstructionBudget = 1_000_000 };
+        var options = new VmOptions { Engine = engine, InstructionBudget = 1_000_000, JitTiering = tiering };
         var memory = (byte[])input.Clone();
         using var e = new VmExecution(options);
         try

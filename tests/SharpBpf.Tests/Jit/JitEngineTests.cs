@@ -31,18 +31,27 @@ public class JitXdpRuntimeTests : XdpRuntimeTests
 /// <summary>Every bpf_conformance file on the JIT.</summary>
 public class JitConformanceTests
 {
-    public static TheoryData<string> Files() => Conformance.ConformanceRunTests.Files();
+    public static TheoryData<string, JitTiering> Files()
+    {
+        var data = new TheoryData<string, JitTiering>();
+        foreach (var row in Conformance.ConformanceRunTests.Files())
+        {
+            data.Add(row.Data, JitTiering.Quick);
+            data.Add(row.Data, JitTiering.Optimized);
+        }
+        return data;
+    }
 
     [Theory]
     [MemberData(nameof(Files))]
-    public void FileRunsOnTheJit(string file)
+    public void FileRunsOnTheJit(string file, JitTiering tiering)
     {
         if (TestPaths.ConformanceDir is not { } dir)
         {
             Assert.Skip("the bpf_conformance vectors are absent (../shared/bpf_conformance or SHARPBPF_SHARED)");
             return;
         }
-        var outcome = ConformanceRunner.RunFile(Path.Combine(dir, file), VmEngine.Jit);
+        var outcome = ConformanceRunner.RunFile(Path.Combine(dir, file), VmEngine.Jit, tiering);
         if (outcome.Verdict == ConformanceVerdict.Skipped)
             Assert.Skip($"{file}: {outcome.Detail}");
         Assert.True(outcome.Verdict == ConformanceVerdict.Passed, $"{file}: {outcome.Detail}");
@@ -65,10 +74,65 @@ public class JitCompilerTests
     }
 
     [Fact]
-    public void TrapsCarryTheInstructionIndexAndSourceLine()
+    public async Task TieredProgramsRunQuickCodeThenSwitchToOptimizedCode()
+    {
+        var p = VmProgram.Create("tiered", [Mov(R0, 6), Alu64(AluOperation.Mul, R0, 7), Exit()], ProgramType.Unspec, Jit);
+        Assert.Equal(JitTiering.Tiered, p.Tiering);
+        Assert.NotNull(p.JitCompileTime);
+        Assert.NotNull(p.JitOptimization);
+        using var e = new VmExecution(Jit);
+        Assert.Equal(42UL, p.Run(e));
+        await p.JitOptimization!.WaitAsync(TestContext.Current.CancellationToken);
+        Assert.Equal(global::SharpBpf.Vm.Jit.JitTier.Optimized, p.JitCode!.Tier);
+        Assert.NotNull(p.JitOptimizedCompileTime);
+        Assert.Equal(42UL, p.Run(e));
+    }
+
+    [Theory]
+    [InlineData(JitTiering.Quick)]
+    [InlineData(JitTiering.Optimized)]
+    public void SingleTierProgramsKeepTheirCode(JitTiering tiering)
+    {
+        var options = Jit with { JitTiering = tiering };
+        var p = VmProgram.Create("one", [Mov(R0, 6), Alu64(AluOperation.Mul, R0, 7), Exit()], ProgramType.Unspec, options);
+        Assert.Null(p.JitOptimization);
+        var tier = tiering == JitTiering.Quick ? global::SharpBpf.Vm.Jit.JitTier.Quick : global::SharpBpf.Vm.Jit.JitTier.Optimized;
+        Assert.Equal(tier, p.JitCode!.Tier);
+        using var e = new VmExecution(options);
+        Assert.Equal(42UL, p.Run(e));
+        Assert.Equal(tier, p.JitCode!.Tier);
+        Assert.Equal(tiering == JitTiering.Optimized, p.JitOptimizedCompileTime is not null);
+    }
+
+    [Fact]
+    public void QuickCodeChecksAccessesWithACallPerAccess()
+    {
+        // The quick tier's checked loads and stores are calls (JitRuntime.LoadN/StoreN), not the inline stack and
+        // packet test: several times less IL for RyuJIT to compile. Same results (the conformance and differential
+        // tests run both tiers).
+        var program = new List<Instruction> { Mov(R0, 0) };
+        for (int i = 0; i < 50; i++)
+        {
+            program.Add(Stx(AccessSize.DoubleWord, R10, R0, (short)(-8 - 8 * (i % 8))));
+            program.Add(Ldx(AccessSize.Word, R2, R10, (short)(-8 - 8 * ((i + 3) % 8))));
+            program.Add(Alu64R(AluOperation.Add, R0, R2));
+        }
+        program.Add(Exit());
+        var quick = VmProgram.Create("q", program, ProgramType.Unspec, Jit with { JitTiering = JitTiering.Quick });
+        var optimized = VmProgram.Create("o", program, ProgramType.Unspec, Jit with { JitTiering = JitTiering.Optimized });
+        Assert.True(quick.JitCode!.CheckMemory && optimized.JitCode!.CheckMemory);
+        Assert.True(quick.JitCode.IlBytes * 2 < optimized.JitCode!.IlBytes, $"quick {quick.JitCode.IlBytes} bytes of IL, optimized {optimized.JitCode.IlBytes}");
+        using var e = new VmExecution(Jit);
+        Assert.Equal(optimized.Run(e), quick.Run(e));
+    }
+
+    [Theory]
+    [InlineData(JitTiering.Quick)]
+    [InlineData(JitTiering.Optimized)]
+    public void TrapsCarryTheInstructionIndexAndSourceLine(JitTiering tiering)
     {
         var lines = new[] { new global::SharpBpf.Objects.SourceLine(2, "t.c", 7, 1, "x = *p;") };
-        var p = VmProgram.Create("t", [Lddw(R1, 0x1000), Mov(R0, 0), Ldx(AccessSize.Word, R0, R1, 0), Exit()], ProgramType.Unspec, Jit, lines);
+        var p = VmProgram.Create("t", [Lddw(R1, 0x1000), Mov(R0, 0), Ldx(AccessSize.Word, R0, R1, 0), Exit()], ProgramType.Unspec, Jit with { JitTiering = tiering }, lines);
         using var e = new VmExecution(Jit);
         var trap = Assert.Throws<VmTrapException>(() => p.Run(e));
         Assert.Equal(TrapKind.MemoryAccess, trap.Kind);
@@ -100,7 +164,9 @@ public class JitCompilerTests
                     Alu64R(AluOperation.Xor, R0, R1),
                     Exit(),
                 ];
-                Assert.Equal(RunOn(VmEngine.Interpreter, program), RunOn(VmEngine.Jit, program));
+                ulong expected = RunOn(VmEngine.Interpreter, program);
+                Assert.Equal(expected, RunOn(VmEngine.Jit, program, JitTiering.Quick));
+                Assert.Equal(expected, RunOn(VmEngine.Jit, program, JitTiering.Optimized));
             }
         }
     }
@@ -139,9 +205,12 @@ public class JitCompilerTests
         }
     }
 
-    [Fact]
-    public void CheckedModeStopsHostileProgramsWithoutHarm()
+    [Theory]
+    [InlineData(JitTiering.Quick)]
+    [InlineData(JitTiering.Optimized)]
+    public void CheckedModeStopsHostileProgramsWithoutHarm(JitTiering tiering)
     {
+        var Jit = JitCompilerTests.Jit with { JitTiering = tiering };
         // Writes through wild, null, kernel-half and code pointers, huge offsets from r10, a write into the code.
         long[] targets = [0, 8, 0x1000, unchecked((long)0xffff_8000_0000_0000UL), long.MaxValue, -8];
         foreach (var target in targets)
@@ -175,9 +244,9 @@ public class JitCompilerTests
         Assert.Equal(RunOn(VmEngine.Interpreter, [.. program]), RunOn(VmEngine.Jit, [.. program]));
     }
 
-    private static ulong RunOn(VmEngine engine, Instruction[] program)
+    private static ulong RunOn(VmEngine engine, Instruction[] program, JitTiering tiering = JitTiering.Tiered)
     {
-        var options = new VmOptions { Engine = engine, InstructionBudget = 100_000 };
+        var options = new VmOptions { Engine = engine, InstructionBudget = 100_000, JitTiering = tiering };
         using var e = new VmExecution(options);
         return VmProgram.Create("t", program, HelperTable.Generic, options).Run(e);
     }

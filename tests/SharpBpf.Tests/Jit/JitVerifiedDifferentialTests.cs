@@ -26,9 +26,9 @@ public class JitVerifiedDifferentialTests(ITestOutputHelper output)
     private const int ValueSize = 16;
 
     [Theory]
-    [InlineData(11, 1000)]
-    [InlineData(12, 1000)]
-    public void VerifiedJitAgreesWithTheCheckedInterpreter(int seed, int programs)
+    [InlineData(11, 1000, JitTiering.Optimized)]
+    [InlineData(12, 1000, JitTiering.Quick)]
+    public void VerifiedJitAgreesWithTheCheckedInterpreter(int seed, int programs, JitTiering tiering)
     {
         var random = new Random(seed);
         var watch = Stopwatch.StartNew();
@@ -43,14 +43,14 @@ public class JitVerifiedDifferentialTests(ITestOutputHelper output)
             VmCollection verified;
             try
             {
-                verified = VmCollection.Load(spec, new VmOptions { Engine = VmEngine.Jit, Verify = true, InstructionBudget = 100_000 });
+                verified = VmCollection.Load(spec, new VmOptions { Engine = VmEngine.Jit, Verify = true, InstructionBudget = 100_000, JitTiering = tiering });
             }
             catch (VerifierException)
             {
                 if (wild)
                     refusedWild++;
                 // Refused: loaded unverified it still runs, checked, without harm.
-                using var unverified = VmCollection.Load(spec, new VmOptions { Engine = VmEngine.Jit });
+                using var unverified = VmCollection.Load(spec, new VmOptions { Engine = VmEngine.Jit, JitTiering = tiering });
                 Run(unverified, new byte[bound + 8], random);
                 continue;
             }

@@ -66,13 +66,18 @@ public class VerifierPrecisionFuzzTests
         }
         insns.Add(I(0xb7, Register.R0, 0, 0, 2));
         insns.Add(I(0x95, 0, 0, 0, 0));
-        // Forward jumps must land inside the program.
+        KeepJumpsInside(insns);
+        return insns;
+    }
+
+    /// <summary>Turns a forward jump (JMP or JMP32 class) that would land past the end into a jump to the next instruction.</summary>
+    internal static void KeepJumpsInside(List<Instruction> insns)
+    {
         for (int i = 0; i < insns.Count; i++)
         {
-            if ((insns[i].OpCode.Value & 0x07) == 0x05 && insns[i].OpCode.Value is not (0x85 or 0x95) && i + 1 + insns[i].Offset >= insns.Count)
+            if ((insns[i].OpCode.Value & 0x07) is 0x05 or 0x06 && insns[i].OpCode.Value is not (0x85 or 0x95) && i + 1 + insns[i].Offset >= insns.Count)
                 insns[i] = insns[i] with { Offset = 0 };
         }
-        return insns;
     }
 
     [Fact]

@@ -17,9 +17,10 @@ namespace SharpBpf.Vm.Jit;
 internal unsafe delegate ulong JitBody(VmExecution e, ulong* regs, int startPc, int baseDepth);
 
 /// <summary>A program compiled by <see cref="JitCompiler"/>.</summary>
-internal sealed class JitCode(JitBody body, bool checkMemory, TimeSpan compileTime, TimeSpan emitTime, int ilBytes)
+internal sealed class JitCode(JitBody body, JitTier tier, bool checkMemory, TimeSpan compileTime, TimeSpan emitTime, int ilBytes)
 {
     public JitBody Body { get; } = body;
+    public JitTier Tier { get; } = tier;
     /// <summary>Whether any access was compiled with its check (every one in checked mode; the unproven ones of a verified program).</summary>
     public bool CheckMemory { get; } = checkMemory;
     /// <summary>Emitting the IL plus RyuJIT.</summary>
@@ -66,6 +67,10 @@ internal static unsafe class JitCompiler
         s_stackTop = typeof(VmExecution).GetField(nameof(VmExecution.StackTop), Any)!,
         s_packetLow = typeof(VmExecution).GetField(nameof(VmExecution.PacketLow), Any)!,
         s_packetSpan = typeof(VmExecution).GetField(nameof(VmExecution.PacketSpan), Any)!;
+    private static readonly MethodInfo s_load1 = Rt(nameof(JitRuntime.Load1)), s_load2 = Rt(nameof(JitRuntime.Load2)),
+        s_load4 = Rt(nameof(JitRuntime.Load4)), s_load8 = Rt(nameof(JitRuntime.Load8)),
+        s_store1 = Rt(nameof(JitRuntime.Store1)), s_store2 = Rt(nameof(JitRuntime.Store2)),
+        s_store4 = Rt(nameof(JitRuntime.Store4)), s_store8 = Rt(nameof(JitRuntime.Store8));
     private static readonly MethodInfo s_loadSlow = Rt(nameof(JitRuntime.LoadSlow)), s_storeSlow = Rt(nameof(JitRuntime.StoreSlow)),
         s_misalignedAtomic = Rt(nameof(JitRuntime.MisalignedAtomic)),
         s_getXdp = typeof(VmExecution).GetProperty(nameof(VmExecution.Xdp))!.GetMethod!;
@@ -78,33 +83,65 @@ internal static unsafe class JitCompiler
     private static MethodInfo Rt(string name) => typeof(JitRuntime).GetMethod(name, Any) ?? throw new UnreachableException(name);
     private static MethodInfo Ar(string name) => typeof(JitArithmetic).GetMethod(name, Any) ?? throw new UnreachableException(name);
 
-    private static readonly object s_compileLock = new();
-
-    /// <summary>The program's compiled code, compiling it on first use.</summary>
-    public static JitCode For(VmProgram program)
+    /// <summary>The program's code for <paramref name="tier"/>, compiling it on first use (tail-call targets, the
+    /// background compile). Compiles of one program are serialised; different programs compile concurrently.</summary>
+    public static JitCode For(VmProgram program, JitTier tier)
     {
-        if (program.JitCode is { } code)
+        if (program.JitCode is { } code && code.Tier >= tier)
             return code;
-        lock (s_compileLock)
-            return program.JitCode ??= Compile(program);
+        lock (program.JitLock)
+        {
+            if (program.JitCode is { } again && again.Tier >= tier)
+                return again;
+            var compiled = Compile(program, tier);
+            if (program.FirstCompileTicks == 0)
+                Volatile.Write(ref program.FirstCompileTicks, Math.Max(1, compiled.CompileTime.Ticks));
+            Volatile.Write(ref program.JitCode, compiled);
+            return compiled;
+        }
     }
 
     /// <summary>Emits and compiles the program (RyuJIT runs here, not on the first call).</summary>
-    public static JitCode Compile(VmProgram program)
+    public static JitCode Compile(VmProgram program, JitTier tier) =>
+        tier == JitTier.Quick ? CompileQuick(program) : CompileOptimized(program);
+
+    /// <summary>
+    /// Locals the quick tier's method declares in all, most of them unused. RyuJIT has no option a
+    /// <see cref="DynamicMethod"/> could set for its quick mode (MinOpts: no inlining, no SSA, value numbering or CSE,
+    /// locals in the frame), but switches to it on its own for a method with more than 2,000 locals (its
+    /// DEFAULT_MIN_OPTS_LV_NUM_COUNT; also for more than 60,000 bytes of IL, 20,000 IL instructions, 2,000 basic blocks
+    /// or 8,000 local references). The unused locals cost a few bytes of signature and 8 KB of frame.
+    /// If a later runtime drops that rule, quick code is compiled optimised: slower to compile, the same results.
+    /// </summary>
+    private const int QuickTierLocals = 2048;
+
+    // Deepest IL stack the emitter builds (callx: e, target, pc, r1-r5, &scratch), with room to spare.
+    private const int MaxStack = 16;
+
+    private static JitCode CompileOptimized(VmProgram program) => CompileDynamic(program, JitTier.Optimized);
+
+    private static JitCode CompileQuick(VmProgram program) => CompileDynamic(program, JitTier.Quick);
+
+    /// <summary>One <see cref="DynamicMethod"/> named after the program; its IL written by <see cref="IlWriter"/>.</summary>
+    private static JitCode CompileDynamic(VmProgram program, JitTier tier)
     {
         var watch = Stopwatch.StartNew();
         var method = new DynamicMethod("bpf_" + program.Name, typeof(ulong), s_parameters, typeof(JitCompiler).Module, skipVisibility: true)
         {
             InitLocals = false, // every local is written before it is read
         };
-        var emitter = new Emitter(program, method.GetILGenerator(Math.Max(256, program.Code.Length * 24)));
+        var il = new IlWriter(method, program.Code.Length * 12);
+        var emitter = new Emitter(program, il, tier);
         emitter.Emit();
+        if (tier == JitTier.Quick)
+            il.DeclareUnusedLocals(QuickTierLocals - il.LocalCount);
+        il.Complete(MaxStack);
         var emitTime = watch.Elapsed;
         var body = (JitBody)method.CreateDelegate(typeof(JitBody));
         // Force RyuJIT now, so compile time is paid at load and measured here.
         System.Runtime.CompilerServices.RuntimeHelpers.PrepareDelegate(body);
         watch.Stop();
-        return new JitCode(body, emitter.HasCheckedAccesses, watch.Elapsed, emitTime, emitter.IlSize);
+        return new JitCode(body, tier, emitter.HasCheckedAccesses, watch.Elapsed, emitTime, emitter.IlSize);
     }
 
     /// <summary>How one memory access is compiled.</summary>
@@ -178,28 +215,33 @@ internal static unsafe class JitCompiler
     private sealed class Emitter
     {
         private readonly VmProgram _program;
-        private readonly ILGenerator _il;
+        private readonly IlWriter _il;
         private readonly DecodedInstruction[] _code;
         private readonly Access[] _plan;
         // Whether any access is checked inline: only then are the stack and packet bounds kept in locals.
-        private readonly bool _checked;
-        private readonly LocalBuilder[] _r = new LocalBuilder[11];
-        private readonly LocalBuilder _pc, _scratch, _address, _offset;
+        private readonly bool _hasChecked;
+        // Whether checked accesses test stack and packet inline (optimised tier), with the bounds kept in locals; the
+        // quick tier calls JitRuntime.LoadN/StoreN instead (a fifth of the IL, so a fifth of RyuJIT's work).
+        private readonly bool _inlineChecks;
+        private readonly IlLocal[] _r = new IlLocal[11];
+        private readonly IlLocal _pc, _scratch, _address, _offset;
         // Copies of the execution's stack and packet bounds, so the inline checks read locals (registers) instead of
         // fields. Reloaded wherever they can change: at Dispatch (entry, callx, return from a call), after a local
         // call, and (packet) after every helper call.
-        private readonly LocalBuilder _stackLow, _stackSpan, _packetLow, _packetSpan;
-        private readonly Label[] _labels;
-        private readonly Label _dispatch;
+        private readonly IlLocal _stackLow, _stackSpan, _packetLow, _packetSpan;
+        private readonly IlLabel[] _labels;
+        private readonly IlLabel _dispatch;
         private readonly bool[] _resumable;
+        private IlLabel? _popPath;
 
-        public Emitter(VmProgram program, ILGenerator il)
+        public Emitter(VmProgram program, IlWriter il, JitTier tier)
         {
             _program = program;
             _il = il;
             _code = program.Code.ToArray();
             _plan = PlanAccesses(program, _code);
-            _checked = Array.IndexOf(_plan, Access.Checked) >= 0;
+            _hasChecked = Array.IndexOf(_plan, Access.Checked) >= 0;
+            _inlineChecks = _hasChecked && tier == JitTier.Optimized;
             for (int i = 0; i < 11; i++)
                 _r[i] = il.DeclareLocal(typeof(ulong));
             _pc = il.DeclareLocal(typeof(int));
@@ -210,7 +252,7 @@ internal static unsafe class JitCompiler
             _stackSpan = il.DeclareLocal(typeof(ulong));
             _packetLow = il.DeclareLocal(typeof(ulong));
             _packetSpan = il.DeclareLocal(typeof(ulong));
-            _labels = new Label[_code.Length];
+            _labels = new IlLabel[_code.Length];
             for (int i = 0; i < _labels.Length; i++)
                 _labels[i] = il.DefineLabel();
             _dispatch = il.DefineLabel();
@@ -228,7 +270,7 @@ internal static unsafe class JitCompiler
 
         public int IlSize => _il.ILOffset;
 
-        public bool HasCheckedAccesses => _checked;
+        public bool HasCheckedAccesses => _hasChecked;
 
         public void Emit()
         {
@@ -238,7 +280,7 @@ internal static unsafe class JitCompiler
                 il.Emit(OpCodes.Ldarg_1);
                 if (i > 0)
                 {
-                    il.Emit(OpCodes.Ldc_I4, i * 8);
+                    I4(i * 8);
                     il.Emit(OpCodes.Add);
                 }
                 il.Emit(OpCodes.Ldind_I8);
@@ -269,7 +311,7 @@ internal static unsafe class JitCompiler
             }
             else
             {
-                var table = new Label[_code.Length];
+                var table = new IlLabel[_code.Length];
                 for (int i = 0; i < table.Length; i++)
                     table[i] = _resumable[i] ? _labels[i] : bad;
                 il.Emit(OpCodes.Ldloc, _pc);
@@ -288,11 +330,12 @@ internal static unsafe class JitCompiler
                 il.MarkLabel(_labels[pc]);
                 EmitInstruction(pc);
             }
+            EmitPopPath();
         }
 
         private void ReloadStack()
         {
-            if (!_checked)
+            if (!_inlineChecks)
                 return;
             var il = _il;
             il.Emit(OpCodes.Ldarg_0);
@@ -307,7 +350,7 @@ internal static unsafe class JitCompiler
 
         private void ReloadPacket()
         {
-            if (!_checked)
+            if (!_inlineChecks)
                 return;
             var il = _il;
             il.Emit(OpCodes.Ldarg_0);
@@ -320,8 +363,45 @@ internal static unsafe class JitCompiler
 
         private void Ld(int reg) => _il.Emit(OpCodes.Ldloc, _r[reg]);
         private void St(int reg) => _il.Emit(OpCodes.Stloc, _r[reg]);
-        private void I8(long v) => _il.Emit(OpCodes.Ldc_I8, v);
-        private void I4(int v) => _il.Emit(OpCodes.Ldc_I4, v);
+        // x86 and x64 load and store at any alignment and RyuJIT ignores the prefix there: leave it out (less IL).
+        private static readonly bool s_unalignedPrefix = System.Runtime.InteropServices.RuntimeInformation.ProcessArchitecture
+            is not (System.Runtime.InteropServices.Architecture.X64 or System.Runtime.InteropServices.Architecture.X86);
+
+        private void I8(long v)
+        {
+            if (v == (int)v)
+            {
+                // ldc.i4 + conv.i8 is 2-6 bytes of IL against 9; RyuJIT folds the widening at import.
+                I4((int)v);
+                _il.Emit(OpCodes.Conv_I8);
+            }
+            else
+            {
+                _il.Emit(OpCodes.Ldc_I8, v);
+            }
+        }
+
+        private void I4(int v)
+        {
+            var il = _il;
+            switch (v)
+            {
+                case -1: il.Emit(OpCodes.Ldc_I4_M1); return;
+                case 0: il.Emit(OpCodes.Ldc_I4_0); return;
+                case 1: il.Emit(OpCodes.Ldc_I4_1); return;
+                case 2: il.Emit(OpCodes.Ldc_I4_2); return;
+                case 3: il.Emit(OpCodes.Ldc_I4_3); return;
+                case 4: il.Emit(OpCodes.Ldc_I4_4); return;
+                case 5: il.Emit(OpCodes.Ldc_I4_5); return;
+                case 6: il.Emit(OpCodes.Ldc_I4_6); return;
+                case 7: il.Emit(OpCodes.Ldc_I4_7); return;
+                case 8: il.Emit(OpCodes.Ldc_I4_8); return;
+            }
+            if (v == (sbyte)v)
+                il.Emit(OpCodes.Ldc_I4_S, (sbyte)v);
+            else
+                il.Emit(OpCodes.Ldc_I4, v);
+        }
         private void Call(MethodInfo m) => _il.Emit(OpCodes.Call, m);
 
         /// <summary>Source operand: the register, or the sign-extended immediate (64-bit).</summary>
@@ -513,6 +593,19 @@ internal static unsafe class JitCompiler
             St(ins.Dst);
         }
 
+        /// <summary>base + offset as a native address: <c>conv.u</c> first, then the 16-bit offset as an int32, which
+        /// the native-int addition sign-extends (one IL instruction fewer than a 64-bit add and a conversion).</summary>
+        private void NativeAddress(int baseRegister, int offset)
+        {
+            Ld(baseRegister);
+            _il.Emit(OpCodes.Conv_U);
+            if (offset != 0)
+            {
+                I4(offset);
+                _il.Emit(OpCodes.Add);
+            }
+        }
+
         private void Address(int baseRegister, int offset)
         {
             Ld(baseRegister);
@@ -531,7 +624,7 @@ internal static unsafe class JitCompiler
         ///   o = a - PacketLow; if (o &lt; PacketSpan &amp;&amp; PacketSpan - o >= size) goto fast
         /// </code>
         /// </summary>
-        private void FastCheck(int size, Label fast)
+        private void FastCheck(int size, IlLabel fast)
         {
             var il = _il;
             var slow = il.DefineLabel();
@@ -557,11 +650,11 @@ internal static unsafe class JitCompiler
             il.MarkLabel(slow);
         }
 
+        /// <summary>Loads from the native address on the stack.</summary>
         private void RawLoad(int size, bool signed)
         {
             var il = _il;
-            il.Emit(OpCodes.Conv_U);
-            if (size != 1)
+            if (size != 1 && s_unalignedPrefix)
                 il.Emit(OpCodes.Unaligned, (byte)1);
             il.Emit(size switch
             {
@@ -593,6 +686,20 @@ internal static unsafe class JitCompiler
                 St(ins.Dst);
                 return;
             }
+            if (access == Access.Checked && !_inlineChecks)
+            {
+                il.Emit(OpCodes.Ldarg_0);
+                Address(ins.Src, ins.Offset);
+                I4(pc);
+                Call(size switch { 1 => s_load1, 2 => s_load2, 4 => s_load4, _ => s_load8 });
+                if (signed)
+                {
+                    il.Emit(size switch { 1 => OpCodes.Conv_I1, 2 => OpCodes.Conv_I2, _ => OpCodes.Conv_I4 });
+                    il.Emit(OpCodes.Conv_I8);
+                }
+                St(ins.Dst);
+                return;
+            }
             if (access == Access.Checked)
             {
                 var fast = il.DefineLabel();
@@ -614,6 +721,7 @@ internal static unsafe class JitCompiler
                 il.Emit(OpCodes.Br, done);
                 il.MarkLabel(fast);
                 il.Emit(OpCodes.Ldloc, _address);
+                il.Emit(OpCodes.Conv_U);
                 RawLoad(size, signed);
                 St(ins.Dst);
                 il.MarkLabel(done);
@@ -633,17 +741,17 @@ internal static unsafe class JitCompiler
                 St(ins.Dst);
                 return;
             }
-            Address(ins.Src, ins.Offset);
+            NativeAddress(ins.Src, ins.Offset);
             RawLoad(size, signed);
             St(ins.Dst);
         }
 
+        /// <summary>Stores to the native address on the stack.</summary>
         private void RawStore(in DecodedInstruction ins, int size, bool reg)
         {
             var il = _il;
-            il.Emit(OpCodes.Conv_U);
             Src64(ins, reg);
-            if (size != 1)
+            if (size != 1 && s_unalignedPrefix)
                 il.Emit(OpCodes.Unaligned, (byte)1);
             il.Emit(size switch { 1 => OpCodes.Stind_I1, 2 => OpCodes.Stind_I2, 4 => OpCodes.Stind_I4, _ => OpCodes.Stind_I8 });
         }
@@ -651,6 +759,15 @@ internal static unsafe class JitCompiler
         private void Store(in DecodedInstruction ins, int pc, int size, bool reg)
         {
             var il = _il;
+            if (_plan[pc] == Access.Checked && !_inlineChecks)
+            {
+                il.Emit(OpCodes.Ldarg_0);
+                Address(ins.Dst, ins.Offset);
+                Src64(ins, reg);
+                I4(pc);
+                Call(size switch { 1 => s_store1, 2 => s_store2, 4 => s_store4, _ => s_store8 });
+                return;
+            }
             if (_plan[pc] == Access.Checked)
             {
                 var fast = il.DefineLabel();
@@ -667,11 +784,12 @@ internal static unsafe class JitCompiler
                 il.Emit(OpCodes.Br, done);
                 il.MarkLabel(fast);
                 il.Emit(OpCodes.Ldloc, _address);
+                il.Emit(OpCodes.Conv_U);
                 RawStore(ins, size, reg);
                 il.MarkLabel(done);
                 return;
             }
-            Address(ins.Dst, ins.Offset);
+            NativeAddress(ins.Dst, ins.Offset);
             RawStore(ins, size, reg);
         }
 
@@ -918,15 +1036,23 @@ internal static unsafe class JitCompiler
         private void Exit()
         {
             var il = _il;
-            var pop = il.DefineLabel();
-            var otherProgram = il.DefineLabel();
+            _popPath ??= il.DefineLabel();
             il.Emit(OpCodes.Ldarg_0);
             il.Emit(OpCodes.Ldfld, s_callDepth);
             il.Emit(OpCodes.Ldarg_3);
-            il.Emit(OpCodes.Bne_Un, pop);
+            il.Emit(OpCodes.Bne_Un, _popPath.Value);
             Ld(0);
             il.Emit(OpCodes.Ret);
+        }
 
+        /// <summary>Return from a bpf-to-bpf call, emitted once after the instructions: every <c>exit</c> of a
+        /// subprogram branches here.</summary>
+        private void EmitPopPath()
+        {
+            if (_popPath is not { } pop)
+                return;
+            var il = _il;
+            var otherProgram = il.DefineLabel();
             il.MarkLabel(pop);
             SaveRegs(0, 5);
             il.Emit(OpCodes.Ldarg_0);

@@ -14,7 +14,14 @@ internal static unsafe class JitEngine
     /// <summary>False where dynamic code cannot run (NativeAOT): the JIT engine then runs the interpreter.</summary>
     public static bool IsAvailable => RuntimeFeature.IsDynamicCodeSupported && RuntimeFeature.IsDynamicCodeCompiled;
 
-    /// <summary>Compiles at load when the JIT can run here; otherwise says once that the interpreter runs instead.</summary>
+    /// <summary>The tier a program's first code is compiled to.</summary>
+    private static JitTier FirstTier(VmProgram program) =>
+        program.Tiering == JitTiering.Optimized ? JitTier.Optimized : JitTier.Quick;
+
+    /// <summary>
+    /// Compiles at load when the JIT can run here (quick code when tiered, then the optimised code in the background);
+    /// otherwise says once that the interpreter runs instead.
+    /// </summary>
     public static JitCode? CompileAtLoad(VmProgram program)
     {
         if (!IsAvailable)
@@ -22,7 +29,7 @@ internal static unsafe class JitEngine
             Notice();
             return null;
         }
-        return JitCompiler.For(program);
+        return JitCompiler.For(program, FirstTier(program));
     }
 
     /// <summary>Starts compiling on a thread-pool thread; runs use the interpreter until the code is there.</summary>
@@ -33,7 +40,22 @@ internal static unsafe class JitEngine
             Notice();
             return null;
         }
-        return Task.Run(() => JitCompiler.For(program));
+        return Task.Run(() => JitCompiler.For(program, FirstTier(program)));
+    }
+
+    /// <summary>
+    /// Tiered programs: compiles the optimised code on a thread-pool thread once the first code is there (after
+    /// <paramref name="first"/>, the background compile, when there is one); runs switch to it at their next start.
+    /// Null when the program is not tiered or the JIT cannot run here.
+    /// </summary>
+    public static Task? OptimizeInBackground(VmProgram program, Task? first)
+    {
+        if (program.Tiering != JitTiering.Tiered || !IsAvailable)
+            return null;
+        return first is null
+            ? Task.Run(() => { JitCompiler.For(program, JitTier.Optimized); })
+            : first.ContinueWith(_ => { JitCompiler.For(program, JitTier.Optimized); }, CancellationToken.None,
+                TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
     }
 
     private static void Notice()
@@ -94,7 +116,7 @@ internal static unsafe class JitEngine
         regs[6] = 0; regs[7] = 0; regs[8] = 0; regs[9] = 0; regs[10] = r10;
         while (true)
         {
-            var code = program.JitCode ?? JitCompiler.For(program);
+            var code = program.JitCode ?? JitCompiler.For(program, FirstTier(program));
             regs[12] = 0;
             ulong r0 = code.Body(e, regs, pc, baseDepth);
             if (regs[12] == 0)
