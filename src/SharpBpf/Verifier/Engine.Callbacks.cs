@@ -101,46 +101,72 @@ internal sealed partial class Engine
                 break;
             }
         }
-        if (previous is not null && !previous.MultiFrame && !_options.WithoutPrecision)
+        if (previous is not null && (previous.MultiFrame || _options.WithoutPrecision))
         {
-            var old = previous.State.Frames[0];
-            var cur = _state.Frames[0];
-            for (int r = 0; r < 10; r++)
+            // A checkpoint of several frames keeps no precision marks (every scalar counts as precise): the kernel
+            // would widen the numbers nothing relied on, we cannot tell which. Widening is always sound (a number
+            // becomes any number); to keep the verdict on values a few runs rely on, the numbers that changed are
+            // widened only after MultiFrameRunsBeforeWidening runs on this path.
+            if (Frame.CallbackDepth > MultiFrameRunsBeforeWidening)
             {
-                if ((previous.PreciseRegs & (1 << r)) == 0 && Widens(old.Registers[r], cur.Registers[r]))
-                    cur.Registers[r] = RegisterState.UnknownScalar with { Deps = cur.Registers[r].Deps };
+                for (int f = 0; f < _state.Frames.Count && f < previous.State.Frames.Count; f++)
+                    WidenFrame(previous.State.Frames[f], _state.Frames[f], 0, 0);
             }
-            for (int slot = 0; slot < FrameState.SlotCount; slot++)
-            {
-                if ((previous.PreciseSlots & (1UL << slot)) != 0 || cur.StackBytes[slot * 8] != StackByte.Spill
-                    || old.StackBytes[slot * 8] != StackByte.Spill || FrameState.SpillSize(cur.StackBytes, slot) != 8)
-                    continue;
-                if (Widens(old.Spills[slot], cur.Spills[slot]))
-                    cur.WritableSpills[slot] = RegisterState.UnknownScalar with { Deps = cur.Spills[slot].Deps };
-            }
+        }
+        else if (previous is not null)
+        {
+            WidenFrame(previous.State.Frames[0], _state.Frames[0], previous.PreciseRegs, previous.PreciseSlots);
         }
         return callsite;
     }
 
     /// <summary>At a callback-calling call: a state here still being explored (an earlier run of the same loop of
-    /// callbacks) that covers the current one with every scalar compared by range ends the path (the kernel's
-    /// RANGE_WITHIN check at calls_callback instructions).</summary>
-    private bool CoveredByCallbackRun(Dictionary<int, List<Checkpoint>> byHash)
+    /// callbacks, on this path) that covers the current one with every scalar compared by range ends the path (the
+    /// kernel's RANGE_WITHIN check at calls_callback instructions). The newest <see cref="CallbackRunsCompared"/>
+    /// runs are compared: fewer prunes are sound, and all of them would cost the square of the runs.</summary>
+    private bool CoveredByCallbackRun()
     {
-        foreach (var list in byHash.Values)
+        int compared = 0, steps = 0;
+        for (var c = _parent; c is not null && compared < CallbackRunsCompared && steps < CallbackRunsCompared * 16; c = c.Parent, steps++)
         {
-            foreach (var old in list)
+            if (c.Pc != _pc || c.Branches <= 0)
+                continue;
+            compared++;
+            if (StateComparison.Covers(c.State, _state, _liveIn, _stackLive, _pc, ushort.MaxValue, ulong.MaxValue))
             {
-                if (StateComparison.Covers(old.State, _state, _liveIn, _stackLive, _pc, ushort.MaxValue, ulong.MaxValue))
-                {
-                    _log?.AppendLine($"{_pc}: callback runs converged (covered by a state of an earlier run)");
-                    old.Hits++;
-                    PropagatePrecision(old);
-                    return true;
-                }
+                _log?.AppendLine($"{_pc}: callback runs converged (covered by a state of an earlier run)");
+                c.Hits++;
+                PropagatePrecision(c);
+                return true;
             }
         }
         return false;
+    }
+
+    /// <summary>Bounds the runs of a callback called from a bpf-to-bpf function before changed numbers are widened.</summary>
+    private const int MultiFrameRunsBeforeWidening = 64;
+
+    /// <summary>At most this many earlier runs' states at a callback-calling call are compared with a new one (the
+    /// newest): each run keeps one, and comparing with all of them would cost the square of the runs.</summary>
+    private const int CallbackRunsCompared = 64;
+
+    /// <summary>Numbers of <paramref name="cur"/> (registers, 8-byte spills) that differ from <paramref name="old"/>
+    /// and are not marked precise become unknown.</summary>
+    private static void WidenFrame(FrameState old, FrameState cur, ushort preciseRegs, ulong preciseSlots)
+    {
+        for (int r = 0; r < 10; r++)
+        {
+            if ((preciseRegs & (1 << r)) == 0 && Widens(old.Registers[r], cur.Registers[r]))
+                cur.Registers[r] = RegisterState.UnknownScalar with { Deps = cur.Registers[r].Deps };
+        }
+        for (int slot = 0; slot < FrameState.SlotCount; slot++)
+        {
+            if ((preciseSlots & (1UL << slot)) != 0 || cur.StackBytes[slot * 8] != StackByte.Spill
+                || old.StackBytes[slot * 8] != StackByte.Spill || FrameState.SpillSize(cur.StackBytes, slot) != 8)
+                continue;
+            if (Widens(old.Spills[slot], cur.Spills[slot]))
+                cur.WritableSpills[slot] = RegisterState.UnknownScalar with { Deps = cur.Spills[slot].Deps };
+        }
     }
 
     private static bool Widens(RegisterState old, RegisterState cur) =>

@@ -337,7 +337,7 @@ internal sealed partial class Engine
             }
         }
         var byHash = _inProgress[_pc] ??= [];
-        if (callbackSite && CoveredByCallbackRun(byHash))
+        if (callbackSite && CoveredByCallbackRun())
             return true;
         if (!callbackSite && byHash.TryGetValue(hash, out var candidates))
         {
