@@ -17,4 +17,11 @@ public sealed record BpfCollectionOptions
 
     /// <summary>Names of the programs to load, or null for all of them. Maps are created only if some loaded program uses them.</summary>
     public IReadOnlyCollection<string>? Programs { get; init; }
+
+    /// <summary>
+    /// prog_ifindex: the network device the programs are loaded for, or null. With BPF_F_XDP_DEV_BOUND_ONLY in
+    /// <see cref="SharpBpf.Objects.ProgramSpec.Flags"/> an XDP program is bound to that device: it may call the XDP
+    /// metadata kfuncs (bpf_xdp_metadata_rx_timestamp, ...) and attach only there.
+    /// </summary>
+    public int? DeviceIfIndex { get; init; }
 }

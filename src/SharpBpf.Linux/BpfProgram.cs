@@ -63,6 +63,7 @@ public sealed unsafe class BpfProgram : IDisposable, ITestRunnable
             ProgName = ObjectName.From(spec.Name),
             ExpectedAttachType = spec.ExpectedAttachType ?? 0,
             AttachBtfId = linker.AttachBtfId(spec) ?? 0,
+            ProgIfIndex = (uint)(options.DeviceIfIndex ?? 0),
         };
 
         // BTF func and line info, when the object's BTF was loaded (records use raw instruction offsets).

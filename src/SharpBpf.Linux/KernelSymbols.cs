@@ -11,7 +11,7 @@ namespace SharpBpf.Linux;
 /// </summary>
 internal static class KernelSymbols
 {
-    public const string VmlinuxPath = "/sys/kernel/btf/vmlinux";
+    public const string VmlinuxPath = RunningKernelBtf.VmlinuxPath;
 
     private static readonly Lazy<(Dictionary<string, string>? Values, string Tried)> s_config = new(ReadConfig);
 
@@ -31,13 +31,14 @@ internal static class KernelSymbols
             {
                 if (s_vmlinux is not null && s_vmlinux.TryGetTarget(out var cached))
                     return cached;
-                if (!File.Exists(VmlinuxPath))
-                    throw new BpfNotSupportedException($"kernel BTF ({VmlinuxPath})", "5.4",
-                        "CO-RE relocations, __ksym externs and BTF-attached programs need it (a kernel built with CONFIG_DEBUG_INFO_BTF=y)");
-                BtfSpec btf;
-                try { btf = BtfSpec.Parse(File.ReadAllBytes(VmlinuxPath)); }
+                // One parse shared with the verifier (which reads kfunc prototypes and kernel structs from it).
+                BtfSpec? btf;
+                try { btf = RunningKernelBtf.Load(); }
                 catch (Objects.ObjectFileException e) { throw new BpfException($"the kernel's BTF ({VmlinuxPath}) cannot be read: {e.Message}", e); }
                 catch (IOException e) { throw new BpfException($"the kernel's BTF ({VmlinuxPath}) cannot be read: {e.Message}", e); }
+                if (btf is null)
+                    throw new BpfNotSupportedException($"kernel BTF ({VmlinuxPath})", "5.4",
+                        "CO-RE relocations, __ksym externs and BTF-attached programs need it (a kernel built with CONFIG_DEBUG_INFO_BTF=y)");
                 s_vmlinux = new WeakReference<BtfSpec>(btf);
                 return btf;
             }

@@ -41,15 +41,43 @@ public class VerifierAgreementTests(ITestOutputHelper output)
         var spec = new CollectionSpec { License = c.License, ObjectName = "case" };
         foreach (var map in c.Maps)
             spec.Maps.Add(map);
-        // A map whose value holds a bpf_spin_lock (lock=N) needs BTF saying so, as the kernel checks it.
-        if (c.Maps.Any(m => m.SpinLockOffset is not null))
-            spec.Btf = SpinLockBtf(spec.Maps);
+        // A map whose value holds a bpf_spin_lock (lock=N) needs BTF saying so, as the kernel checks it; a program
+        // taking a function's address (a callback) needs BTF func_info for every function.
+        var functions = FunctionStartsIfCallbacks(program.Instructions);
+        if (c.Maps.Any(m => m.SpinLockOffset is not null) || functions.Count > 0)
+            spec.Btf = CaseBtf(spec.Maps, functions, program.FuncInfos);
         program.Name = "verifier_case";
+        // Kernel functions by name: the kernel takes their ids in its own BTF (BPF_PSEUDO_KFUNC_CALL, imm = FUNC id).
+        if (c.NeedsKernelBtf)
+            program.Instructions = program.Instructions.Select(KernelFunctionById).ToList();
         spec.Programs.Add(program);
         // (A case that exhausts a lowered complexity limit meets the kernel's own 1M limit there.)
-        var kernel = KernelVerdict(spec, program.Name);
+        var kernel = c.DeviceBound ? DeviceBoundVerdict(spec, program.Name) : KernelVerdict(spec, program.Name);
         Report(id, ours, kernel);
         Assert.True(kernel.Accepted == ours.Accepted, Disagreement(id, ours, kernel));
+    }
+
+    /// <summary>A device-bound case is loaded for a veth device (lo has no XDP driver hooks: EOPNOTSUPP) in a
+    /// network namespace of its own, which takes the veth pair with it when it is removed. Nothing is attached.</summary>
+    private static Kernel DeviceBoundVerdict(CollectionSpec spec, string program)
+    {
+        using var ns = NetNs.Create();
+        Ip.Run("-n", ns.Name, "link", "add", "vkf0", "type", "veth", "peer", "name", "vkf1");
+        var line = Ip.Run("-n", ns.Name, "-o", "link", "show", "vkf0");
+        int ifindex = int.Parse(line[..line.IndexOf(':', StringComparison.Ordinal)], System.Globalization.CultureInfo.InvariantCulture);
+        return ns.Run(() => KernelVerdict(spec, program, ifindex));
+    }
+
+    private static readonly Lazy<SharpBpf.Btf.BtfSpec> s_vmlinux = new(() => SharpBpf.Btf.BtfSpec.Parse(File.ReadAllBytes("/sys/kernel/btf/vmlinux")));
+
+    private static SharpBpf.Asm.Instruction KernelFunctionById(SharpBpf.Asm.Instruction insn)
+    {
+        if (insn.OpCode.Value != 0x85 || insn.Src != (SharpBpf.Asm.Register)SharpBpf.Asm.CallKind.Kfunc || insn.Reference is not { } name)
+            return insn;
+        var func = s_vmlinux.Value.FindByName(name, SharpBpf.Btf.BtfKind.Func);
+        if (func is null)
+            Assert.Skip($"this kernel has no kernel function {name}");
+        return insn with { Reference = null, Constant = func!.Id };
     }
 
     public static TheoryData<string, string> ObjectPrograms()
@@ -114,14 +142,14 @@ public class VerifierAgreementTests(ITestOutputHelper output)
     private sealed record Kernel(bool Accepted, int? InstructionIndex, string Message, int? Processed);
 
     /// <summary>Loads one program with its maps (unpinned) and closes everything again.</summary>
-    private static Kernel KernelVerdict(CollectionSpec spec, string program)
+    private static Kernel KernelVerdict(CollectionSpec spec, string program, int? deviceIfIndex = null)
     {
         foreach (var map in spec.Maps)
             map.Pinning = MapPinning.None;
         using var leaks = new FdLeakCheck();
         try
         {
-            using var loaded = BpfCollection.Load(spec, new BpfCollectionOptions { Programs = [program], VerifierLogLevel = 4 });
+            using var loaded = BpfCollection.Load(spec, new BpfCollectionOptions { Programs = [program], VerifierLogLevel = 4, DeviceIfIndex = deviceIfIndex });
             return new Kernel(true, null, "", Processed(loaded.Program(program).VerifierLog));
         }
         catch (BpfVerifierException e)
@@ -139,12 +167,31 @@ public class VerifierAgreementTests(ITestOutputHelper output)
         }
     }
 
+    /// <summary>Raw slots where functions start (0 first) when the program takes a function's address (lddw
+    /// src=BPF_PSEUDO_FUNC), else none.</summary>
+    private static List<int> FunctionStartsIfCallbacks(IReadOnlyList<SharpBpf.Asm.Instruction> insns)
+    {
+        var starts = new SortedSet<int> { 0 };
+        bool callbacks = false;
+        int slot = 0;
+        foreach (var insn in insns)
+        {
+            bool function = insn.IsLoadImmediate64 && (byte)insn.Src == (byte)SharpBpf.Asm.LoadImmediateSource.Function;
+            callbacks |= function;
+            if (function || (insn.OpCode.Value == 0x85 && (byte)insn.Src == (byte)SharpBpf.Asm.CallKind.Local))
+                starts.Add(slot + insn.Immediate + 1);
+            slot += insn.RawSize;
+        }
+        return callbacks ? [.. starts] : [];
+    }
+
     /// <summary>
-    /// Minimal BTF for rule-case maps with a lock: [1] int, [2] struct bpf_spin_lock { int val; }, then per such map
-    /// a key struct of the key's size and a value struct of the value's size with the lock at its offset; the maps'
-    /// BTF key and value type ids are set.
+    /// Minimal BTF for rule cases: [1] int, [2] struct bpf_spin_lock { int val; }, then per map with a lock a key
+    /// struct of the key's size and a value struct of the value's size with the lock at its offset (the maps' BTF
+    /// key and value type ids are set); and per function start a FUNC (the first global, the others static) of an
+    /// int(void) prototype, recorded in <paramref name="funcInfos"/>.
     /// </summary>
-    private static SharpBpf.Btf.BtfSpec SpinLockBtf(IEnumerable<MapSpec> maps)
+    private static SharpBpf.Btf.BtfSpec CaseBtf(IEnumerable<MapSpec> maps, List<int> functions, List<SharpBpf.Btf.BtfFuncInfo> funcInfos)
     {
         var strings = new List<byte> { 0 };
         uint Str(string text)
@@ -173,6 +220,18 @@ public class VerifierAgreementTests(ITestOutputHelper output)
             map.BtfKeyTypeId = Struct(map.Name + "_key", map.KeySize);
             map.BtfValueTypeId = Struct(map.Name + "_value", map.ValueSize, ("lock", lockId, (uint)offset));
         }
+        if (functions.Count > 0)
+        {
+            types.AddRange([0, 13u << 24, intId]); // FUNC_PROTO int (void)
+            uint proto = next++;
+            funcInfos.Clear();
+            for (int i = 0; i < functions.Count; i++)
+            {
+                // FUNC: info vlen = linkage (1 global for the program, 0 static for its functions).
+                types.AddRange([Str(i == 0 ? "verifier_case" : $"f{functions[i]}"), (12u << 24) | (i == 0 ? 1u : 0u), proto]);
+                funcInfos.Add(new SharpBpf.Btf.BtfFuncInfo(functions[i], next++));
+            }
+        }
         var typeBytes = types.SelectMany(BitConverter.GetBytes).ToArray();
         var header = new List<byte>();
         header.AddRange(BitConverter.GetBytes((ushort)0xeB9F));
@@ -192,6 +251,8 @@ public class VerifierAgreementTests(ITestOutputHelper output)
     {
         output.WriteLine($"{what}: ours {(ours.Accepted ? "accepted" : $"refused at {ours.Error!.InstructionIndex}")} after {ours.ProcessedInstructions} insns; " +
             $"kernel {(kernel.Accepted ? "accepted" : $"refused at {kernel.InstructionIndex?.ToString() ?? "?"}")} after {kernel.Processed?.ToString() ?? "?"} insns");
+        if (!kernel.Accepted)
+            output.WriteLine($"  kernel: {kernel.Message}{(ours.Accepted ? "" : $"; ours: {ours.Error!.Message}")}");
         if (!ours.Accepted && !kernel.Accepted && kernel.InstructionIndex is { } k && k != ours.Error!.InstructionIndex)
             output.WriteLine($"  both refuse, at different instructions: ours {ours.Error.InstructionIndex} ({ours.Error.Message}), kernel {k} ({kernel.Message})");
     }

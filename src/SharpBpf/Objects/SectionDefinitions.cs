@@ -18,6 +18,10 @@ public static class SectionDefinitions
     /// <summary>BPF_F_XDP_HAS_FRAGS.</summary>
     public const uint FlagXdpHasFrags = 1u << 5;
 
+    /// <summary>BPF_F_XDP_DEV_BOUND_ONLY: an XDP program loaded for one device (prog_ifindex), which may call the XDP
+    /// metadata kfuncs (the device's implementations) and attach only to that device.</summary>
+    public const uint FlagXdpDeviceBoundOnly = 1u << 6;
+
     // enum bpf_attach_type values used below.
     private const uint CgroupInetIngress = 0, CgroupInetEgress = 1, CgroupInetSockCreate = 2, CgroupSockOps = 3,
         SkSkbStreamParser = 4, SkSkbStreamVerdict = 5, CgroupDevice = 6, SkMsgVerdict = 7, CgroupInet4Bind = 8,

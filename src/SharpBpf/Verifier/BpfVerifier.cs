@@ -22,7 +22,7 @@ public static class BpfVerifier
             ?? throw new ArgumentException($"the collection has no program named '{programName}'", nameof(programName));
         options ??= new VerifierOptions();
         var maps = options.Maps.Count > 0 ? options.Maps : collection.Maps;
-        return Verify(program, options with { Maps = maps, Btf = options.Btf ?? collection.Btf });
+        return Verify(program, options with { Maps = maps, Btf = options.Btf ?? collection.Btf, Externs = options.Externs.Count > 0 ? options.Externs : collection.Externs });
     }
 
     /// <summary>Verifies one program; maps it refers to come from <see cref="VerifierOptions.Maps"/>.</summary>

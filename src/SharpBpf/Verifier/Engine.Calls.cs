@@ -24,6 +24,8 @@ internal sealed partial class Engine
             }
             return EnterFunction(target, _pc + 1, callback: false);
         }
+        if (insn.Src == (Register)CallKind.Kfunc)
+            return CallKfunc(insn);
         return CallHelper(insn);
     }
 
@@ -59,10 +61,12 @@ internal sealed partial class Engine
                         "return 0 to continue the loop or 1 to stop it", Register.R0);
             }
             _state.Frames.RemoveAt(_state.Frames.Count - 1);
+            if (frame.IsCallback)
+                return ReturnFromCallback(frame);
             var caller = Frame;
             for (int r = 1; r <= 5; r++)
                 caller.Registers[r] = RegisterState.NotInit;
-            caller.Registers[0] = frame.IsCallback ? RegisterState.UnknownScalar : r0;
+            caller.Registers[0] = r0;
             return frame.ReturnTo;
         }
         if (_state.Lock is { } lockHeld)
@@ -84,6 +88,8 @@ internal sealed partial class Engine
         if (_state.References.Count > 0)
         {
             var (id, at) = _state.References.First();
+            if (UnreleasedKernelReference(id, at) is { } kernelObject)
+                throw kernelObject;
             throw new Refusal($"unreleased reference: the ring buffer memory reserved at instruction {at} is neither submitted nor discarded on this path (id={id})",
                 "call bpf_ringbuf_submit() or bpf_ringbuf_discard() on every path after a successful bpf_ringbuf_reserve()");
         }
@@ -127,6 +133,9 @@ internal sealed partial class Engine
         for (int a = 0; a < proto.Arguments.Count; a++)
             CheckArgument(proto, a, (Register)(a + 1), info);
         CheckMapCompatibility(proto, info.Map);
+        // A callback may run (again): explored later from the state before the call, returning to this call.
+        if (info.Callback >= 0)
+            ScheduleCallback(id, info);
 
         if (proto.ChangesPacketData)
         {
@@ -167,28 +176,6 @@ internal sealed partial class Engine
                 break;
         }
 
-        if (info.Callback >= 0)
-        {
-            // Verify the callback as a function called from here; its frame returns after this call.
-            var args = new RegisterState[5];
-            for (int i = 0; i < 5; i++)
-                args[i] = RegisterState.NotInit;
-            if (id == HelperId.Loop)
-            {
-                args[0] = RegisterState.FromScalar(Scalar.OfSize(4));
-                args[1] = info.CallbackContext;
-            }
-            else
-            {
-                var map = info.Map!;
-                var keyMap = new MapSpec { Name = map.Name + " key", Type = MapType.Array, ValueSize = map.KeySize, Freeze = true };
-                args[0] = RegisterState.Pointer(RegisterType.MapPointer) with { Map = map };
-                args[1] = RegisterState.Pointer(RegisterType.MapValue) with { Map = keyMap };
-                args[2] = RegisterState.Pointer(RegisterType.MapValue) with { Map = map };
-                args[3] = info.CallbackContext;
-            }
-            return EnterFunction(info.Callback, _pc + 1, callback: true, args);
-        }
         return _pc + 1;
     }
 

@@ -78,6 +78,7 @@ internal sealed partial class Engine
                     "only pointers from the context, the stack, a map lookup or a checked packet pointer can be dereferenced", reg);
             case RegisterType.MapValueOrNull:
             case RegisterType.RingbufMemoryOrNull:
+            case RegisterType.BtfPointerOrNull:
                 throw new Refusal($"R{(int)reg} may be NULL ({RegisterState.TypeName(ptr.Type)}): invalid memory {verb}",
                     $"compare the pointer with NULL before using it: `if (!p) return ...;`", reg);
             case RegisterType.MapPointer:
@@ -102,6 +103,8 @@ internal sealed partial class Engine
                 BoundedAccess(reg, ptr, insnOffset, size, ptr.MemorySize, "ring buffer memory", access);
                 RecordAccess(MemoryRegion.RingbufMemory);
                 return RegisterState.FromScalar(Scalar.OfSize(size));
+            case RegisterType.BtfPointer:
+                return KernelStructAccess(reg, ptr, insnOffset, size, access);
             default:
                 throw new System.Diagnostics.UnreachableException($"register type {ptr.Type}");
         }
@@ -303,6 +306,11 @@ internal sealed partial class Engine
 
     private void WriteStack(FrameState frame, int first, int last, int size, bool variable, RegisterState value, int targetFrame)
     {
+        // As the kernel (check_stack_write_fixed_off): no stack pointer, of any frame, is spilled into another frame
+        // than the running function's own.
+        if (value.Type == RegisterType.Stack && !variable && targetFrame != _state.Frames.Count - 1)
+            throw new Refusal("cannot spill pointers to stack into stack frame of the caller: a function (or callback) may store a stack pointer only in its own frame",
+                "store the pointer in this function's own stack, or pass it back in r0");
         if (value.Type == RegisterType.Stack && value.Frame > targetFrame)
             throw new Refusal("a pointer to a callee's stack cannot be stored in a caller's stack: it would outlive the call");
         // Breaking into a spilled slot turns the rest of the spill into untracked bytes.

@@ -75,6 +75,9 @@ internal sealed partial class Engine
             case LoadImmediateSource.Function:
                 Write(insn.Dst, RegisterState.Pointer(RegisterType.Function) with { Frame = _graph.CallTarget(_pc) });
                 return;
+            case LoadImmediateSource.BtfId:
+                Write(insn.Dst, KernelSymbol(insn));
+                return;
             default:
                 throw new Refusal($"lddw with src={(int)insn.Src} is not supported by this verifier");
         }
@@ -203,6 +206,7 @@ internal sealed partial class Engine
         {
             case RegisterType.MapValueOrNull:
             case RegisterType.RingbufMemoryOrNull:
+            case RegisterType.BtfPointerOrNull:
                 throw new Refusal($"R{(int)dstReg} pointer arithmetic on {RegisterState.TypeName(ptr.Type)} is not allowed",
                     "compare the pointer with NULL first: `if (!p) return ...;`", dstReg);
             case RegisterType.MapPointer:
@@ -382,7 +386,12 @@ internal sealed partial class Engine
                     ? RegisterState.Pointer(RegisterType.MapPointer) with { Map = inner }
                     : r with
                     {
-                        Type = r.Type == RegisterType.MapValueOrNull ? RegisterType.MapValue : RegisterType.RingbufMemory,
+                        Type = r.Type switch
+                        {
+                            RegisterType.MapValueOrNull => RegisterType.MapValue,
+                            RegisterType.BtfPointerOrNull => RegisterType.BtfPointer,
+                            _ => RegisterType.RingbufMemory,
+                        },
                         // A value holding a bpf_spin_lock keeps its id: the lock taken through it is that lookup's.
                         Id = r.Type == RegisterType.MapValueOrNull && r.Map?.SpinLockOffset is not null ? r.Id : 0,
                     });

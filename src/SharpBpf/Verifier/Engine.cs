@@ -111,7 +111,7 @@ internal sealed partial class Engine
     public VerifierResult Run()
     {
         var clock = Stopwatch.StartNew();
-        var insns = _program.Instructions;
+        var insns = LinkAgainstKernel();
         _graph = ProgramGraph.Build(insns, out var structureError);
         VerifierError? error = null;
         if (structureError is not null)
@@ -124,6 +124,7 @@ internal sealed partial class Engine
             _inProgress = new Dictionary<int, List<Checkpoint>>[_graph.Count];
             _liveIn = Liveness.Compute(_graph, _platform);
             _stackLive = StackLiveness.Compute(_graph, _platform);
+            MarkCallbackSites();
             try
             {
                 Explore();
@@ -332,9 +333,13 @@ internal sealed partial class Engine
     /// state still being explored (a loop that makes no progress); else remember this state.</summary>
     private bool IsCovered()
     {
+        // A call that runs a callback (again): every scalar compared by range, a state still being explored covers
+        // too, and a state is always kept (Engine.Callbacks.cs).
+        bool callbackSite = _callbackSites[_pc];
         // A state still being explored can only come back on a cycle (or through a caller's loop when in a call):
-        // elsewhere the infinite-loop check, and the hash it needs, are skipped.
-        bool loopCheck = _graph.OnCycle[_pc] || _state.Frames.Count > 1;
+        // elsewhere the infinite-loop check, and the hash it needs, are skipped (callback sites compare with the
+        // earlier runs on the path instead).
+        bool loopCheck = !callbackSite && (_graph.OnCycle[_pc] || _state.Frames.Count > 1);
         int hash = loopCheck ? StateComparison.Hash(_state, _liveIn, _stackLive, _pc) : 0;
         if (_completed[_pc] is { } completed)
         {
@@ -343,7 +348,7 @@ internal sealed partial class Engine
             for (int i = completed.Count - 1; i >= 0; i--)
             {
                 var old = completed[i];
-                bool all = old.MultiFrame || _options.WithoutPrecision;
+                bool all = old.MultiFrame || _options.WithoutPrecision || callbackSite;
                 ushort regs = all ? ushort.MaxValue : old.PreciseRegs;
                 ulong slots = all ? ulong.MaxValue : old.PreciseSlots;
                 if ((types & old.TypeMask) == old.TypeBits && (offsets & old.OffsetMask) == old.OffsetBits
@@ -361,6 +366,8 @@ internal sealed partial class Engine
                     completed.RemoveAt(i);
             }
         }
+        if (callbackSite && CoveredByCallbackRun())
+            return true;
         List<Checkpoint>? candidates = null;
         var byHash = loopCheck ? _inProgress[_pc] ??= [] : null;
         if (byHash is not null && byHash.TryGetValue(hash, out candidates))
@@ -380,7 +387,7 @@ internal sealed partial class Engine
         }
         // As the kernel does, keep a new state only every few jumps and instructions: storing one at every prune
         // point of a tight loop costs memory and time and rarely prunes more.
-        if (_processed - _processedAtLastCheckpoint < 8 || _jumps - _jumpsAtLastCheckpoint < 2)
+        if (!callbackSite && (_processed - _processedAtLastCheckpoint < 8 || _jumps - _jumpsAtLastCheckpoint < 2))
             return false;
         _processedAtLastCheckpoint = _processed;
         _jumpsAtLastCheckpoint = _jumps;

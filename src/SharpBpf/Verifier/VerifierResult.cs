@@ -125,6 +125,20 @@ public sealed record VerifierOptions
     /// with BTF-typed arguments, as the kernel does).</summary>
     internal SharpBpf.Btf.BtfSpec? Btf { get; init; }
 
+    /// <summary>
+    /// The BTF of the kernel the program is meant for: kfunc prototypes and the layout of the kernel structs a
+    /// kfunc's pointer reaches (a program's CO-RE relocations are applied against it first, as the loader does). Null:
+    /// the running kernel's (/sys/kernel/btf/vmlinux), read only when a program calls a kfunc or uses a __ksym, and
+    /// when there is none such programs are declined as unmodelled.
+    /// </summary>
+    public SharpBpf.Btf.BtfSpec? KernelBtf { get; init; }
+
+    /// <summary>Tests only: behave as on a machine without /sys/kernel/btf/vmlinux (offline, another OS).</summary>
+    internal bool WithoutRunningKernelBtf { get; init; }
+
+    /// <summary>The collection's externs (__ksym, __kconfig): what an lddw or a call by name refers to.</summary>
+    internal IReadOnlyList<ExternSpec> Externs { get; init; } = [];
+
     /// <summary>Tests only: compare every scalar of a kept state by range, as without precision tracking (the
     /// verdict must not change, only the work).</summary>
     internal bool WithoutPrecision { get; init; }

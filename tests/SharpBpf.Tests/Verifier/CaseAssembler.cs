@@ -7,7 +7,7 @@ namespace SharpBpf.Tests.Verifier;
 /// A small assembler for verifier test cases, in the bpf_conformance syntax (<c>mov r0, 1</c>,
 /// <c>ldxw r2, [r1+0]</c>, <c>jgt r3, r2, +4</c>) with three additions that make cases readable: labels
 /// (<c>out:</c> and <c>jgt r3, r2, out</c>), map references (<c>lddw r1, map:counters</c>,
-/// <c>lddw r1, mapvalue:.rodata+4</c>) and local calls or function addresses by label (<c>call local:f</c>,
+/// <c>lddw r1, mapvalue:.rodata+4</c>) and local calls or function addresses by label (<c>call local:f</c>, kernel functions by name: <c>call kfunc:bpf_cast_to_kern_ctx</c>,
 /// <c>lddw r2, func:cb</c>). It stays in the tests: the project's assembler (Asm/) is the general one.
 /// </summary>
 public static class CaseAssembler
@@ -94,6 +94,8 @@ public static class CaseAssembler
         {
             if (operands[0].StartsWith("local:", StringComparison.Ordinal))
                 return new Instruction(new OpCode(0x85), 0, (Register)CallKind.Local, 0, labels[operands[0][6..]] - slot - 1);
+            if (operands[0].StartsWith("kfunc:", StringComparison.Ordinal))
+                return new Instruction(new OpCode(0x85), 0, (Register)CallKind.Kfunc, 0, 0) { Reference = operands[0][6..] };
             return new Instruction(new OpCode(0x85), 0, 0, 0, Number(operands[0]));
         }
         if (mnemonic == "ja")

@@ -20,7 +20,8 @@ namespace SharpBpf.Tests.Verifier;
 /// </code>
 /// Other <c>##</c> keys: <c>unprivileged</c> (verify as an unprivileged loader), <c>license: X</c>,
 /// <c>line N: text</c> (a C source line for instruction N), <c>hint: fragment</c> (expected in the fix hint),
-/// <c>limit: N</c> (a lower complexity limit, to keep a case that must exhaust it quick).
+/// <c>limit: N</c> (a lower complexity limit, to keep a case that must exhaust it quick), <c>device-bound</c> (an XDP
+/// program loaded for one device, BPF_F_XDP_DEV_BOUND_ONLY).
 /// </summary>
 public sealed class VerifierCase
 {
@@ -37,10 +38,15 @@ public sealed class VerifierCase
     public bool Privileged { get; set; } = true;
     public string License { get; set; } = "GPL";
     public int ComplexityLimit { get; set; } = 1_000_000;
+    /// <summary>BPF_F_XDP_DEV_BOUND_ONLY (<c>## device-bound</c>): loaded for one device (the kernel test uses lo).</summary>
+    public bool DeviceBound { get; set; }
     public List<MapSpec> Maps { get; } = [];
     public List<SourceLine> Lines { get; } = [];
 
     public string Id => $"{File}: {Name}";
+
+    /// <summary>The case calls kernel functions by name (<c>call kfunc:NAME</c>): it needs the kernel's BTF.</summary>
+    public bool NeedsKernelBtf => Assembly.Contains("kfunc:", StringComparison.Ordinal);
 
     public override string ToString() => Id;
 
@@ -149,6 +155,9 @@ public sealed class VerifierCase
             case "hint":
                 ExpectHint = value;
                 break;
+            case "device-bound":
+                DeviceBound = true;
+                break;
             case "map":
                 Maps.Add(ParseMap(value));
                 break;
@@ -218,6 +227,7 @@ public sealed class VerifierCase
         ExpectedAttachType = ExpectedAttachType,
         Instructions = CaseAssembler.Assemble(Assembly),
         License = License,
+        Flags = DeviceBound ? SectionDefinitions.FlagXdpDeviceBoundOnly : 0,
         Lines = [.. Lines.OrderBy(l => l.InstructionIndex)],
     };
 }

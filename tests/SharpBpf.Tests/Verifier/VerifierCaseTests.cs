@@ -18,6 +18,17 @@ public class VerifierCaseTests
     public void Case(string id)
     {
         var c = VerifierCase.LoadAll().Single(x => x.Id == id);
+        if (c.NeedsKernelBtf)
+        {
+            var kernel = global::SharpBpf.Btf.RunningKernelBtf.TryLoad();
+            if (kernel is null)
+                Assert.Skip($"{id} calls kernel functions, and there is no kernel BTF (/sys/kernel/btf/vmlinux) here");
+            foreach (var name in c.ToProgram().Instructions.Where(i => i.OpCode.Value == 0x85 && i.Src == (global::SharpBpf.Asm.Register)global::SharpBpf.Asm.CallKind.Kfunc && i.Reference is not null).Select(i => i.Reference!))
+            {
+                if (kernel.FindByName(name, global::SharpBpf.Btf.BtfKind.Func) is null)
+                    Assert.Skip($"{id} calls the kernel function {name}, which this kernel does not have");
+            }
+        }
         var options = new VerifierOptions { Maps = c.Maps, Privileged = c.Privileged, ComplexityLimit = c.ComplexityLimit };
         var result = BpfVerifier.Verify(c.ToProgram(), options);
         string Trace() => result.ProcessedInstructions < 5000

@@ -31,8 +31,8 @@ internal static class InstructionRules
                 {
                     if (insn.Offset != 0 || (byte)insn.Src > 6)
                         return new Fault("invalid lddw: reserved fields in use");
-                    if (insn.Src is (Register)LoadImmediateSource.BtfId or (Register)LoadImmediateSource.MapIndex or (Register)LoadImmediateSource.MapIndexValue)
-                        return new Fault($"lddw with src={(int)insn.Src} (kernel variables, fd-array maps) is not supported by this verifier");
+                    if (insn.Src is (Register)LoadImmediateSource.MapIndex or (Register)LoadImmediateSource.MapIndexValue)
+                        return new Fault($"lddw with src={(int)insn.Src} (fd-array maps) is not supported by this verifier");
                     return null;
                 }
                 if (op.Mode is AccessMode.Abs or AccessMode.Ind)
@@ -121,8 +121,6 @@ internal static class InstructionRules
             case JumpOperation.Call:
                 if (is32 || op.Source != 0 || insn.Dst != 0 || insn.Offset != 0 || (byte)insn.Src > 2)
                     return new Fault("call uses reserved fields");
-                if (insn.Src == (Register)CallKind.Kfunc)
-                    return new Fault("calls to kernel functions (kfuncs) are not supported by this verifier");
                 return null;
             case JumpOperation.Ja:
                 if (op.Source != 0 || insn.Src != 0 || insn.Dst != 0 || (is32 ? insn.Offset != 0 : insn.Immediate != 0))

@@ -162,6 +162,10 @@ internal sealed class FrameState
     /// <summary>Deepest stack byte used (bytes below fp), for the combined stack limit.</summary>
     public int Depth { get; set; }
 
+    /// <summary>How many times in a row this frame's current callback-calling helper has run its callback on this
+    /// path (the kernel's callback_depth: bpf_loop stops at its nr_loops). Not compared when pruning.</summary>
+    public int CallbackDepth { get; set; }
+
     public FrameState Clone()
     {
         var copy = new FrameState(this);
@@ -175,6 +179,7 @@ internal sealed class FrameState
         FunctionStart = from.FunctionStart;
         IsCallback = from.IsCallback;
         Depth = from.Depth;
+        CallbackDepth = from.CallbackDepth;
         from.Registers.CopyTo(Registers, 0);
         _chunks = from._chunks;
     }

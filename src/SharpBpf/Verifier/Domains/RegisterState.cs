@@ -27,6 +27,11 @@ public enum RegisterType : byte
     RingbufMemoryOrNull,
     /// <summary>A subprogram's address (lddw src=BPF_PSEUDO_FUNC), for callback helpers.</summary>
     Function,
+    /// <summary>A pointer to a kernel struct typed by the kernel's BTF (PTR_TO_BTF_ID): <see cref="RegisterState.MemorySize"/>
+    /// holds the struct's type id, <see cref="RegisterState.Range"/> 1 when it is untrusted (reached by walking pointers).</summary>
+    BtfPointer,
+    /// <summary>A <see cref="BtfPointer"/> that may be NULL (a kfunc marked KF_RET_NULL).</summary>
+    BtfPointerOrNull,
 }
 
 /// <summary>
@@ -84,7 +89,7 @@ public readonly record struct RegisterState
     public bool IsScalar => Type == RegisterType.Scalar;
     public bool IsPointer => Type is not (RegisterType.NotInit or RegisterType.Scalar);
     public bool IsPacketPointer => Type is RegisterType.Packet or RegisterType.PacketMeta;
-    public bool IsNullable => Type is RegisterType.MapValueOrNull or RegisterType.RingbufMemoryOrNull;
+    public bool IsNullable => Type is RegisterType.MapValueOrNull or RegisterType.RingbufMemoryOrNull or RegisterType.BtfPointerOrNull;
     public bool HasVariableOffset => !Value.IsConst;
 
     /// <summary>The kernel's name for the type, as the kernel's log prints it.</summary>
@@ -103,6 +108,8 @@ public readonly record struct RegisterState
         RegisterType.RingbufMemory => "ringbuf_mem",
         RegisterType.RingbufMemoryOrNull => "ringbuf_mem_or_null",
         RegisterType.Function => "func",
+        RegisterType.BtfPointer => "ptr_to_btf_id",
+        RegisterType.BtfPointerOrNull => "ptr_to_btf_id_or_null",
         _ => type.ToString(),
     };
 
@@ -126,6 +133,8 @@ public readonly record struct RegisterState
             parts.Add($"id={Id}");
         if (IsPacketPointer)
             parts.Add($"r={Range}");
+        if (Type is RegisterType.BtfPointer or RegisterType.BtfPointerOrNull)
+            parts.Add($"btf_id={MemorySize}{(Range != 0 ? ",untrusted" : "")}");
         if (Type is RegisterType.RingbufMemory or RegisterType.RingbufMemoryOrNull)
             parts.Add($"size={MemorySize}");
         if (Type == RegisterType.Stack && Frame != 0)
