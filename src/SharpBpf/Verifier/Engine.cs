@@ -389,6 +389,10 @@ internal sealed partial class Engine
         // point of a tight loop costs memory and time and rarely prunes more.
         if (!callbackSite && (_processed - _processedAtLastCheckpoint < 8 || _jumps - _jumpsAtLastCheckpoint < 2))
             return false;
+        // In a loop (a state here is still being explored), as the kernel: a new state only every 20 jumps or 100
+        // instructions, since each iteration's state differs and rarely prunes.
+        if (!callbackSite && byHash is { Count: > 0 } && _processed - _processedAtLastCheckpoint < 100 && _jumps - _jumpsAtLastCheckpoint < 20)
+            return false;
         _processedAtLastCheckpoint = _processed;
         _jumpsAtLastCheckpoint = _jumps;
         if (byHash is not null && candidates is null)
