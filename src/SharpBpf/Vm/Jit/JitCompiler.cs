@@ -149,7 +149,8 @@ internal static unsafe class JitCompiler
     {
         /// <summary>Not a memory access.</summary>
         None,
-        /// <summary>Inline stack/packet check, slow path for the rest (checked mode; unproven accesses of verified programs).</summary>
+        /// <summary>Stack/packet check (inline on the optimised tier, a JitRuntime.LoadN/StoreN call on the quick tier), slow
+        /// path for the rest (checked mode; unproven accesses of verified programs).</summary>
         Checked,
         /// <summary>Plain load or store.</summary>
         Raw,
