@@ -10,15 +10,7 @@ namespace SharpBpf.Cli.Tests;
 /// </summary>
 public class JitTierProcessTests
 {
-    private static string RepoRoot()
-    {
-        for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
-        {
-            if (File.Exists(Path.Combine(dir.FullName, "SharpBpf.slnx")))
-                return dir.FullName;
-        }
-        throw new InvalidOperationException("repository root not found");
-    }
+    private static string RepoRoot() => RepoPaths.Root();
 
     [Fact]
     public async Task QuickCodeIsMinOptsAndOptimizedCodeIsFullOpts()

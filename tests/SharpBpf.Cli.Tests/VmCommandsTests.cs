@@ -5,15 +5,7 @@ namespace SharpBpf.Cli.Tests;
 
 public class VmCommandsTests
 {
-    private static string RepoRoot()
-    {
-        for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
-        {
-            if (File.Exists(Path.Combine(dir.FullName, "SharpBpf.slnx")))
-                return dir.FullName;
-        }
-        throw new InvalidOperationException("repository root not found");
-    }
+    private static string RepoRoot() => RepoPaths.Root();
 
     private static async Task<(int Code, string Out, string Err)> Run(params string[] args)
     {
