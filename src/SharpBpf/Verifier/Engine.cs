@@ -80,6 +80,8 @@ internal sealed partial class Engine
     private ulong[] _stackLive = [];
     private readonly Stack<PathItem> _pending = new();
     private readonly Dictionary<int, AccessFact> _facts = [];
+    /// <summary>Per instruction: reached on some verified path (the kernel's insn_aux_data.seen).</summary>
+    private bool[] _seen = [];
     private readonly Dictionary<(int, int), int> _backEdgeCounts = [];
     private readonly StringBuilder? _log;
     private int _processed;
@@ -121,6 +123,7 @@ internal sealed partial class Engine
         else
         {
             _completed = new List<Checkpoint>[_graph.Count];
+            _seen = new bool[_graph.Count];
             _inProgress = new Dictionary<int, List<Checkpoint>>[_graph.Count];
             _liveIn = Liveness.Compute(_graph, _platform);
             _stackLive = StackLiveness.Compute(_graph, _platform);
@@ -144,6 +147,7 @@ internal sealed partial class Engine
             StackDepth = _maxDepth,
             Elapsed = clock.Elapsed,
             AccessFacts = _facts,
+            Reached = error is null ? _seen : null,
             Log = _log?.ToString(),
         };
     }
@@ -267,6 +271,7 @@ internal sealed partial class Engine
                 // (it decides how often a state is stored, so it decides where paths can be pruned).
                 if (Insn.OpCode.IsJump)
                     _jumps++;
+                _seen[_pc] = true;
                 int next = Step(_parent);
                 if (next < 0)
                 {

@@ -86,6 +86,10 @@ public sealed class VerifierResult
     /// <summary>Per memory-access instruction (logical index): the regions it touches and whether proven in bounds.</summary>
     public required IReadOnlyDictionary<int, AccessFact> AccessFacts { get; init; }
 
+    /// <summary>Accepted programs: per instruction (logical index), whether some verified path reached it. What no
+    /// path reaches is dead code (the kernel removes it before its JIT runs; the VM's JIT compiles a trap for it).</summary>
+    internal IReadOnlyList<bool>? Reached { get; init; }
+
     /// <summary>The state trace, when <see cref="VerifierOptions.Log"/> was set.</summary>
     public string? Log { get; init; }
 

@@ -39,6 +39,7 @@ public sealed unsafe class VmProgram : ITestRunnable
             if (type == ProgramType.Xdp)
             {
                 AccessFacts = verdict.AccessFacts;
+                Reached = verdict.Reached;
                 CheckMemory = false;
             }
         }
@@ -104,6 +105,9 @@ public sealed unsafe class VmProgram : ITestRunnable
 
     /// <summary>What the verifier proved about each memory access (logical index), when <see cref="Verified"/>.</summary>
     internal IReadOnlyDictionary<int, Verifier.AccessFact>? AccessFacts { get; }
+
+    /// <summary>When <see cref="Verified"/>: per instruction, whether the verifier reached it (unreached ones are dead code).</summary>
+    internal IReadOnlyList<bool>? Reached { get; }
 
     /// <summary>The engine that runs it.</summary>
     public VmEngine Engine { get; }

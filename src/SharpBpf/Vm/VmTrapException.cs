@@ -19,6 +19,9 @@ public enum TrapKind
     BadHelperArgument,
     /// <summary>Execution ran past the last instruction.</summary>
     FellOffEnd,
+    /// <summary>The JIT reached an instruction its verifier had proved unreachable (it compiles a trap there instead of
+    /// the instruction, as the kernel removes dead code): the verifier's model and the run disagree.</summary>
+    Unreachable,
 }
 
 /// <summary>
@@ -69,6 +72,7 @@ public sealed class VmTrapException : BpfException
         TrapKind.BadCall => "bad call",
         TrapKind.BadHelperArgument => "bad helper argument",
         TrapKind.FellOffEnd => "fell off the end of the program",
+        TrapKind.Unreachable => "reached an instruction the verifier proved unreachable",
         _ => kind.ToString(),
     };
 }

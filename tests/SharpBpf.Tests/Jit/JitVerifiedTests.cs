@@ -42,6 +42,34 @@ public class JitVerifiedTests
     }
 
     [Fact]
+    public void DeadCodeIsNotCompiled()
+    {
+        // r1 = 1 makes the branch certain: instructions 3-8 are on no path, as the verifier (and the kernel's
+        // opt_remove_dead_code) finds; the JIT compiles one trap there instead of them, and the result is the same.
+        Instruction[] program =
+        [
+            Mov(R0, 2),                                    // XDP_PASS
+            Mov(R1, 1),
+            Jmp(JumpOperation.Jeq, R1, 1, 7),             // over the lddw (two slots) and five more
+            Lddw(R0, 0x1234_5678_9abc),                    // dead from here
+            Alu64(AluOperation.Mul, R0, 77),
+            Alu64(AluOperation.Xor, R0, 0x55),
+            Alu64(AluOperation.Rsh, R0, 3),
+            Alu64(AluOperation.Add, R0, 1000),
+            Alu64(AluOperation.Sub, R0, 7),                // to here
+            Exit(),
+        ];
+        var verdict = BpfVerifier.Verify(new ProgramSpec { Name = "dead", SectionName = "xdp", Type = ProgramType.Xdp, License = "GPL", Instructions = [.. program] });
+        Assert.True(verdict.Accepted);
+        Assert.Equal([true, true, true, false, false, false, false, false, false, true], verdict.Reached);
+        var verified = VmProgram.Create("dead", program, ProgramType.Xdp, Verified with { JitTiering = JitTiering.Optimized });
+        var unverified = VmProgram.Create("dead", program, ProgramType.Xdp, new VmOptions { Engine = VmEngine.Jit, CheckMemory = false, JitTiering = JitTiering.Optimized });
+        Assert.True(verified.JitCode!.IlBytes < unverified.JitCode!.IlBytes, $"verified {verified.JitCode.IlBytes} bytes of IL, unverified {unverified.JitCode.IlBytes}");
+        foreach (var p in new[] { verified, unverified })
+            Assert.Equal(2u, p.TestRun(new TestRunOptions { Data = new byte[64] }).ReturnValue);
+    }
+
+    [Fact]
     public void ProgramsOfOtherTypesAreVerifiedButStayChecked()
     {
         var p = VmProgram.Create("filter", [Mov(R0, 0), Exit()], ProgramType.SocketFilter, Verified);

@@ -50,7 +50,8 @@ internal static unsafe class JitCompiler
         s_checkAtomic = Rt(nameof(JitRuntime.CheckAtomic)), s_atomic32 = Rt(nameof(JitRuntime.Atomic32)),
         s_atomic64 = Rt(nameof(JitRuntime.Atomic64)), s_cmpxchg32 = Rt(nameof(JitRuntime.CmpXchg32)),
         s_cmpxchg64 = Rt(nameof(JitRuntime.CmpXchg64)), s_charge = Rt(nameof(JitRuntime.Charge)),
-        s_fellOff = Rt(nameof(JitRuntime.FellOff)), s_setPc = Rt(nameof(JitRuntime.SetPc)),
+        s_fellOff = Rt(nameof(JitRuntime.FellOff)), s_unreachable = Rt(nameof(JitRuntime.Unreachable)),
+        s_setPc = Rt(nameof(JitRuntime.SetPc)),
         s_pushFrame = Rt(nameof(JitRuntime.PushFrame)), s_popFrame = Rt(nameof(JitRuntime.PopFrame)),
         s_saved = Rt(nameof(JitRuntime.Saved)), s_tailCall = Rt(nameof(JitRuntime.TailCall)),
         s_callRegister = Rt(nameof(JitRuntime.CallRegister)),
@@ -328,10 +329,39 @@ internal static unsafe class JitCompiler
 
             for (int pc = 0; pc < _code.Length; pc++)
             {
+                if (IsDead(pc))
+                {
+                    pc = EmitDeadRun(pc);
+                    continue;
+                }
                 il.MarkLabel(_labels[pc]);
                 EmitInstruction(pc);
             }
             EmitPopPath();
+        }
+
+        /// <summary>Whether the verifier proved no path reaches instruction <paramref name="pc"/> (verified programs).</summary>
+        private bool IsDead(int pc) => _program.Reached is { } reached && pc < reached.Count && !reached[pc];
+
+        /// <summary>
+        /// Dead code, a run of instructions no verified path reaches (from <paramref name="first"/>): one trap in place
+        /// of all of them, as the kernel's JIT never sees the instructions its verifier did not reach (less IL to
+        /// compile). Every label of the run marks the trap, so even a jump the verifier ruled out cannot run what
+        /// follows. Returns the run's last index.
+        /// </summary>
+        private int EmitDeadRun(int first)
+        {
+            int last = first;
+            while (last + 1 < _code.Length && IsDead(last + 1))
+                last++;
+            for (int pc = first; pc <= last; pc++)
+                _il.MarkLabel(_labels[pc]);
+            _il.Emit(OpCodes.Ldarg_0);
+            I4(first);
+            Call(s_unreachable);
+            I8(0);
+            _il.Emit(OpCodes.Ret);
+            return last;
         }
 
         private void ReloadStack()
@@ -430,6 +460,7 @@ internal static unsafe class JitCompiler
         {
             var il = _il;
             ref readonly var ins = ref _code[pc];
+
             byte op = ins.Op;
             int d = ins.Dst;
             bool reg = (op & 0x08) != 0;

@@ -135,6 +135,10 @@ internal static unsafe class JitRuntime
         throw e.Trap(pc, TrapKind.BudgetExhausted, $"more than {e.Options.InstructionBudget} instructions in one run");
 
     [MethodImpl(MethodImplOptions.NoInlining)]
+    public static void Unreachable(VmExecution e, int pc) =>
+        throw e.Trap(pc, TrapKind.Unreachable, $"instruction {pc} was proved unreachable at load, and no code was compiled for it");
+
+    [MethodImpl(MethodImplOptions.NoInlining)]
     public static void FellOff(VmExecution e, int pc, int op) =>
         throw e.Trap(pc, TrapKind.FellOffEnd, $"no instruction at index {pc} (op 0x{op:x2})");
 
