@@ -61,7 +61,6 @@ public sealed unsafe class VmProgram : ITestRunnable
         InstructionCount = instructions.Count;
         Id = (uint)Interlocked.Increment(ref s_lastId);
         s_byId[Id] = new WeakReference<VmProgram>(this);
-        Tiering = options.JitTiering;
         if (Engine == VmEngine.Jit)
         {
             if (options.CompileInBackground)
@@ -128,7 +127,7 @@ public sealed unsafe class VmProgram : ITestRunnable
     internal object JitLock { get; } = new();
 
     /// <summary>How the JIT engine compiles this program (<see cref="VmOptions.JitTiering"/>).</summary>
-    public JitTiering Tiering { get; }
+    public JitTiering Tiering => _loadOptions.JitTiering;
 
     /// <summary>The background compile (<see cref="VmOptions.CompileInBackground"/>), or null.</summary>
     internal Task? JitCompilation { get; }

@@ -102,10 +102,6 @@ internal static unsafe class JitCompiler
         }
     }
 
-    /// <summary>Emits and compiles the program (RyuJIT runs here, not on the first call).</summary>
-    public static JitCode Compile(VmProgram program, JitTier tier) =>
-        tier == JitTier.Quick ? CompileQuick(program) : CompileOptimized(program);
-
     /// <summary>
     /// Locals the quick tier's method declares in all, most of them unused. RyuJIT has no option a
     /// <see cref="DynamicMethod"/> could set for its quick mode (MinOpts: no inlining, no SSA, value numbering or CSE,
@@ -119,12 +115,9 @@ internal static unsafe class JitCompiler
     // Deepest IL stack the emitter builds (callx: e, target, pc, r1-r5, &scratch), with room to spare.
     private const int MaxStack = 16;
 
-    private static JitCode CompileOptimized(VmProgram program) => CompileDynamic(program, JitTier.Optimized);
-
-    private static JitCode CompileQuick(VmProgram program) => CompileDynamic(program, JitTier.Quick);
-
-    /// <summary>One <see cref="DynamicMethod"/> named after the program; its IL written by <see cref="IlWriter"/>.</summary>
-    private static JitCode CompileDynamic(VmProgram program, JitTier tier)
+    /// <summary>Emits and compiles the program to one <see cref="DynamicMethod"/> named after it, its IL written by
+    /// <see cref="IlWriter"/> (RyuJIT runs here, not on the first call).</summary>
+    public static JitCode Compile(VmProgram program, JitTier tier)
     {
         var watch = Stopwatch.StartNew();
         var method = new DynamicMethod("bpf_" + program.Name, typeof(ulong), s_parameters, typeof(JitCompiler).Module, skipVisibility: true)

@@ -31,41 +31,32 @@ internal static unsafe class JitRuntime
 
     // ---- checked mode, quick tier: the whole check in one call per access (less IL than the inline check) ----------
 
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static bool InStackOrPacket(VmExecution e, ulong a, ulong size)
-    {
-        if (a - e.StackLow <= e.StackTop - e.StackLow - size)
-            return true;
-        ulong o = a - e.PacketLow;
-        return o < e.PacketSpan && e.PacketSpan - o >= size;
-    }
-
-    public static ulong Load1(VmExecution e, ulong a, int pc) => InStackOrPacket(e, a, 1) ? *(byte*)a : LoadSlow(e, a, 1, pc);
-    public static ulong Load2(VmExecution e, ulong a, int pc) => InStackOrPacket(e, a, 2) ? Unsafe.ReadUnaligned<ushort>((void*)a) : LoadSlow(e, a, 2, pc);
-    public static ulong Load4(VmExecution e, ulong a, int pc) => InStackOrPacket(e, a, 4) ? Unsafe.ReadUnaligned<uint>((void*)a) : LoadSlow(e, a, 4, pc);
-    public static ulong Load8(VmExecution e, ulong a, int pc) => InStackOrPacket(e, a, 8) ? Unsafe.ReadUnaligned<ulong>((void*)a) : LoadSlow(e, a, 8, pc);
+    public static ulong Load1(VmExecution e, ulong a, int pc) => e.InFastRegion(a, 1) ? *(byte*)a : LoadSlow(e, a, 1, pc);
+    public static ulong Load2(VmExecution e, ulong a, int pc) => e.InFastRegion(a, 2) ? Unsafe.ReadUnaligned<ushort>((void*)a) : LoadSlow(e, a, 2, pc);
+    public static ulong Load4(VmExecution e, ulong a, int pc) => e.InFastRegion(a, 4) ? Unsafe.ReadUnaligned<uint>((void*)a) : LoadSlow(e, a, 4, pc);
+    public static ulong Load8(VmExecution e, ulong a, int pc) => e.InFastRegion(a, 8) ? Unsafe.ReadUnaligned<ulong>((void*)a) : LoadSlow(e, a, 8, pc);
 
     public static void Store1(VmExecution e, ulong a, ulong v, int pc)
     {
-        if (InStackOrPacket(e, a, 1)) *(byte*)a = (byte)v;
+        if (e.InFastRegion(a, 1)) *(byte*)a = (byte)v;
         else StoreSlow(e, a, 1, v, pc);
     }
 
     public static void Store2(VmExecution e, ulong a, ulong v, int pc)
     {
-        if (InStackOrPacket(e, a, 2)) Unsafe.WriteUnaligned((void*)a, (ushort)v);
+        if (e.InFastRegion(a, 2)) Unsafe.WriteUnaligned((void*)a, (ushort)v);
         else StoreSlow(e, a, 2, v, pc);
     }
 
     public static void Store4(VmExecution e, ulong a, ulong v, int pc)
     {
-        if (InStackOrPacket(e, a, 4)) Unsafe.WriteUnaligned((void*)a, (uint)v);
+        if (e.InFastRegion(a, 4)) Unsafe.WriteUnaligned((void*)a, (uint)v);
         else StoreSlow(e, a, 4, v, pc);
     }
 
     public static void Store8(VmExecution e, ulong a, ulong v, int pc)
     {
-        if (InStackOrPacket(e, a, 8)) Unsafe.WriteUnaligned((void*)a, v);
+        if (e.InFastRegion(a, 8)) Unsafe.WriteUnaligned((void*)a, v);
         else StoreSlow(e, a, 8, v, pc);
     }
 
