@@ -67,6 +67,10 @@ public sealed unsafe class VmExecution : IDisposable
     /// <summary>Whether the running program's accesses are checked (its load options; false only for verified programs).</summary>
     internal bool CheckMemory = true;
     internal CallFrame[] Frames;
+    /// <summary>Set (to 1) by the baseline tier's runtime calls when a helper or check threw: the native code returns at
+    /// once and the caller rethrows <see cref="NativeException"/>.</summary>
+    internal int NativePending;
+    internal System.Runtime.ExceptionServices.ExceptionDispatchInfo? NativeException;
 
     /// <summary>The program that is running (changes on a tail call).</summary>
     public VmProgram? Program { get; internal set; }

@@ -75,15 +75,22 @@ public sealed record VmOptions
 public enum JitTiering
 {
     /// <summary>
-    /// Quick code at load (RyuJIT without optimisation: a few times cheaper to compile, about half the speed of the
-    /// optimised code), then the optimised code compiled on a thread-pool thread; each run starts with the best code
-    /// compiled by then.
+    /// Baseline code at load (see <see cref="Baseline"/>), then the optimised code compiled on a thread-pool thread;
+    /// each run starts with the best code compiled by then.
     /// </summary>
     Tiered,
     /// <summary>Optimised code only, compiled at load (RyuJIT's full optimisation).</summary>
     Optimized,
-    /// <summary>Quick code only.</summary>
+    /// <summary>Quick code only: IL compiled by RyuJIT without optimisation (MinOpts), a few times cheaper to compile
+    /// than the optimised code and about half its speed.</summary>
     Quick,
+    /// <summary>
+    /// Baseline code only: x86-64 machine code written by SharpBpf's own one-pass code generator, as the kernel's JIT
+    /// writes it, with no IL and no RyuJIT (tens of microseconds for a thousand instructions). It runs on x86-64
+    /// Linux for programs of one function without tail calls or callx; other programs, and other platforms, get
+    /// quick code.
+    /// </summary>
+    Baseline,
 }
 
 /// <summary>

@@ -22,6 +22,8 @@ public class JitDifferentialTests
     [InlineData(2, 1500, JitTiering.Optimized)]
     [InlineData(3, 1500, JitTiering.Quick)]
     [InlineData(4, 1500, JitTiering.Quick)]
+    [InlineData(5, 1500, JitTiering.Baseline)]
+    [InlineData(6, 1500, JitTiering.Baseline)]
     public void JitAgreesWithTheInterpreter(int seed, int programs, JitTiering tiering)
     {
         var random = new Random(seed);

@@ -36,6 +36,7 @@ public class JitConformanceTests
         var data = new TheoryData<string, JitTiering>();
         foreach (var row in Conformance.ConformanceRunTests.Files())
         {
+            data.Add(row.Data, JitTiering.Baseline);
             data.Add(row.Data, JitTiering.Quick);
             data.Add(row.Data, JitTiering.Optimized);
         }

@@ -17,7 +17,7 @@ namespace SharpBpf.Vm.Jit;
 internal unsafe delegate ulong JitBody(VmExecution e, ulong* regs, int startPc, int baseDepth);
 
 /// <summary>A program compiled by <see cref="JitCompiler"/>.</summary>
-internal sealed class JitCode(JitBody body, JitTier tier, bool checkMemory, TimeSpan compileTime, TimeSpan emitTime, int ilBytes)
+internal sealed class JitCode(JitBody body, JitTier tier, bool checkMemory, TimeSpan compileTime, TimeSpan emitTime, int ilBytes, int nativeBytes = 0)
 {
     public JitBody Body { get; } = body;
     public JitTier Tier { get; } = tier;
@@ -28,6 +28,8 @@ internal sealed class JitCode(JitBody body, JitTier tier, bool checkMemory, Time
     /// <summary>Emitting the IL alone.</summary>
     public TimeSpan EmitTime { get; } = emitTime;
     public int IlBytes { get; } = ilBytes;
+    /// <summary>Bytes of machine code the baseline tier wrote (0 for the IL tiers, whose code RyuJIT writes).</summary>
+    public int NativeBytes { get; } = nativeBytes;
 }
 
 /// <summary>
@@ -116,9 +118,16 @@ internal static unsafe class JitCompiler
     private const int MaxStack = 16;
 
     /// <summary>Emits and compiles the program to one <see cref="DynamicMethod"/> named after it, its IL written by
-    /// <see cref="IlWriter"/> (RyuJIT runs here, not on the first call).</summary>
+    /// <see cref="IlWriter"/> (RyuJIT runs here, not on the first call). The baseline tier writes native code instead,
+    /// where it can; where it cannot, the program gets quick IL.</summary>
     public static JitCode Compile(VmProgram program, JitTier tier)
     {
+        if (tier == JitTier.Baseline)
+        {
+            if (Baseline.BaselineCompiler.TryCompile(program) is { } native)
+                return native;
+            tier = JitTier.Quick;
+        }
         var watch = Stopwatch.StartNew();
         var method = new DynamicMethod("bpf_" + program.Name, typeof(ulong), s_parameters, typeof(JitCompiler).Module, skipVisibility: true)
         {
@@ -139,7 +148,7 @@ internal static unsafe class JitCompiler
     }
 
     /// <summary>How one memory access is compiled.</summary>
-    private enum Access : byte
+    internal enum Access : byte
     {
         /// <summary>Not a memory access.</summary>
         None,
@@ -160,7 +169,7 @@ internal static unsafe class JitCompiler
     /// programs: what the verifier proved (an access without a proven fact, which the verifier found unreachable,
     /// keeps its check).
     /// </summary>
-    private static Access[] PlanAccesses(VmProgram program, DecodedInstruction[] code)
+    internal static Access[] PlanAccesses(VmProgram program, DecodedInstruction[] code)
     {
         var plan = new Access[code.Length];
         var facts = program.AccessFacts;

@@ -15,8 +15,12 @@ internal static unsafe class JitEngine
     public static bool IsAvailable => RuntimeFeature.IsDynamicCodeSupported && RuntimeFeature.IsDynamicCodeCompiled;
 
     /// <summary>The tier a program's first code is compiled to.</summary>
-    private static JitTier FirstTier(VmProgram program) =>
-        program.Tiering == JitTiering.Optimized ? JitTier.Optimized : JitTier.Quick;
+    private static JitTier FirstTier(VmProgram program) => program.Tiering switch
+    {
+        JitTiering.Optimized => JitTier.Optimized,
+        JitTiering.Quick => JitTier.Quick,
+        _ => JitTier.Baseline,
+    };
 
     /// <summary>
     /// Compiles at load when the JIT can run here (quick code when tiered, then the optimised code in the background);

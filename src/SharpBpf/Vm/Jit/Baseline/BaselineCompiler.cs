@@ -1,0 +1,666 @@
+using System.Diagnostics;
+using SharpBpf.Asm;
+using static SharpBpf.Vm.Jit.Baseline.Reg;
+
+namespace SharpBpf.Vm.Jit.Baseline;
+
+/// <summary>
+/// The baseline tier: eBPF to x86-64 in one pass, as the kernel's own JIT does it, with no IL and no RyuJIT, so a
+/// program is ready in microseconds; the optimised IL tier replaces it in the background.
+/// <para>BPF registers live in the x86 registers of the kernel's mapping, which makes BPF's calling convention the
+/// System V one: r1-r5 are the argument registers and clobbered by calls, r6-r9 and the frame pointer are
+/// callee-saved, r0 is the return register.</para>
+/// <code>
+///   r0 rax   r1 rdi   r2 rsi   r3 rdx   r4 rcx   r5 r8    r6 rbx   r7 r13   r8 r14   r9 r15   r10 rbp
+///   r12 = the execution's pinned fields (stack and packet bounds, budget, pending flag)
+///   r9, r10, r11 = scratch     [rsp] = a <see cref="CallBlock"/>
+/// </code>
+/// <para>Semantics are the other tiers' instruction for instruction: memory accesses are planned by the same
+/// <see cref="JitCompiler.PlanAccesses"/> (checked accesses test the stack and the packet inline and call the runtime
+/// for the rest), budget charges sit at the same backward jumps, traps come from the same <see cref="JitRuntime"/>
+/// methods. Programs of several functions, tail calls and callx are left to the IL tiers.</para>
+/// </summary>
+internal static unsafe class BaselineCompiler
+{
+    private static readonly Reg[] R = [Rax, Rdi, Rsi, Rdx, Rcx, R8, Rbx, R13, R14, R15, Rbp];
+    private static int s_broken;
+
+    /// <summary>Whether this process can run baseline code (x86-64 Linux, dynamic code allowed, pages could be made
+    /// executable so far).</summary>
+    public static bool IsAvailable => ExecutableMemory.IsSupported && Volatile.Read(ref s_broken) == 0
+        && Environment.GetEnvironmentVariable("SHARPBPF_NO_BASELINE") is null;
+
+    /// <summary>Why <paramref name="program"/> cannot be compiled to baseline code, or null when it can.</summary>
+    public static string? Unsupported(VmProgram program)
+    {
+        var code = program.Code;
+        for (int pc = 0; pc < program.InstructionCount; pc++)
+        {
+            switch (code[pc].Op)
+            {
+                case VmOp.LocalCall: return "bpf-to-bpf calls";
+                case VmOp.CallRegister: return "callx";
+                case VmOp.TailCall: return "tail calls";
+            }
+            if (pc > 0 && program.FunctionIndexOf((ulong)(program.CodePointer + pc)) >= 0)
+                return "more than one function";
+        }
+        return null;
+    }
+
+    /// <summary>Compiles <paramref name="program"/>, or returns null when it is not supported (the caller compiles IL).</summary>
+    public static JitCode? TryCompile(VmProgram program)
+    {
+        if (!IsAvailable || Unsupported(program) is not null)
+            return null;
+        var watch = Stopwatch.StartNew();
+        var emitter = new Emitter(program);
+        var bytes = emitter.Emit();
+        BaselineCode native;
+        try
+        {
+            native = BaselineCode.Create(bytes);
+        }
+        catch (Exception ex) when (ex is InvalidOperationException or OutOfMemoryException or DllNotFoundException or EntryPointNotFoundException)
+        {
+            // No executable pages here (a policy against writable-then-executable memory): IL from now on.
+            Volatile.Write(ref s_broken, 1);
+            return null;
+        }
+        watch.Stop();
+        return new JitCode(native.Run, JitTier.Baseline, emitter.HasCheckedAccesses, watch.Elapsed, watch.Elapsed, 0, native.Bytes);
+    }
+
+    private sealed class Emitter
+    {
+        private readonly VmProgram _program;
+        private readonly DecodedInstruction[] _code;
+        private readonly JitCompiler.Access[] _plan;
+        private readonly X64Assembler _a;
+        private readonly AsmLabel[] _labels;
+        private readonly AsmLabel _epilogue, _abort;
+        // Out-of-line code (slow paths, traps), placed after the program so the hot path runs straight.
+        private readonly List<Action> _cold = [];
+        private readonly bool _keepArguments;
+
+        public Emitter(VmProgram program)
+        {
+            _program = program;
+            _code = program.Code.ToArray();
+            _plan = JitCompiler.PlanAccesses(program, _code);
+            _a = new X64Assembler(_code.Length * 12 + 256);
+            _labels = new AsmLabel[_code.Length];
+            for (int i = 0; i < _labels.Length; i++)
+                _labels[i] = _a.DefineLabel();
+            _epilogue = _a.DefineLabel();
+            _abort = _a.DefineLabel();
+            // The interpreter leaves r1-r5 as they were after a helper call; a verified program cannot read them.
+            _keepArguments = !program.Verified;
+            HasCheckedAccesses = Array.IndexOf(_plan, JitCompiler.Access.Checked) >= 0;
+        }
+
+        public bool HasCheckedAccesses { get; }
+
+        public ReadOnlySpan<byte> Emit()
+        {
+            var a = _a;
+            // Prologue: save the callee-saved registers, reserve the call block (rsp 16-byte aligned), load r0-r10.
+            a.Push(Rbp); a.Push(Rbx); a.Push(R12); a.Push(R13); a.Push(R14); a.Push(R15);
+            a.AluRI(Alu.Sub, true, Rsp, CallBlock.FrameBytes);
+            a.Mov(true, R12, Rdi);
+            a.Store(Rsp, CallBlock.RegsOffset, Rsi, 8);
+            a.Mov(true, R11, Rsi);
+            for (int i = 0; i <= 10; i++)
+                a.Load(R[i], R11, i * 8, 8, signed: false);
+
+            for (int pc = 0; pc < _code.Length; pc++)
+            {
+                if (IsDead(pc))
+                {
+                    pc = DeadRun(pc);
+                    continue;
+                }
+                a.Mark(_labels[pc]);
+                Instruction(pc);
+            }
+
+            for (int i = 0; i < _cold.Count; i++)
+                _cold[i]();
+            a.Mark(_abort);
+            a.MovImm32(Rax, 0);
+            a.Mark(_epilogue);
+            a.AluRI(Alu.Add, true, Rsp, CallBlock.FrameBytes);
+            a.Pop(R15); a.Pop(R14); a.Pop(R13); a.Pop(R12); a.Pop(Rbx); a.Pop(Rbp);
+            a.Ret();
+            return a.Finish();
+        }
+
+        private bool IsDead(int pc) => _program.Reached is { } reached && pc < reached.Count && !reached[pc];
+
+        /// <summary>A run of instructions the verifier did not reach: one Unreachable trap for all of them.</summary>
+        private int DeadRun(int first)
+        {
+            int last = first;
+            while (last + 1 < _code.Length && IsDead(last + 1))
+                last++;
+            for (int pc = first; pc <= last; pc++)
+                _a.Mark(_labels[pc]);
+            Trap(RuntimeOp.Unreachable, first);
+            return last;
+        }
+
+        // ---- runtime calls -----------------------------------------------------------------------------------------
+
+        private void SaveVolatile()
+        {
+            for (int i = 0; i <= 5; i++)
+                _a.Store(Rsp, CallBlock.SaveOffset + i * 8, R[i], 8);
+        }
+
+        private void RestoreVolatile()
+        {
+            for (int i = 0; i <= 5; i++)
+                _a.Load(R[i], Rsp, CallBlock.SaveOffset + i * 8, 8, signed: false);
+        }
+
+        /// <summary>Calls <see cref="BaselineRuntime"/> with the block's Op and Pc set (the caller set the rest), and
+        /// leaves for the epilogue when it threw.</summary>
+        private void CallRuntime(RuntimeOp op, int pc)
+        {
+            var a = _a;
+            a.StoreImm(Rsp, CallBlock.OpOffset, (int)op, 8);
+            a.StoreImm(Rsp, CallBlock.PcOffset, pc, 8);
+            a.Mov(true, Rdi, Rsp);
+            a.MovImm(R11, BaselineRuntime.RuntimeEntry);
+            a.Call(R11);
+            PendingCheck();
+        }
+
+        private void PendingCheck()
+        {
+            _a.CmpByteMI(R12, BaselineRuntime.PendingOffset, 0);
+            _a.Jcc(Cond.NotEqual, _abort);
+        }
+
+        /// <summary>A trap: the runtime throws, the code returns.</summary>
+        private void Trap(RuntimeOp op, int pc, int? v = null)
+        {
+            if (v is { } value)
+                _a.StoreImm(Rsp, CallBlock.VOffset, value, 8);
+            CallRuntime(op, pc);
+            _a.Jmp(_abort);
+        }
+
+        /// <summary>A trap placed out of line; returns its label.</summary>
+        private AsmLabel ColdTrap(RuntimeOp op, int pc)
+        {
+            var label = _a.DefineLabel();
+            _cold.Add(() =>
+            {
+                _a.Mark(label);
+                Trap(op, pc);
+            });
+            return label;
+        }
+
+        // ---- instructions ------------------------------------------------------------------------------------------
+
+        private void Instruction(int pc)
+        {
+            var a = _a;
+            ref readonly var ins = ref _code[pc];
+            byte op = ins.Op;
+            Reg d = ins.Dst <= 10 ? R[ins.Dst] : Rax, s = ins.Src <= 10 ? R[ins.Src] : Rax;
+            bool reg = (op & 0x08) != 0;
+            int imm = (int)ins.Imm;
+            switch (op)
+            {
+                // ---- ALU64 ----
+                case 0x07: a.AluRI(Alu.Add, true, d, imm); return;
+                case 0x0f: a.AluRR(Alu.Add, true, d, s); return;
+                case 0x17: a.AluRI(Alu.Sub, true, d, imm); return;
+                case 0x1f: a.AluRR(Alu.Sub, true, d, s); return;
+                case 0x27: a.ImulImm(true, d, imm); return;
+                case 0x2f: a.Imul(true, d, s); return;
+                case 0x47: a.AluRI(Alu.Or, true, d, imm); return;
+                case 0x4f: a.AluRR(Alu.Or, true, d, s); return;
+                case 0x57: a.AluRI(Alu.And, true, d, imm); return;
+                case 0x5f: a.AluRR(Alu.And, true, d, s); return;
+                case 0xa7: a.AluRI(Alu.Xor, true, d, imm); return;
+                case 0xaf: a.AluRR(Alu.Xor, true, d, s); return;
+                case 0x37 or 0x3f: DivMod(ins, true, signed: false, mod: false, reg); return;
+                case 0x97 or 0x9f: DivMod(ins, true, signed: false, mod: true, reg); return;
+                case VmOp.SDiv64Imm or VmOp.SDiv64Reg: DivMod(ins, true, signed: true, mod: false, op == VmOp.SDiv64Reg); return;
+                case VmOp.SMod64Imm or VmOp.SMod64Reg: DivMod(ins, true, signed: true, mod: true, op == VmOp.SMod64Reg); return;
+                case 0x67 or 0x6f: ShiftOp(ins, Shift.Shl, true, reg); return;
+                case 0x77 or 0x7f: ShiftOp(ins, Shift.Shr, true, reg); return;
+                case 0xc7 or 0xcf: ShiftOp(ins, Shift.Sar, true, reg); return;
+                case 0x87: a.Neg(true, d); return;
+                case 0xb7: a.MovImm(d, ins.Imm); return;
+                case 0xbf: if (d != s) a.Mov(true, d, s); return;
+                case VmOp.MovSx64From8: a.MovSx(true, d, s, 1); return;
+                case VmOp.MovSx64From16: a.MovSx(true, d, s, 2); return;
+                case VmOp.MovSx64From32: a.MovSx(true, d, s, 4); return;
+
+                // ---- ALU32: every 32-bit x86 operation zero-extends its result ----
+                case 0x04: a.AluRI(Alu.Add, false, d, imm); return;
+                case 0x0c: a.AluRR(Alu.Add, false, d, s); return;
+                case 0x14: a.AluRI(Alu.Sub, false, d, imm); return;
+                case 0x1c: a.AluRR(Alu.Sub, false, d, s); return;
+                case 0x24: a.ImulImm(false, d, imm); return;
+                case 0x2c: a.Imul(false, d, s); return;
+                case 0x44: a.AluRI(Alu.Or, false, d, imm); return;
+                case 0x4c: a.AluRR(Alu.Or, false, d, s); return;
+                case 0x54: a.AluRI(Alu.And, false, d, imm); return;
+                case 0x5c: a.AluRR(Alu.And, false, d, s); return;
+                case 0xa4: a.AluRI(Alu.Xor, false, d, imm); return;
+                case 0xac: a.AluRR(Alu.Xor, false, d, s); return;
+                case 0x34 or 0x3c: DivMod(ins, false, signed: false, mod: false, reg); return;
+                case 0x94 or 0x9c: DivMod(ins, false, signed: false, mod: true, reg); return;
+                case VmOp.SDiv32Imm or VmOp.SDiv32Reg: DivMod(ins, false, signed: true, mod: false, op == VmOp.SDiv32Reg); return;
+                case VmOp.SMod32Imm or VmOp.SMod32Reg: DivMod(ins, false, signed: true, mod: true, op == VmOp.SMod32Reg); return;
+                case 0x64 or 0x6c: ShiftOp(ins, Shift.Shl, false, reg); return;
+                case 0x74 or 0x7c: ShiftOp(ins, Shift.Shr, false, reg); return;
+                case 0xc4 or 0xcc: ShiftOp(ins, Shift.Sar, false, reg); return;
+                case 0x84: a.Neg(false, d); return;
+                case 0xb4: a.MovImm32(d, (uint)imm); return;
+                case 0xbc: a.Mov(false, d, s); return;
+                case VmOp.MovSx32From8: a.MovSx(false, d, s, 1); return;
+                case VmOp.MovSx32From16: a.MovSx(false, d, s, 2); return;
+
+                // ---- byte order ----
+                case VmOp.Truncate16: a.MovZx16(d, d); return;
+                case VmOp.Truncate32: a.Mov(false, d, d); return;
+                case VmOp.Nop: return;
+                case VmOp.Swap16: a.Swap16(d); a.MovZx16(d, d); return;
+                case VmOp.Swap32: a.Bswap(false, d); return;
+                case VmOp.Swap64: a.Bswap(true, d); return;
+
+                case VmOp.LoadImm64: a.MovImm(d, ins.Imm); return;
+
+                // ---- memory ----
+                case 0x71: Load(ins, pc, 1, signed: false); return;
+                case 0x69: Load(ins, pc, 2, signed: false); return;
+                case 0x61: Load(ins, pc, 4, signed: false); return;
+                case 0x79: Load(ins, pc, 8, signed: false); return;
+                case 0x91: Load(ins, pc, 1, signed: true); return;
+                case 0x89: Load(ins, pc, 2, signed: true); return;
+                case 0x81: Load(ins, pc, 4, signed: true); return;
+                case 0x72 or 0x73: Store(ins, pc, 1, op == 0x73); return;
+                case 0x6a or 0x6b: Store(ins, pc, 2, op == 0x6b); return;
+                case 0x62 or 0x63: Store(ins, pc, 4, op == 0x63); return;
+                case 0x7a or 0x7b: Store(ins, pc, 8, op == 0x7b); return;
+                case VmOp.AtomicWord or VmOp.AtomicDoubleWord: Atomic(ins, pc); return;
+
+                // ---- control flow ----
+                case VmOp.Jump:
+                    Charge(pc, ins.Offset);
+                    a.Jmp(_labels[ins.Offset]);
+                    return;
+                case VmOp.CallHelper: CallHelper(ins, pc); return;
+                case VmOp.Exit: a.Jmp(_epilogue); return;
+            }
+            if ((op & 0x07) is 0x05 or 0x06 && ConditionalJump(ins, pc))
+                return;
+            // The sentinel after the last instruction, or anything the decoder never produces: trap as the interpreter.
+            Trap(RuntimeOp.FellOff, pc, op);
+        }
+
+        private void ShiftOp(in DecodedInstruction ins, Shift op, bool w, bool reg)
+        {
+            var a = _a;
+            Reg d = R[ins.Dst];
+            if (!reg)
+            {
+                int count = (int)(ins.Imm & (w ? 63 : 31));
+                if (count != 0) a.ShiftImm(op, w, d, count);
+                else if (!w) a.Mov(false, d, d);
+                return;
+            }
+            Reg s = R[ins.Src];
+            if (s == Rcx && d != Rcx)
+            {
+                a.ShiftCl(op, w, d);
+                if (!w)
+                    a.Mov(false, d, d); // a count of 0 leaves the register as it was: zero-extend anyway
+                return;
+            }
+            // The count must be in cl, which holds r4: keep r4 in r10 meanwhile, and shift there when r4 is the
+            // destination.
+            a.Mov(true, R10, Rcx);
+            if (s != Rcx)
+                a.Mov(true, Rcx, s);
+            Reg target = d == Rcx ? R10 : d;
+            a.ShiftCl(op, w, target);
+            if (!w)
+                a.Mov(false, target, target);
+            a.Mov(true, Rcx, R10);
+        }
+
+        /// <summary>Division and modulo with eBPF's answers for 0 (and, signed, for -1, where x86 would fault on the
+        /// most negative dividend). x86 divides rdx:rax, which hold r3 and r0: both are kept in r9/r10 meanwhile.</summary>
+        private void DivMod(in DecodedInstruction ins, bool w, bool signed, bool mod, bool reg)
+        {
+            var a = _a;
+            Reg d = R[ins.Dst];
+            if (reg) a.Mov(true, R11, R[ins.Src]);
+            else a.MovImm(R11, w || signed ? ins.Imm : (uint)ins.Imm);
+            var zero = a.DefineLabel();
+            var minusOne = a.DefineLabel();
+            var done = a.DefineLabel();
+            a.Test(w, R11, R11);
+            a.Jcc(Cond.Equal, zero);
+            if (signed)
+            {
+                a.AluRI(Alu.Cmp, w, R11, -1);
+                a.Jcc(Cond.Equal, minusOne);
+            }
+            a.Mov(true, R9, Rax);
+            a.Mov(true, R10, Rdx);
+            if (d != Rax)
+                a.Mov(true, Rax, d);
+            if (signed) a.SignExtendAccumulator(w);
+            else a.MovImm32(Rdx, 0);
+            a.Div(w, R11, signed);
+            a.Mov(w, R11, mod ? Rdx : Rax);
+            a.Mov(true, Rax, R9);
+            a.Mov(true, Rdx, R10);
+            a.Mov(true, d, R11);
+            a.Jmp(done);
+            a.Mark(zero);
+            if (!mod) a.MovImm32(d, 0);
+            else if (!w) a.Mov(false, d, d);
+            if (signed)
+            {
+                a.Jmp(done);
+                a.Mark(minusOne);
+                if (!mod) a.Neg(w, d);
+                else a.MovImm32(d, 0);
+            }
+            a.Mark(done);
+        }
+
+        // ---- memory ------------------------------------------------------------------------------------------------
+
+        /// <summary>
+        /// The inline check of a checked access to [r11, r11+size): falls through when it lies in the stack or the
+        /// packet, else jumps to <paramref name="slow"/>.
+        /// <code>
+        ///   if (a - StackLow &lt;= (StackTop - StackLow) - size) ok
+        ///   o = a - PacketLow; if (o &lt; PacketSpan &amp;&amp; PacketSpan - o >= size) ok
+        /// </code>
+        /// </summary>
+        private void FastCheck(int size, AsmLabel slow)
+        {
+            var a = _a;
+            var fast = a.DefineLabel();
+            a.Mov(true, R10, R11);
+            a.AluRM(Alu.Sub, R10, R12, BaselineRuntime.StackLowOffset);
+            a.Load(R9, R12, BaselineRuntime.StackTopOffset, 8, signed: false);
+            a.AluRM(Alu.Sub, R9, R12, BaselineRuntime.StackLowOffset);
+            a.AluRI(Alu.Sub, true, R9, size);
+            a.AluRR(Alu.Cmp, true, R10, R9);
+            a.Jcc(Cond.BelowOrEqual, fast);
+            a.Mov(true, R10, R11);
+            a.AluRM(Alu.Sub, R10, R12, BaselineRuntime.PacketLowOffset);
+            a.AluRM(Alu.Cmp, R10, R12, BaselineRuntime.PacketSpanOffset);
+            a.Jcc(Cond.AboveOrEqual, slow);
+            a.Load(R9, R12, BaselineRuntime.PacketSpanOffset, 8, signed: false);
+            a.AluRR(Alu.Sub, true, R9, R10);
+            a.AluRI(Alu.Cmp, true, R9, size);
+            a.Jcc(Cond.Below, slow);
+            a.Mark(fast);
+        }
+
+        /// <summary>Out of line: LoadSlow on r11, its result into dst, back to <paramref name="done"/>.</summary>
+        private AsmLabel ColdLoad(Reg dst, int size, bool signed, int pc, AsmLabel done, bool contextFull = false)
+        {
+            var label = _a.DefineLabel();
+            _cold.Add(() =>
+            {
+                var a = _a;
+                a.Mark(label);
+                a.Store(Rsp, CallBlock.AOffset, R11, 8);
+                a.StoreImm(Rsp, CallBlock.SizeOffset, size, 8);
+                SaveVolatile();
+                CallRuntime(RuntimeOp.LoadSlow, pc);
+                a.Mov(true, R11, Rax);
+                RestoreVolatile();
+                if (signed && size < 8) a.MovSx(true, dst, R11, size);
+                else a.Mov(true, dst, R11);
+                a.Jmp(done);
+            });
+            return label;
+        }
+
+        private void Load(in DecodedInstruction ins, int pc, int size, bool signed)
+        {
+            var a = _a;
+            Reg d = R[ins.Dst], s = R[ins.Src];
+            var access = _plan[pc];
+            switch (access)
+            {
+                case JitCompiler.Access.ContextData or JitCompiler.Access.ContextDataEnd or JitCompiler.Access.ContextDataMeta:
+                    // As the kernel rewrites these ctx loads: the 64-bit pointer.
+                    a.Load(d, R12, access switch
+                    {
+                        JitCompiler.Access.ContextData => BaselineRuntime.CtxDataOffset,
+                        JitCompiler.Access.ContextDataEnd => BaselineRuntime.CtxDataEndOffset,
+                        _ => BaselineRuntime.CtxDataMetaOffset,
+                    }, 8, signed: false);
+                    if (signed)
+                        a.MovSx(true, d, d, 4);
+                    return;
+                case JitCompiler.Access.Load4MaybeContext:
+                {
+                    // A load from the xdp_md block goes through the runtime (which gives the full pointers).
+                    var done = a.DefineLabel();
+                    a.Lea(R11, s, ins.Offset);
+                    a.Mov(true, R10, R11);
+                    a.AluRM(Alu.Sub, R10, R12, BaselineRuntime.CtxLowOffset);
+                    a.AluRI(Alu.Cmp, true, R10, (int)Xdp.XdpContext.MetadataSize);
+                    a.Jcc(Cond.Below, ColdLoad(d, 4, signed, pc, done));
+                    a.Load(d, R11, 0, 4, signed);
+                    a.Mark(done);
+                    return;
+                }
+                case JitCompiler.Access.Checked:
+                {
+                    var done = a.DefineLabel();
+                    a.Lea(R11, s, ins.Offset);
+                    FastCheck(size, ColdLoad(d, size, signed, pc, done));
+                    a.Load(d, R11, 0, size, signed);
+                    a.Mark(done);
+                    return;
+                }
+                default:
+                    a.Load(d, s, ins.Offset, size, signed);
+                    return;
+            }
+        }
+
+        private void Store(in DecodedInstruction ins, int pc, int size, bool reg)
+        {
+            var a = _a;
+            Reg d = R[ins.Dst], s = R[ins.Src];
+            int imm = (int)ins.Imm;
+            if (_plan[pc] != JitCompiler.Access.Checked)
+            {
+                if (reg) a.Store(d, ins.Offset, s, size);
+                else a.StoreImm(d, ins.Offset, imm, size);
+                return;
+            }
+            var done = a.DefineLabel();
+            var slow = a.DefineLabel();
+            _cold.Add(() =>
+            {
+                a.Mark(slow);
+                a.Store(Rsp, CallBlock.AOffset, R11, 8);
+                a.StoreImm(Rsp, CallBlock.SizeOffset, size, 8);
+                if (reg) a.Store(Rsp, CallBlock.VOffset, s, 8);
+                else a.StoreImm(Rsp, CallBlock.VOffset, imm, 8);
+                SaveVolatile();
+                CallRuntime(RuntimeOp.StoreSlow, pc);
+                RestoreVolatile();
+                a.Jmp(done);
+            });
+            a.Lea(R11, d, ins.Offset);
+            FastCheck(size, slow);
+            if (reg) a.Store(R11, 0, s, size);
+            else a.StoreImm(R11, 0, imm, size);
+            a.Mark(done);
+        }
+
+        private void Atomic(in DecodedInstruction ins, int pc)
+        {
+            var a = _a;
+            bool w = ins.Op == VmOp.AtomicDoubleWord;
+            int size = w ? 8 : 4;
+            Reg d = R[ins.Dst], s = R[ins.Src];
+            if (_plan[pc] == JitCompiler.Access.Checked)
+            {
+                a.Lea(R11, d, ins.Offset);
+                a.Store(Rsp, CallBlock.AOffset, R11, 8);
+                a.StoreImm(Rsp, CallBlock.SizeOffset, size, 8);
+                SaveVolatile();
+                CallRuntime(RuntimeOp.CheckAtomic, pc);
+                RestoreVolatile();
+                a.Lea(R11, d, ins.Offset);
+            }
+            else
+            {
+                a.Lea(R11, d, ins.Offset);
+                if (_program.Verified)
+                {
+                    // The verifier proved the range, not the alignment: trap a misaligned atomic as checked mode does.
+                    var misaligned = a.DefineLabel();
+                    a.TestImm(true, R11, size - 1);
+                    a.Jcc(Cond.NotEqual, misaligned);
+                    _cold.Add(() =>
+                    {
+                        a.Mark(misaligned);
+                        a.Store(Rsp, CallBlock.AOffset, R11, 8);
+                        a.StoreImm(Rsp, CallBlock.SizeOffset, size, 8);
+                        Trap(RuntimeOp.MisalignedAtomic, pc);
+                    });
+                }
+            }
+            switch ((AtomicOperation)ins.Imm)
+            {
+                case AtomicOperation.Add: a.LockAlu(Alu.Add, w, R11, s); return;
+                case AtomicOperation.Or: a.LockAlu(Alu.Or, w, R11, s); return;
+                case AtomicOperation.And: a.LockAlu(Alu.And, w, R11, s); return;
+                case AtomicOperation.Xor: a.LockAlu(Alu.Xor, w, R11, s); return;
+                case AtomicOperation.FetchAdd:
+                    a.Mov(true, R10, s);
+                    a.LockXadd(w, R11, R10);
+                    a.Mov(true, s, R10);
+                    return;
+                case AtomicOperation.Xchg:
+                    a.Mov(true, R10, s);
+                    a.Xchg(w, R11, R10);
+                    a.Mov(true, s, R10);
+                    return;
+                case AtomicOperation.CmpXchg:
+                    // r0 is rax, the register cmpxchg compares with and loads the old value into.
+                    a.LockCmpXchg(w, R11, s);
+                    if (!w)
+                        a.Mov(false, Rax, Rax);
+                    return;
+                default:
+                    // fetch-or, fetch-and, fetch-xor: a compare-exchange loop in the runtime.
+                    a.Store(Rsp, CallBlock.AOffset, R11, 8);
+                    a.Store(Rsp, CallBlock.VOffset, s, 8);
+                    a.StoreImm(Rsp, CallBlock.SizeOffset, size, 8);
+                    a.StoreImm(Rsp, CallBlock.ExtraOffset, (int)ins.Imm, 8);
+                    SaveVolatile();
+                    CallRuntime(RuntimeOp.AtomicFetch, pc);
+                    a.Mov(true, R11, Rax);
+                    RestoreVolatile();
+                    a.Mov(true, s, R11);
+                    return;
+            }
+        }
+
+        // ---- control flow ------------------------------------------------------------------------------------------
+
+        /// <summary>Charges a backward jump to the budget, as the interpreter does (the span's length).</summary>
+        private void Charge(int pc, int to)
+        {
+            if (to > pc)
+                return;
+            _a.AluMI(Alu.Sub, R12, BaselineRuntime.BudgetOffset, pc - to + 1);
+            _a.Jcc(Cond.Less, ColdTrap(RuntimeOp.BudgetExhausted, pc));
+        }
+
+        private bool ConditionalJump(in DecodedInstruction ins, int pc)
+        {
+            var a = _a;
+            byte op = ins.Op;
+            bool w = (op & 0x07) == 0x05;
+            bool reg = (op & 0x08) != 0;
+            int kind = op & 0xf0;
+            Cond? cond = kind switch
+            {
+                0x10 => Cond.Equal,
+                0x20 => Cond.Above,
+                0x30 => Cond.AboveOrEqual,
+                0x40 => Cond.NotEqual,
+                0x50 => Cond.NotEqual,
+                0x60 => Cond.Greater,
+                0x70 => Cond.GreaterOrEqual,
+                0xa0 => Cond.Below,
+                0xb0 => Cond.BelowOrEqual,
+                0xc0 => Cond.Less,
+                0xd0 => Cond.LessOrEqual,
+                _ => null,
+            };
+            if (cond is not { } c)
+                return false;
+            Reg d = R[ins.Dst];
+            if (kind == 0x40)
+            {
+                if (reg) a.Test(w, d, R[ins.Src]);
+                else a.TestImm(w, d, (int)ins.Imm);
+            }
+            else
+            {
+                if (reg) a.AluRR(Alu.Cmp, w, d, R[ins.Src]);
+                else a.AluRI(Alu.Cmp, w, d, (int)ins.Imm);
+            }
+            int to = ins.Offset;
+            if (to > pc)
+            {
+                a.Jcc(c, _labels[to]);
+                return true;
+            }
+            var next = a.DefineLabel();
+            a.Jcc((Cond)((int)c ^ 1), next);
+            Charge(pc, to);
+            a.Jmp(_labels[to]);
+            a.Mark(next);
+            return true;
+        }
+
+        private void CallHelper(in DecodedInstruction ins, int pc)
+        {
+            var a = _a;
+            if (!_program.Helpers.TryGet((int)ins.Imm, out var helper))
+                throw new UnreachableException($"program '{_program.Name}': instruction {pc}: helper {ins.Imm} passed the decoder but is not in the table");
+            if (_keepArguments)
+                SaveVolatile();
+            a.StoreImm(Rsp, CallBlock.PcOffset, pc, 8);
+            a.MovImm(R11, (long)helper.Function);
+            a.Store(Rsp, CallBlock.FunctionOffset, R11, 8);
+            a.Mov(true, R9, Rsp);
+            a.MovImm(R11, BaselineRuntime.CallHelperEntry);
+            a.Call(R11);
+            PendingCheck();
+            if (_keepArguments)
+            {
+                for (int i = 1; i <= 5; i++)
+                    a.Load(R[i], Rsp, CallBlock.SaveOffset + i * 8, 8, signed: false);
+            }
+        }
+    }
+}

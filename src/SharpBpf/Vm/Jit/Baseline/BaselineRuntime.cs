@@ -1,0 +1,242 @@
+using System.Diagnostics;
+using System.Runtime.CompilerServices;
+using System.Runtime.ExceptionServices;
+using System.Runtime.InteropServices;
+using SharpBpf.Asm;
+
+namespace SharpBpf.Vm.Jit.Baseline;
+
+/// <summary>
+/// The block at the bottom of a baseline body's native frame ([rsp]) through which the code talks to
+/// <see cref="BaselineRuntime"/>: the arguments of a runtime call, and room to keep r0-r5 across one.
+/// </summary>
+[StructLayout(LayoutKind.Sequential)]
+internal unsafe struct CallBlock
+{
+    public nint Reserved;
+    /// <summary>Helper calls: the helper's function pointer.</summary>
+    public nint Function;
+    public long Pc;
+    public long Op;
+    /// <summary>Runtime calls: the address.</summary>
+    public ulong A;
+    /// <summary>Runtime calls: the value stored, the atomic operand, or the opcode of a FellOff trap.</summary>
+    public ulong V;
+    public long Size;
+    /// <summary>Runtime calls: the atomic operation.</summary>
+    public long Extra;
+    /// <summary>The driver's register block.</summary>
+    public ulong* Regs;
+    /// <summary>r0-r5 while a runtime call runs.</summary>
+    public fixed ulong Save[6];
+
+    public const int PcOffset = 16, OpOffset = 24, AOffset = 32, VOffset = 40, SizeOffset = 48, ExtraOffset = 56,
+        RegsOffset = 64, SaveOffset = 72, FunctionOffset = 8;
+    /// <summary>The frame the prologue reserves: the block, rounded so rsp stays 16-byte aligned at calls.</summary>
+    public const int FrameBytes = 120;
+}
+
+/// <summary>What a runtime call asks for (<see cref="CallBlock.Op"/>).</summary>
+internal enum RuntimeOp
+{
+    LoadSlow, StoreSlow, CheckAtomic, MisalignedAtomic, AtomicFetch, BudgetExhausted, Unreachable, FellOff,
+}
+
+/// <summary>
+/// The managed side of baseline code: the entry points its native code calls (helpers, slow paths of checked
+/// accesses, traps), which run the same <see cref="JitRuntime"/> methods as the IL tiers. A managed exception must not
+/// unwind through native frames, so each entry point catches what its callee throws, stores it in the execution
+/// (<see cref="VmExecution.NativePending"/>) and returns; the code tests the flag after every call and returns at
+/// once, and <see cref="BaselineCode"/> rethrows it.
+/// </summary>
+internal static unsafe class BaselineRuntime
+{
+    /// <summary>The execution the baseline code on this thread runs for (set around each native call).</summary>
+    [ThreadStatic]
+    internal static VmExecution? Current;
+
+    public static readonly nint CallHelperEntry = (nint)(delegate* unmanaged<ulong, ulong, ulong, ulong, ulong, CallBlock*, ulong>)&CallHelper;
+    public static readonly nint RuntimeEntry = (nint)(delegate* unmanaged<CallBlock*, ulong>)&Runtime;
+
+    // Offsets of VmExecution's hot fields from StackTop (the field the caller pins and passes as the base pointer).
+    public static readonly int StackTopOffset, StackLowOffset, PacketLowOffset, PacketSpanOffset, CtxLowOffset,
+        CtxDataOffset, CtxDataEndOffset, CtxDataMetaOffset, BudgetOffset, PendingOffset;
+
+    static BaselineRuntime()
+    {
+        // Field offsets are the same for every instance: measure them on one built without its constructor.
+        var e = (VmExecution)RuntimeHelpers.GetUninitializedObject(typeof(VmExecution));
+        GC.SuppressFinalize(e);
+        StackTopOffset = 0;
+        StackLowOffset = Of(e, ref e.StackLow);
+        PacketLowOffset = Of(e, ref e.PacketLow);
+        PacketSpanOffset = Of(e, ref e.PacketSpan);
+        CtxLowOffset = Of(e, ref e.CtxLow);
+        CtxDataOffset = Of(e, ref e.CtxData);
+        CtxDataEndOffset = Of(e, ref e.CtxDataEnd);
+        CtxDataMetaOffset = Of(e, ref e.CtxDataMeta);
+        BudgetOffset = Of(e, ref e.Budget);
+        PendingOffset = Of(e, ref e.NativePending);
+    }
+
+    private static int Of<T>(VmExecution e, ref T field) =>
+        checked((int)Unsafe.ByteOffset(ref Unsafe.As<ulong, byte>(ref e.StackTop), ref Unsafe.As<T, byte>(ref field)));
+
+    [UnmanagedCallersOnly]
+    private static ulong CallHelper(ulong r1, ulong r2, ulong r3, ulong r4, ulong r5, CallBlock* b)
+    {
+        var e = Current!;
+        try
+        {
+            e.CurrentInstruction = (int)b->Pc;
+            return ((delegate*<VmExecution, ulong, ulong, ulong, ulong, ulong, ulong>)b->Function)(e, r1, r2, r3, r4, r5);
+        }
+        catch (Exception ex)
+        {
+            Pend(e, ex);
+            return 0;
+        }
+    }
+
+    [UnmanagedCallersOnly]
+    private static ulong Runtime(CallBlock* b)
+    {
+        var e = Current!;
+        int pc = (int)b->Pc;
+        int size = (int)b->Size;
+        try
+        {
+            switch ((RuntimeOp)b->Op)
+            {
+                case RuntimeOp.LoadSlow:
+                    return JitRuntime.LoadSlow(e, b->A, size, pc);
+                case RuntimeOp.StoreSlow:
+                    JitRuntime.StoreSlow(e, b->A, size, b->V, pc);
+                    return 0;
+                case RuntimeOp.CheckAtomic:
+                    JitRuntime.CheckAtomic(e, b->A, size, pc);
+                    return 0;
+                case RuntimeOp.AtomicFetch:
+                    return size == 8 ? JitRuntime.Atomic64(b->A, b->V, (int)b->Extra) : JitRuntime.Atomic32(b->A, (uint)b->V, (int)b->Extra);
+                case RuntimeOp.MisalignedAtomic:
+                    JitRuntime.MisalignedAtomic(e, b->A, size, pc);
+                    break;
+                case RuntimeOp.BudgetExhausted:
+                    JitRuntime.BudgetExhausted(e, pc);
+                    break;
+                case RuntimeOp.Unreachable:
+                    JitRuntime.Unreachable(e, pc);
+                    break;
+                case RuntimeOp.FellOff:
+                    JitRuntime.FellOff(e, pc, (int)b->V);
+                    break;
+            }
+            // A trap entry that did not throw, or an operation this runtime does not know: never continue silently.
+            throw new UnreachableException($"baseline runtime call {b->Op} at instruction {pc} returned where it must trap");
+        }
+        catch (Exception ex)
+        {
+            Pend(e, ex);
+            return 0;
+        }
+    }
+
+    private static void Pend(VmExecution e, Exception ex)
+    {
+        e.NativeException = ExceptionDispatchInfo.Capture(ex);
+        e.NativePending = 1;
+    }
+}
+
+/// <summary>
+/// A program's baseline code: native x86-64 instructions in pages of their own (mapped writable, filled, then made
+/// executable and read-only), freed when the code is no longer referenced.
+/// </summary>
+internal sealed unsafe class BaselineCode
+{
+    private readonly nint _pages;
+    private readonly nuint _length;
+    private readonly delegate* unmanaged<ulong*, ulong*, ulong> _entry;
+
+    private BaselineCode(nint pages, nuint length)
+    {
+        _pages = pages;
+        _length = length;
+        _entry = (delegate* unmanaged<ulong*, ulong*, ulong>)pages;
+    }
+
+    public int Bytes => (int)_length;
+
+    /// <summary>Copies <paramref name="code"/> into new executable pages.</summary>
+    public static BaselineCode Create(ReadOnlySpan<byte> code)
+    {
+        nuint length = (nuint)((code.Length + 4095) & ~4095);
+        nint pages = ExecutableMemory.Map(length);
+        code.CopyTo(new Span<byte>((void*)pages, code.Length));
+        ExecutableMemory.MakeExecutable(pages, length);
+        return new BaselineCode(pages, length);
+    }
+
+    ~BaselineCode() => ExecutableMemory.Unmap(_pages, _length);
+
+    /// <summary>The <see cref="JitBody"/> of this code: runs it with the execution's fields pinned, then rethrows
+    /// what a helper or a check threw inside it.</summary>
+    public ulong Run(VmExecution e, ulong* regs, int startPc, int baseDepth)
+    {
+        if (startPc != 0)
+            throw new UnreachableException($"baseline code entered at {startPc}; it is only compiled for programs of one function");
+        var outer = BaselineRuntime.Current;
+        BaselineRuntime.Current = e;
+        ulong r0;
+        fixed (ulong* fields = &e.StackTop)
+            r0 = _entry(fields, regs);
+        BaselineRuntime.Current = outer;
+        GC.KeepAlive(this);
+        if (e.NativePending != 0)
+        {
+            e.NativePending = 0;
+            var pending = e.NativeException!;
+            e.NativeException = null;
+            pending.Throw();
+        }
+        return r0;
+    }
+}
+
+/// <summary>Pages of native code on Linux: mmap, mprotect, munmap from libc.</summary>
+internal static partial class ExecutableMemory
+{
+    private const int ProtRead = 1, ProtWrite = 2, ProtExec = 4, MapPrivate = 2, MapAnonymous = 0x20;
+
+    public static bool IsSupported { get; } = OperatingSystem.IsLinux()
+        && RuntimeInformation.ProcessArchitecture == Architecture.X64;
+
+    public static nint Map(nuint length)
+    {
+        nint p = mmap(0, length, ProtRead | ProtWrite, MapPrivate | MapAnonymous, -1, 0);
+        if (p == -1)
+            throw new OutOfMemoryException($"mmap of {length} bytes for baseline code failed (errno {Marshal.GetLastPInvokeError()})");
+        return p;
+    }
+
+    public static void MakeExecutable(nint pages, nuint length)
+    {
+        if (mprotect(pages, length, ProtRead | ProtExec) != 0)
+        {
+            int errno = Marshal.GetLastPInvokeError();
+            munmap(pages, length);
+            throw new InvalidOperationException($"mprotect(PROT_READ|PROT_EXEC) of baseline code failed (errno {errno})");
+        }
+    }
+
+    public static void Unmap(nint pages, nuint length) => munmap(pages, length);
+
+    [LibraryImport("libc", SetLastError = true)]
+    private static partial nint mmap(nint address, nuint length, int protection, int flags, int fd, nint offset);
+
+    [LibraryImport("libc", SetLastError = true)]
+    private static partial int mprotect(nint address, nuint length, int protection);
+
+    [LibraryImport("libc")]
+    private static partial int munmap(nint address, nuint length);
+}
