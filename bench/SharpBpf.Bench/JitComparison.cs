@@ -51,15 +51,16 @@ public static class JitComparison
         ];
 
         Console.WriteLine($"JIT vs kernel vs interpreter: ns per test-run, median of {Batches} interleaved batches (each engine's batches alternate, so load on the machine hits all alike)");
-        Console.WriteLine("jit = verified load (VmOptions.Verify: the verifier's proven accesses compiled unchecked), optimised tier; jit-q = the same, quick tier;");
-        Console.WriteLine("jit-chk = unverified load (every access checked), optimised tier; compile = the verified program's quick / optimised compile");
+        Console.WriteLine("jit = verified load (VmOptions.Verify: the verifier's proven accesses compiled unchecked), optimised tier; jit-b = the same, baseline tier");
+        Console.WriteLine("(SharpBpf's own x86-64 code); jit-q = the same, quick tier (RyuJIT MinOpts); jit-chk = unverified load (every access checked), optimised tier;");
+        Console.WriteLine("compile = the verified program's baseline / quick / optimised compile");
         if (kernelSkip is not null)
             Console.WriteLine($"kernel column skipped: {kernelSkip}");
-        Console.WriteLine($"{"program",-16} {"insns",6} {"compile q/opt ms",17} {"jit ns",8} {"jit-q ns",9} {"jit-chk ns",10} {"kernel ns",10} {"interp ns",10} {"jit/kernel",11} {"q/kernel",9} {"chk/kernel",11}");
+        Console.WriteLine($"{"program",-16} {"insns",6} {"compile b/q/opt ms",24} {"jit ns",8} {"jit-b ns",9} {"jit-q ns",9} {"jit-chk ns",10} {"kernel ns",10} {"interp ns",10} {"jit/kernel",11} {"b/kernel",9} {"q/kernel",9} {"chk/kernel",11}");
         string? only = args.SkipWhile(a => a != "--only").Skip(1).FirstOrDefault();
         // The compile column is the JIT's own cost: compile once per tier first, so .NET's compiling of the emitter
         // itself (the first use of each of its paths) is not charged to the first program of the table.
-        foreach (var tiering in new[] { JitTiering.Quick, JitTiering.Optimized })
+        foreach (var tiering in new[] { JitTiering.Baseline, JitTiering.Quick, JitTiering.Optimized })
         {
             var warm = ObjectFile.Read(File.ReadAllBytes(Path.Combine(root, "programs", "bench", "xdp_hash_lookup.o")), "warm-up");
             using var _ = VmCollection.Load(warm, new VmOptions { Engine = VmEngine.Jit, Verify = true, JitTiering = tiering });
@@ -73,13 +74,15 @@ public static class JitComparison
             string programName = spec.Programs[0].Name;
             using var verifiedCollection = VmCollection.Load(spec, new VmOptions { Engine = VmEngine.Jit, Verify = true, JitTiering = JitTiering.Optimized });
             using var quickCollection = VmCollection.Load(spec, new VmOptions { Engine = VmEngine.Jit, Verify = true, JitTiering = JitTiering.Quick });
+            using var baselineCollection = VmCollection.Load(spec, new VmOptions { Engine = VmEngine.Jit, Verify = true, JitTiering = JitTiering.Baseline });
             using var checkedCollection = VmCollection.Load(spec, new VmOptions { Engine = VmEngine.Jit, JitTiering = JitTiering.Optimized });
             using var interpCollection = VmCollection.Load(spec, new VmOptions { Engine = VmEngine.Interpreter });
-            VmCollection[] collections = [verifiedCollection, quickCollection, checkedCollection, interpCollection];
+            VmCollection[] collections = [verifiedCollection, quickCollection, checkedCollection, interpCollection, baselineCollection];
             foreach (var collection in collections)
                 c.FillVm?.Invoke(collection);
             var jit = verifiedCollection.Program(programName);
             var jitQuick = quickCollection.Program(programName);
+            var jitBaseline = baselineCollection.Program(programName);
             var jitChecked = checkedCollection.Program(programName);
             var interp = interpCollection.Program(programName);
             using var kernel = kernelSkip is null ? BpfCollection.Load(spec) : null;
@@ -92,20 +95,23 @@ public static class JitComparison
                 () => ShortBatches(jitQuick, packet, c.Repeat),
                 () => ShortBatches(jitChecked, packet, c.Repeat),
                 () => ShortBatches(interp, packet, Math.Max(1, c.Repeat / 10)),
+                () => ShortBatches(jitBaseline, packet, c.Repeat),
             };
             if (kp is not null)
                 measures.Add(() => kp.TestRun(new TestRunOptions { Data = packet, Repeat = c.Repeat }).NanosecondsPerRun);
             var medians = Interleaved(measures);
             double jitNs = medians[0], quickNs = medians[1], checkedNs = medians[2], interpNs = medians[3];
-            double? kernelNs = kp is null ? null : medians[4];
+            double baselineNs = medians[4];
+            double? kernelNs = kp is null ? null : medians[5];
             string Ratio(double ns) => kernelNs is { } k ? (ns / k).ToString("F2") : "-";
-            string compile = $"{jitQuick.JitCompileTime!.Value.TotalMilliseconds:F3} / {jit.JitCompileTime!.Value.TotalMilliseconds:F3}";
-            Console.WriteLine($"{c.Name,-16} {jit.InstructionCount,6} {compile,17} {jitNs,8:F1} {quickNs,9:F1} {checkedNs,10:F1} " +
-                $"{(kernelNs is { } kn ? kn.ToString("F1") : "-"),10} {interpNs,10:F1} {Ratio(jitNs),11} {Ratio(quickNs),9} {Ratio(checkedNs),11}");
+            string compile = $"{jitBaseline.JitCompileTime!.Value.TotalMilliseconds:F3} / {jitQuick.JitCompileTime!.Value.TotalMilliseconds:F3} / {jit.JitCompileTime!.Value.TotalMilliseconds:F3}";
+            string baselineMark = jitBaseline.JitCode!.Tier == SharpBpf.Vm.Jit.JitTier.Baseline ? "" : "*";
+            Console.WriteLine($"{c.Name,-16} {jit.InstructionCount,6} {compile,24} {jitNs,8:F1} {baselineNs,8:F1}{baselineMark,1} {quickNs,9:F1} {checkedNs,10:F1} " +
+                $"{(kernelNs is { } kn ? kn.ToString("F1") : "-"),10} {interpNs,10:F1} {Ratio(jitNs),11} {Ratio(baselineNs),9} {Ratio(quickNs),9} {Ratio(checkedNs),11}");
             if (c.Name == "ALU loop")
             {
                 long executed = ExecutedInstructions(jit, 1000);
-                Console.WriteLine($"  ALU loop: {executed} instructions per run; jit {jitNs / executed:F3} ns/insn, quick tier {quickNs / executed:F3} ns/insn" +
+                Console.WriteLine($"  ALU loop: {executed} instructions per run; jit {jitNs / executed:F3} ns/insn, baseline tier {baselineNs / executed:F3}, quick tier {quickNs / executed:F3} ns/insn" +
                     (kernelNs is { } kk ? $", kernel {kk / executed:F3} ns/insn" : "") + $", interpreter {interpNs / executed:F3} ns/insn");
             }
         }
@@ -133,8 +139,9 @@ public static class JitComparison
         code.Add(new(new OpCode(0x95), 0, 0, 0, 0));
         Console.WriteLine($"Compile time of a synthetic {code.Count}-instruction program (loads, stores, branches, ALU), median of 11 compiles; " +
             "compile = emitting the IL + RyuJIT, as the program records it; RyuJIT alone from JitInfo; load = the whole load on this thread's CPU clock");
-        Console.WriteLine($"{"tier",-10} {"form",-10} {"IL bytes",9} {"compile ms",11} {"emit ms",8} {"RyuJIT ms",10} {"load CPU ms",12} {"min: compile",8} {"emit",8} {"RyuJIT",8}");
-        foreach (var tiering in new[] { JitTiering.Quick, JitTiering.Optimized })
+        Console.WriteLine("(baseline: the bytes column counts x86-64 machine code, and emit is the whole compile)");
+        Console.WriteLine($"{"tier",-10} {"form",-10} {"bytes",9} {"compile ms",11} {"emit ms",8} {"RyuJIT ms",10} {"load CPU ms",12} {"min: compile",8} {"emit",8} {"RyuJIT",8}");
+        foreach (var tiering in new[] { JitTiering.Baseline, JitTiering.Quick, JitTiering.Optimized })
         foreach (var (label, checkMemory) in new[] { ("checked", true), ("unchecked", false) })
         {
             // "unchecked" is the form a verified program's stack accesses take (the synthetic program's 250
@@ -155,7 +162,7 @@ public static class JitComparison
                 ryu.Add((System.Runtime.JitInfo.GetCompilationTime(currentThread: true) - jitBefore).TotalMilliseconds);
                 times.Add(p.JitCompileTime!.Value.TotalMilliseconds);
                 emits.Add(p.JitCode!.EmitTime.TotalMilliseconds);
-                il = p.JitCode.IlBytes;
+                il = p.JitCode.IlBytes + p.JitCode.NativeBytes;
             }
             Console.WriteLine($"{tiering.ToString().ToLowerInvariant(),-10} {label,-10} {il,9} {Median(times),11:F3} {Median(emits),8:F3} {Median(ryu),10:F3} {Median(cpu),12:F3} {times.Min(),8:F3} {emits.Min(),8:F3} {ryu.Min(),8:F3}");
         }
@@ -180,7 +187,7 @@ public static class JitComparison
                 optimized.Add(watch.Elapsed.TotalMilliseconds);
             }
             Console.WriteLine($"{code.Count}-instruction program, tiered, {(background ? "compiled in the background" : "compiled at load")}: " +
-                $"load to first result median {Median(first):F3} ms, to quick code {Median(compiled):F3} ms, to optimised code {Median(optimized):F3} ms (wall clock)");
+                $"load to first result median {Median(first):F3} ms, to first code {Median(compiled):F3} ms, to optimised code {Median(optimized):F3} ms (wall clock)");
         }
     }
 

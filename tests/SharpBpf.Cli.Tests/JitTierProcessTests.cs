@@ -6,7 +6,9 @@ namespace SharpBpf.Cli.Tests;
 /// The JIT's quick tier relies on a RyuJIT rule (a method with more than 2,000 locals is compiled with MinOpts; see
 /// docs/jit.md, "Tiers"). This runs the tool in a child process with RyuJIT's own summary switched on and checks that
 /// the quick code of a program was compiled MinOpts and its optimised code FullOpts: if a runtime drops the rule, this
-/// test says so (the results would stay right, only the quick tier would stop being quick).
+/// test says so (the results would stay right, only the quick tier would stop being quick). The baseline tier, which
+/// tiered programs start with where it runs, is switched off in the child (SHARPBPF_NO_BASELINE), so the program's
+/// first code is quick IL as on other platforms.
 /// </summary>
 public class JitTierProcessTests
 {
@@ -29,6 +31,7 @@ public class JitTierProcessTests
             start.ArgumentList.Add(arg);
         start.Environment["DOTNET_JitStdOutFile"] = summary;
         start.Environment["DOTNET_JitDisasmSummary"] = "1";
+        start.Environment["SHARPBPF_NO_BASELINE"] = "1";
         try
         {
             using var process = Process.Start(start)!;

@@ -45,6 +45,7 @@ public sealed unsafe class VmExecution : IDisposable
         StackLow = StackTop - FrameSize;
         _randomState = (ulong)Random.Shared.NextInt64() | 1;
         Frames = new CallFrame[Math.Max(1, Options.MaxCallDepth)];
+        MaxCallDepth = Options.MaxCallDepth;
     }
 
     public VmOptions Options { get; }
@@ -70,6 +71,8 @@ public sealed unsafe class VmExecution : IDisposable
     /// <summary>Set (to 1) by the baseline tier's runtime calls when a helper or check threw: the native code returns at
     /// once and the caller rethrows <see cref="NativeException"/>.</summary>
     internal int NativePending;
+    /// <summary><see cref="VmOptions.MaxCallDepth"/> of <see cref="Options"/>, where native code can read it.</summary>
+    internal readonly int MaxCallDepth;
     internal System.Runtime.ExceptionServices.ExceptionDispatchInfo? NativeException;
 
     /// <summary>The program that is running (changes on a tail call).</summary>

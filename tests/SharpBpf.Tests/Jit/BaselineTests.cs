@@ -1,7 +1,10 @@
 using SharpBpf.Asm;
 using SharpBpf.Conformance;
 using SharpBpf.Helpers;
+using SharpBpf.Platform;
 using SharpBpf.Tests.Support;
+using SharpBpf.Tests.Vm;
+using SharpBpf.Tests.Xdp;
 using SharpBpf.Vm;
 using SharpBpf.Vm.Jit;
 using SharpBpf.Vm.Jit.Baseline;
@@ -9,6 +12,27 @@ using static SharpBpf.Asm.Register;
 using static SharpBpf.Tests.Vm.A;
 
 namespace SharpBpf.Tests.Jit;
+
+/// <summary>Every interpreter test, on the baseline tier.</summary>
+public class BaselineVmTests : InterpreterTests
+{
+    protected override VmEngine Engine => VmEngine.Jit;
+    protected override JitTiering Tiering => JitTiering.Baseline;
+}
+
+/// <summary>Every callback and tail-call test, on the baseline tier.</summary>
+public class BaselineCallbackAndTailCallTests : CallbackAndTailCallTests
+{
+    protected override VmEngine Engine => VmEngine.Jit;
+    protected override JitTiering Tiering => JitTiering.Baseline;
+}
+
+/// <summary>Every XDP runtime test, on the baseline tier.</summary>
+public class BaselineXdpRuntimeTests : XdpRuntimeTests
+{
+    protected override VmEngine Engine => VmEngine.Jit;
+    protected override JitTiering Tiering => JitTiering.Baseline;
+}
 
 /// <summary>The baseline tier: SharpBpf's own x86-64 code generator.</summary>
 public class BaselineTests
@@ -60,5 +84,132 @@ public class BaselineTests
         }
         TestContext.Current.TestOutputHelper?.WriteLine($"baseline {baseline}, il {il}: {string.Join(", ", reasons.Select(r => $"{r.Key} {r.Value}"))}");
         Assert.True(baseline > 200, $"only {baseline} conformance programs compiled to baseline code ({il} to IL)");
+    }
+
+    [Fact]
+    public void ProgramsCompileToNativeCodeAndRun()
+    {
+        RequireBaseline();
+        var p = VmProgram.Create("answer", [Mov(R0, 6), Alu64(AluOperation.Mul, R0, 7), Exit()], ProgramType.Unspec, Baseline);
+        Assert.Equal(JitTier.Baseline, p.JitCode!.Tier);
+        Assert.Equal(0, p.JitCode.IlBytes);
+        Assert.InRange(p.JitCode.NativeBytes, 10, 400);
+        using var e = new VmExecution(Baseline);
+        Assert.Equal(42UL, p.Run(e));
+    }
+
+    [Fact]
+    public async Task TieredProgramsStartWithBaselineCodeThenSwitchToOptimizedCode()
+    {
+        RequireBaseline();
+        var options = Baseline with { JitTiering = JitTiering.Tiered };
+        var p = VmProgram.Create("tiered", [Mov(R0, 6), Alu64(AluOperation.Mul, R0, 7), Exit()], ProgramType.Unspec, options);
+        using var e = new VmExecution(options);
+        Assert.Equal(42UL, p.Run(e));
+        await p.JitOptimization!.WaitAsync(TestContext.Current.CancellationToken);
+        Assert.Equal(JitTier.Optimized, p.JitCode!.Tier);
+        Assert.Equal(42UL, p.Run(e));
+        Assert.NotNull(p.JitCompileTime);
+        Assert.NotNull(p.JitOptimizedCompileTime);
+    }
+
+    [Fact]
+    public void LocalCallsAreNativeCalls()
+    {
+        RequireBaseline();
+        // main: r6 = 5; r1 = 20; call f; r0 += r6 (r6 survives the call); exit.   f: r6 = 99; r0 = r1 * 2; exit
+        Instruction[] program =
+        [
+            Mov(R6, 5), Mov(R1, 20), CallLocal(2), Alu64R(AluOperation.Add, R0, R6), Exit(),
+            Mov(R6, 99), MovR(R0, R1), Alu64(AluOperation.Mul, R0, 2), Exit(),
+        ];
+        var p = VmProgram.Create("calls", program, ProgramType.Unspec, Baseline);
+        Assert.Equal(JitTier.Baseline, p.JitCode!.Tier);
+        using var e = new VmExecution(Baseline);
+        Assert.Equal(45UL, p.Run(e));
+        Assert.Equal(0, e.CallDepth);
+    }
+
+    [Fact]
+    public void RecursionPastTheCallDepthTrapsAtTheCall()
+    {
+        RequireBaseline();
+        // f (index 2) calls itself forever: the call traps once the frames run out, as on the interpreter.
+        Instruction[] program = [CallLocal(1), Exit(), CallLocal(-1), Exit()];
+        var p = VmProgram.Create("deep", program, ProgramType.Unspec, Baseline);
+        Assert.Equal(JitTier.Baseline, p.JitCode!.Tier);
+        using var e = new VmExecution(Baseline);
+        var trap = Assert.Throws<VmTrapException>(() => p.Run(e));
+        var reference = VmProgram.Create("deep", program, ProgramType.Unspec);
+        using var ie = new VmExecution();
+        var expected = Assert.Throws<VmTrapException>(() => reference.Run(ie));
+        Assert.Equal(expected.Kind, trap.Kind);
+        Assert.Equal(TrapKind.CallDepthExceeded, trap.Kind);
+        Assert.Equal(expected.InstructionIndex, trap.InstructionIndex);
+        // The execution is usable again: the trap unwound the depth and the stack bounds.
+        Assert.Equal(0, e.CallDepth);
+        var ok = VmProgram.Create("ok", [Mov(R0, 1), Exit()], ProgramType.Unspec, Baseline);
+        Assert.Equal(1UL, ok.Run(e));
+    }
+
+    [Fact]
+    public void CodeThatFallsIntoAnotherFunctionRunsAsOnTheInterpreter()
+    {
+        RequireBaseline();
+        // Unverified code the verifier would refuse: main calls f (index 1), which is also where main goes on after
+        // the call, and f jumps back into main's code. Frames must stay balanced whatever the layout.
+        Instruction[] program =
+        [
+            CallLocal(0),                                  // 0: call f (index 1)
+            Alu64(AluOperation.Add, R0, 1),                // 1: f: r0 += 1 (also reached by falling through)
+            Jmp(JumpOperation.Jgt, R0, 3, 1),              // 2: if r0 > 3 goto 4
+            Ja(-4),                                        // 3: goto 0 (into main's code)
+            Exit(),                                        // 4
+        ];
+        var reference = VmProgram.Create("fall", program, ProgramType.Unspec, new VmOptions { InstructionBudget = 100_000 });
+        var p = VmProgram.Create("fall", program, ProgramType.Unspec, Baseline);
+        Assert.Equal(JitTier.Baseline, p.JitCode!.Tier);
+        using var ie = new VmExecution(new VmOptions { InstructionBudget = 100_000 });
+        using var e = new VmExecution(Baseline);
+        ulong? expected = null, actual = null;
+        VmTrapException? expectedTrap = null, actualTrap = null;
+        try { expected = reference.Run(ie); } catch (VmTrapException ex) { expectedTrap = ex; }
+        try { actual = p.Run(e); } catch (VmTrapException ex) { actualTrap = ex; }
+        Assert.Equal(expected, actual);
+        Assert.Equal(expectedTrap?.Kind, actualTrap?.Kind);
+        Assert.Equal(expectedTrap?.InstructionIndex, actualTrap?.InstructionIndex);
+        Assert.Equal(0, e.CallDepth);
+    }
+
+    [Fact]
+    public void HelperTrapsComeBackAsTheSameException()
+    {
+        RequireBaseline();
+        // bpf_map_lookup_elem with a null map pointer: the helper throws inside native code; the run must trap with
+        // the interpreter's kind and index, and leave nothing pending.
+        Instruction[] program = [Mov(R1, 0), Mov(R2, 0), Call(1), Mov(R0, 7), Exit()];
+        var p = VmProgram.Create("bad", program, ProgramType.Xdp, Baseline);
+        Assert.Equal(JitTier.Baseline, p.JitCode!.Tier);
+        var reference = VmProgram.Create("bad", program, ProgramType.Xdp);
+        using var e = new VmExecution(Baseline);
+        using var ie = new VmExecution();
+        var expected = Assert.Throws<VmTrapException>(() => reference.Run(ie));
+        var trap = Assert.Throws<VmTrapException>(() => p.Run(e));
+        Assert.Equal(expected.Kind, trap.Kind);
+        Assert.Equal(expected.InstructionIndex, trap.InstructionIndex);
+        Assert.Equal(expected.Message, trap.Message);
+        Assert.Equal(0, e.NativePending);
+        var ok = VmProgram.Create("ok", [Mov(R0, 3), Exit()], ProgramType.Unspec, Baseline);
+        Assert.Equal(3UL, ok.Run(e));
+    }
+
+    [Fact]
+    public void CallxFallsBackToQuickIl()
+    {
+        RequireBaseline();
+        Instruction[] program = [Mov(R0, 1), new(new OpCode(0x8d), R1, 0, 0, 0), Exit()];
+        var p = VmProgram.Create("callx", program, ProgramType.Unspec, Baseline);
+        Assert.Equal("callx", BaselineCompiler.Unsupported(p));
+        Assert.Equal(JitTier.Quick, p.JitCode!.Tier);
     }
 }

@@ -28,6 +28,7 @@ public class JitVerifiedDifferentialTests(ITestOutputHelper output)
     [Theory]
     [InlineData(11, 1000, JitTiering.Optimized)]
     [InlineData(12, 1000, JitTiering.Quick)]
+    [InlineData(13, 1000, JitTiering.Baseline)]
     public void VerifiedJitAgreesWithTheCheckedInterpreter(int seed, int programs, JitTiering tiering)
     {
         var random = new Random(seed);

@@ -12,8 +12,9 @@ public class InterpreterTests
 {
     /// <summary>The engine every program of these tests is loaded for.</summary>
     protected virtual VmEngine Engine => VmEngine.Interpreter;
+    protected virtual JitTiering Tiering => JitTiering.Tiered;
 
-    private VmOptions O(VmOptions? options = null) => (options ?? VmOptions.Default) with { Engine = Engine };
+    private VmOptions O(VmOptions? options = null) => (options ?? VmOptions.Default) with { Engine = Engine, JitTiering = Tiering };
 
     private ulong Run(params Instruction[] program)
     {
@@ -195,8 +196,9 @@ public class CallbackAndTailCallTests
 {
     /// <summary>The engine every program of these tests is loaded for.</summary>
     protected virtual VmEngine Engine => VmEngine.Interpreter;
+    protected virtual JitTiering Tiering => JitTiering.Tiered;
 
-    private VmOptions O() => VmOptions.Default with { Engine = Engine };
+    private VmOptions O() => VmOptions.Default with { Engine = Engine, JitTiering = Tiering };
 
     [Fact]
     public void BpfLoopRunsTheCallbackUntilItReturnsOne()
@@ -261,7 +263,7 @@ public class CallbackAndTailCallTests
     [Fact]
     public void TailCallsReplaceTheProgramAndStopAt33()
     {
-        using var collection = VmCollection.Load(TailCallSpec(0), new VmOptions { Engine = Engine, CreateMap = s => new TestArrayMap(s) });
+        using var collection = VmCollection.Load(TailCallSpec(0), new VmOptions { Engine = Engine, JitTiering = Tiering, CreateMap = s => new TestArrayMap(s) });
         var chain = collection.Program("chain");
         collection.Map("jumps").Update(BitConverter.GetBytes(0u), BitConverter.GetBytes(chain.Id));
         var result = collection.Program("entry").TestRun(new global::SharpBpf.Xdp.TestRunOptions { Data = new byte[64] });
@@ -275,7 +277,7 @@ public class CallbackAndTailCallTests
     [Fact]
     public void AnEmptyTailCallSlotFallsThrough()
     {
-        using var collection = VmCollection.Load(TailCallSpec(0), new VmOptions { Engine = Engine, CreateMap = s => new TestArrayMap(s) });
+        using var collection = VmCollection.Load(TailCallSpec(0), new VmOptions { Engine = Engine, JitTiering = Tiering, CreateMap = s => new TestArrayMap(s) });
         var result = collection.Program("entry").TestRun(new global::SharpBpf.Xdp.TestRunOptions { Data = new byte[64] });
         Assert.Equal(global::SharpBpf.Xdp.XdpAction.Drop, result.Action);
     }
@@ -324,7 +326,7 @@ public class CallbackAndTailCallTests
     [Fact]
     public void SpinLockMakesConcurrentIncrementsExact()
     {
-        using var collection = VmCollection.Load(SpinLockSpec(), new VmOptions { Engine = Engine, Verify = true });
+        using var collection = VmCollection.Load(SpinLockSpec(), new VmOptions { Engine = Engine, JitTiering = Tiering, Verify = true });
         var program = collection.Program("count");
         const int Threads = 4, Runs = 5_000;
         var workers = Enumerable.Range(0, Threads).Select(_ => new Thread(() =>
@@ -349,7 +351,7 @@ public class CallbackAndTailCallTests
         var insns = spec.Programs[0].Instructions;
         insns.RemoveAt(8); // drop `call bpf_spin_lock` (r1 stays the value pointer)
         insns.Insert(8, MovR(R1, R6));
-        using var collection = VmCollection.Load(spec, new VmOptions { Engine = Engine, Verify = false });
+        using var collection = VmCollection.Load(spec, new VmOptions { Engine = Engine, JitTiering = Tiering, Verify = false });
         using var e = new VmExecution();
         var trap = Assert.Throws<VmTrapException>(() => collection.Program("count").Run(e));
         Assert.Equal(TrapKind.BadHelperArgument, trap.Kind);
@@ -398,7 +400,7 @@ public class CallbackAndTailCallTests
     [InlineData(global::SharpBpf.Platform.MapType.Array, true, 1UL, 10UL)]
     public void ForEachMapElemVisitsEveryElementWithKeyAndWritableValue(global::SharpBpf.Platform.MapType type, bool stopAtFirst, ulong visited, ulong sum)
     {
-        using var collection = VmCollection.Load(ForEachSpec(type, stopAtFirst), new VmOptions { Engine = Engine });
+        using var collection = VmCollection.Load(ForEachSpec(type, stopAtFirst), new VmOptions { Engine = Engine, JitTiering = Tiering });
         var map = collection.Map("counts");
         uint[] keys = type == global::SharpBpf.Platform.MapType.Array ? [0, 1, 2] : [5, 6, 7];
         for (int i = 0; i < 3; i++)
@@ -423,7 +425,7 @@ public class CallbackAndTailCallTests
         var spec = ForEachSpec(global::SharpBpf.Platform.MapType.Hash, stopAtFirst: false);
         var code = spec.Programs[0].Instructions;
         code[^2] = St(AccessSize.Word, R2, 0, 1);
-        using var collection = VmCollection.Load(spec, new VmOptions { Engine = Engine });
+        using var collection = VmCollection.Load(spec, new VmOptions { Engine = Engine, JitTiering = Tiering });
         collection.Map("counts").Update(BitConverter.GetBytes(5u), BitConverter.GetBytes(1UL));
         using var e = new VmExecution();
         var trap = Assert.Throws<VmTrapException>(() => collection.Program("main").Run(e));
@@ -431,7 +433,7 @@ public class CallbackAndTailCallTests
         Assert.Equal(20, trap.InstructionIndex);
         // And the next run on the same execution starts clean (no region or frame left behind by the trap).
         spec = ForEachSpec(global::SharpBpf.Platform.MapType.Hash, stopAtFirst: false);
-        using var clean = VmCollection.Load(spec, new VmOptions { Engine = Engine });
+        using var clean = VmCollection.Load(spec, new VmOptions { Engine = Engine, JitTiering = Tiering });
         clean.Map("counts").Update(BitConverter.GetBytes(5u), BitConverter.GetBytes(1UL));
         Assert.Equal((1UL << 32) | 6UL, clean.Program("main").Run(e));
     }
@@ -441,7 +443,7 @@ public class CallbackAndTailCallTests
     [InlineData(global::SharpBpf.Platform.MapType.Hash)]
     public void ForEachMapElemAllocatesNothingPerRun(global::SharpBpf.Platform.MapType type)
     {
-        using var collection = VmCollection.Load(ForEachSpec(type, stopAtFirst: false), new VmOptions { Engine = Engine });
+        using var collection = VmCollection.Load(ForEachSpec(type, stopAtFirst: false), new VmOptions { Engine = Engine, JitTiering = Tiering });
         var map = collection.Map("counts");
         for (uint i = 0; i < 3; i++)
             map.Update(BitConverter.GetBytes(i), BitConverter.GetBytes(0UL));
@@ -505,7 +507,7 @@ public class CallbackAndTailCallTests
                 Call((int)global::SharpBpf.Platform.HelperId.Redirect),
                 Exit(),
             ] });
-        using var collection = VmCollection.Load(spec, new VmOptions { Engine = Engine });
+        using var collection = VmCollection.Load(spec, new VmOptions { Engine = Engine, JitTiering = Tiering });
         collection.Map("arr").Update(BitConverter.GetBytes(1u), BitConverter.GetBytes(7UL));
         collection.Map("hash").Update(BitConverter.GetBytes(1u), BitConverter.GetBytes(9UL));
         var program = collection.Program("hot");

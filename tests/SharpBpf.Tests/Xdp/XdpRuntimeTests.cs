@@ -14,8 +14,9 @@ public class XdpRuntimeTests
 {
     /// <summary>The engine every program of these tests is loaded for.</summary>
     protected virtual VmEngine Engine => VmEngine.Interpreter;
+    protected virtual JitTiering Tiering => JitTiering.Tiered;
 
-    private VmOptions O() => VmOptions.Default with { Engine = Engine };
+    private VmOptions O() => VmOptions.Default with { Engine = Engine, JitTiering = Tiering };
 
     // r2 = ctx->data; r3 = ctx->data_end; if (data + 14 > data_end) return PASS; data[0] = 0xaa; return TX;
     private static readonly Instruction[] MarkFirstByte =
@@ -242,7 +243,7 @@ public class XdpRuntimeTests
                 Exit(),
             ],
         });
-        using var collection = VmCollection.Load(spec, new VmOptions { Engine = Engine, CreateMap = s => new TestArrayMap(s) });
+        using var collection = VmCollection.Load(spec, new VmOptions { Engine = Engine, JitTiering = Tiering, CreateMap = s => new TestArrayMap(s) });
         var program = collection.Program("count");
         for (int i = 0; i < 3; i++)
             Assert.Equal(XdpAction.Pass, program.TestRun(new TestRunOptions { Data = new byte[64] }).Action);
@@ -276,7 +277,7 @@ public class XdpRuntimeTests
                 Exit(),
             ],
         });
-        using var collection = VmCollection.Load(spec, new VmOptions { Engine = Engine, CreateMap = s => new TestArrayMap(s) });
+        using var collection = VmCollection.Load(spec, new VmOptions { Engine = Engine, JitTiering = Tiering, CreateMap = s => new TestArrayMap(s) });
         Assert.Equal(XdpAction.Aborted, collection.Program("p").TestRun(new TestRunOptions { Data = new byte[64] }).Action);
     }
 }

@@ -18,7 +18,15 @@ namespace SharpBpf.Vm.Jit.Baseline;
 /// <para>Semantics are the other tiers' instruction for instruction: memory accesses are planned by the same
 /// <see cref="JitCompiler.PlanAccesses"/> (checked accesses test the stack and the packet inline and call the runtime
 /// for the rest), budget charges sit at the same backward jumps, traps come from the same <see cref="JitRuntime"/>
-/// methods. Programs of several functions, tail calls and callx are left to the IL tiers.</para>
+/// methods. bpf-to-bpf calls are native calls (each function has its own native frame; r6-r10 are kept in the
+/// caller's), so the code's frames mirror BPF's. callx, and tail calls in programs that also make bpf-to-bpf calls,
+/// are left to the IL tiers.</para>
+/// <code>
+///   entry:     save callee-saved registers; r12 = fields; load r0-r10 from the driver's block;
+///              call the function that starts at startPc; return r0
+///   function:  (out of line: sub rsp, FrameBytes; jmp body) body: instructions...; exit = add rsp, FrameBytes; ret
+///   trap:      the runtime records the exception; return 0 from this function, and from every caller after it
+/// </code>
 /// </summary>
 internal static unsafe class BaselineCompiler
 {
@@ -27,25 +35,27 @@ internal static unsafe class BaselineCompiler
 
     /// <summary>Whether this process can run baseline code (x86-64 Linux, dynamic code allowed, pages could be made
     /// executable so far).</summary>
-    public static bool IsAvailable => ExecutableMemory.IsSupported && Volatile.Read(ref s_broken) == 0
-        && Environment.GetEnvironmentVariable("SHARPBPF_NO_BASELINE") is null;
+    public static bool IsAvailable => ExecutableMemory.IsSupported && Volatile.Read(ref s_broken) == 0 && !s_switchedOff;
+
+    /// <summary>SHARPBPF_NO_BASELINE set (to anything but "0") switches the baseline tier off for the process: programs
+    /// then start with quick IL, as on platforms the tier does not run on.</summary>
+    private static readonly bool s_switchedOff = Environment.GetEnvironmentVariable("SHARPBPF_NO_BASELINE") is { Length: > 0 } v && v != "0";
 
     /// <summary>Why <paramref name="program"/> cannot be compiled to baseline code, or null when it can.</summary>
     public static string? Unsupported(VmProgram program)
     {
-        var code = program.Code;
-        for (int pc = 0; pc < program.InstructionCount; pc++)
+        bool localCalls = false, tailCalls = false;
+        foreach (ref readonly var ins in program.Code)
         {
-            switch (code[pc].Op)
+            switch (ins.Op)
             {
-                case VmOp.LocalCall: return "bpf-to-bpf calls";
                 case VmOp.CallRegister: return "callx";
-                case VmOp.TailCall: return "tail calls";
+                case VmOp.LocalCall: localCalls = true; break;
+                case VmOp.TailCall: tailCalls = true; break;
             }
-            if (pc > 0 && program.FunctionIndexOf((ulong)(program.CodePointer + pc)) >= 0)
-                return "more than one function";
         }
-        return null;
+        // A tail call replaces the whole run, which native bpf-to-bpf frames cannot hand over.
+        return localCalls && tailCalls ? "tail calls in a program with bpf-to-bpf calls" : null;
     }
 
     /// <summary>Compiles <paramref name="program"/>, or returns null when it is not supported (the caller compiles IL).</summary>
@@ -78,7 +88,9 @@ internal static unsafe class BaselineCompiler
         private readonly JitCompiler.Access[] _plan;
         private readonly X64Assembler _a;
         private readonly AsmLabel[] _labels;
-        private readonly AsmLabel _epilogue, _abort;
+        private readonly AsmLabel _epilogue, _return, _abort;
+        private readonly AsmLabel[] _functionEntries;
+        private readonly bool[] _isFunction;
         // Out-of-line code (slow paths, traps), placed after the program so the hot path runs straight.
         private readonly List<Action> _cold = [];
         private readonly bool _keepArguments;
@@ -93,7 +105,18 @@ internal static unsafe class BaselineCompiler
             for (int i = 0; i < _labels.Length; i++)
                 _labels[i] = _a.DefineLabel();
             _epilogue = _a.DefineLabel();
+            _return = _a.DefineLabel();
             _abort = _a.DefineLabel();
+            _functionEntries = new AsmLabel[_code.Length];
+            _isFunction = new bool[_code.Length];
+            for (int pc = 0; pc < program.InstructionCount; pc++)
+            {
+                if (pc == 0 || program.FunctionIndexOf((ulong)(program.CodePointer + pc)) >= 0)
+                {
+                    _isFunction[pc] = true;
+                    _functionEntries[pc] = _a.DefineLabel();
+                }
+            }
             // The interpreter leaves r1-r5 as they were after a helper call; a verified program cannot read them.
             _keepArguments = !program.Verified;
             HasCheckedAccesses = Array.IndexOf(_plan, JitCompiler.Access.Checked) >= 0;
@@ -104,17 +127,56 @@ internal static unsafe class BaselineCompiler
         public ReadOnlySpan<byte> Emit()
         {
             var a = _a;
-            // Prologue: save the callee-saved registers, reserve the call block (rsp 16-byte aligned), load r0-r10.
+            // Entry (fields, regs, startPc): save the callee-saved registers, reserve a block (rsp 16-byte aligned),
+            // load r0-r10, call the function the run starts in.
             a.Push(Rbp); a.Push(Rbx); a.Push(R12); a.Push(R13); a.Push(R14); a.Push(R15);
             a.AluRI(Alu.Sub, true, Rsp, CallBlock.FrameBytes);
             a.Mov(true, R12, Rdi);
             a.Store(Rsp, CallBlock.RegsOffset, Rsi, 8);
+            a.Mov(false, R9, Rdx);
             a.Mov(true, R11, Rsi);
             for (int i = 0; i <= 10; i++)
                 a.Load(R[i], R11, i * 8, 8, signed: false);
+            for (int pc = 0; pc < _code.Length; pc++)
+            {
+                if (!_isFunction[pc])
+                    continue;
+                var next = a.DefineLabel();
+                a.AluRI(Alu.Cmp, false, R9, pc);
+                a.Jcc(Cond.NotEqual, next);
+                a.Call(_functionEntries[pc]);
+                a.Jmp(_epilogue);
+                a.Mark(next);
+            }
+            // Not a function entry: trap as the other tiers (FellOff at that index).
+            var outerAbort = a.DefineLabel();
+            a.Store(Rsp, CallBlock.PcOffset, R9, 8);
+            a.StoreImm(Rsp, CallBlock.VOffset, 0, 8);
+            a.StoreImm(Rsp, CallBlock.OpOffset, (int)RuntimeOp.FellOff, 8);
+            a.Mov(true, Rdi, Rsp);
+            a.MovImm(R11, BaselineRuntime.RuntimeEntry);
+            a.Call(R11);
+            a.MovImm32(Rax, 0);
+            a.Mark(_epilogue);
+            a.AluRI(Alu.Add, true, Rsp, CallBlock.FrameBytes);
+            a.Pop(R15); a.Pop(R14); a.Pop(R13); a.Pop(R12); a.Pop(Rbx); a.Pop(Rbp);
+            a.Ret();
 
             for (int pc = 0; pc < _code.Length; pc++)
             {
+                if (_isFunction[pc])
+                {
+                    // The frame is set up out of line: code that falls or jumps into a function (which the verifier
+                    // would refuse) keeps the frame it has, as on the interpreter.
+                    var entry = _functionEntries[pc];
+                    var body = _labels[pc];
+                    _cold.Add(() =>
+                    {
+                        a.Mark(entry);
+                        a.AluRI(Alu.Sub, true, Rsp, CallBlock.FrameBytes);
+                        a.Jmp(body);
+                    });
+                }
                 if (IsDead(pc))
                 {
                     pc = DeadRun(pc);
@@ -126,11 +188,11 @@ internal static unsafe class BaselineCompiler
 
             for (int i = 0; i < _cold.Count; i++)
                 _cold[i]();
+            // Every function's frame has the same shape, so one return path serves them all.
             a.Mark(_abort);
             a.MovImm32(Rax, 0);
-            a.Mark(_epilogue);
+            a.Mark(_return);
             a.AluRI(Alu.Add, true, Rsp, CallBlock.FrameBytes);
-            a.Pop(R15); a.Pop(R14); a.Pop(R13); a.Pop(R12); a.Pop(Rbx); a.Pop(Rbp);
             a.Ret();
             return a.Finish();
         }
@@ -141,7 +203,7 @@ internal static unsafe class BaselineCompiler
         private int DeadRun(int first)
         {
             int last = first;
-            while (last + 1 < _code.Length && IsDead(last + 1))
+            while (last + 1 < _code.Length && IsDead(last + 1) && !_isFunction[last + 1])
                 last++;
             for (int pc = first; pc <= last; pc++)
                 _a.Mark(_labels[pc]);
@@ -298,7 +360,9 @@ internal static unsafe class BaselineCompiler
                     a.Jmp(_labels[ins.Offset]);
                     return;
                 case VmOp.CallHelper: CallHelper(ins, pc); return;
-                case VmOp.Exit: a.Jmp(_epilogue); return;
+                case VmOp.Exit: a.Jmp(_return); return;
+                case VmOp.LocalCall: LocalCall(pc, ins.Offset); return;
+                case VmOp.TailCall: TailCall(pc); return;
             }
             if ((op & 0x07) is 0x05 or 0x06 && ConditionalJump(ins, pc))
                 return;
@@ -640,6 +704,55 @@ internal static unsafe class BaselineCompiler
             a.Jmp(_labels[to]);
             a.Mark(next);
             return true;
+        }
+
+        /// <summary>
+        /// bpf-to-bpf call: a native call, with the execution's call depth and stack bounds kept as the other tiers
+        /// keep them (the callee's r10 is the current StackLow), and r6-r10 kept in this frame's block.
+        /// </summary>
+        private void LocalCall(int pc, int target)
+        {
+            var a = _a;
+            a.Load(R11, R12, BaselineRuntime.CallDepthOffset, 4, signed: false);
+            a.AluRI(Alu.Add, false, R11, 1);
+            a.AluRM32Cmp(R11, R12, BaselineRuntime.MaxCallDepthOffset);
+            a.Jcc(Cond.GreaterOrEqual, ColdTrap(RuntimeOp.CallDepthExceeded, pc));
+            a.Store(R12, BaselineRuntime.CallDepthOffset, R11, 4);
+            for (int i = 6; i <= 10; i++)
+                a.Store(Rsp, CallBlock.KeepOffset + (i - 6) * 8, R[i], 8);
+            a.Load(Rbp, R12, BaselineRuntime.StackLowOffset, 8, signed: false);
+            a.AluMI(Alu.Sub, R12, BaselineRuntime.StackLowOffset, VmExecution.FrameSize);
+            a.Call(_functionEntries[target]);
+            a.AluMI(Alu.Add, R12, BaselineRuntime.StackLowOffset, VmExecution.FrameSize);
+            a.AluMI32(Alu.Sub, R12, BaselineRuntime.CallDepthOffset, 1);
+            for (int i = 6; i <= 10; i++)
+                a.Load(R[i], Rsp, CallBlock.KeepOffset + (i - 6) * 8, 8, signed: false);
+            PendingCheck();
+        }
+
+        /// <summary>bpf_tail_call: when the runtime switched programs, hands r0-r10 to the driver with "resume at 0"
+        /// (as the IL tiers do) and returns; otherwise execution goes on. Only in programs without bpf-to-bpf calls,
+        /// so this frame is the entry's callee and the driver's block pointer is in the entry's block.</summary>
+        private void TailCall(int pc)
+        {
+            var a = _a;
+            var failed = a.DefineLabel();
+            a.Store(Rsp, CallBlock.AOffset, R[2], 8);
+            a.Store(Rsp, CallBlock.VOffset, R[3], 8);
+            SaveVolatile();
+            CallRuntime(RuntimeOp.TailCall, pc);
+            a.Mov(true, R11, Rax);
+            RestoreVolatile();
+            a.Test(true, R11, R11);
+            a.Jcc(Cond.Equal, failed);
+            a.Load(R9, Rsp, CallBlock.FrameBytes + 8 + CallBlock.RegsOffset, 8, signed: false);
+            for (int i = 0; i <= 10; i++)
+                a.Store(R9, i * 8, R[i], 8);
+            a.StoreImm(R9, 11 * 8, 0, 8);
+            a.StoreImm(R9, 12 * 8, 1, 8);
+            a.MovImm32(Rax, 0);
+            a.Jmp(_return);
+            a.Mark(failed);
         }
 
         private void CallHelper(in DecodedInstruction ins, int pc)

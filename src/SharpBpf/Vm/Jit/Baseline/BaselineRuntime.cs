@@ -29,17 +29,21 @@ internal unsafe struct CallBlock
     public ulong* Regs;
     /// <summary>r0-r5 while a runtime call runs.</summary>
     public fixed ulong Save[6];
+    /// <summary>r6-r10 while a bpf-to-bpf call runs.</summary>
+    public fixed ulong Keep[5];
 
     public const int PcOffset = 16, OpOffset = 24, AOffset = 32, VOffset = 40, SizeOffset = 48, ExtraOffset = 56,
-        RegsOffset = 64, SaveOffset = 72, FunctionOffset = 8;
-    /// <summary>The frame the prologue reserves: the block, rounded so rsp stays 16-byte aligned at calls.</summary>
-    public const int FrameBytes = 120;
+        RegsOffset = 64, SaveOffset = 72, KeepOffset = 120, FunctionOffset = 8;
+    /// <summary>The frame every function (and the entry) reserves: the block, rounded so that rsp is 16-byte aligned
+    /// at calls (8 mod 16, as rsp is on entry after the return address, plus this, is 0 mod 16).</summary>
+    public const int FrameBytes = 168;
 }
 
 /// <summary>What a runtime call asks for (<see cref="CallBlock.Op"/>).</summary>
 internal enum RuntimeOp
 {
-    LoadSlow, StoreSlow, CheckAtomic, MisalignedAtomic, AtomicFetch, BudgetExhausted, Unreachable, FellOff,
+    LoadSlow, StoreSlow, CheckAtomic, MisalignedAtomic, AtomicFetch, TailCall, BudgetExhausted, Unreachable, FellOff,
+    CallDepthExceeded,
 }
 
 /// <summary>
@@ -60,7 +64,7 @@ internal static unsafe class BaselineRuntime
 
     // Offsets of VmExecution's hot fields from StackTop (the field the caller pins and passes as the base pointer).
     public static readonly int StackTopOffset, StackLowOffset, PacketLowOffset, PacketSpanOffset, CtxLowOffset,
-        CtxDataOffset, CtxDataEndOffset, CtxDataMetaOffset, BudgetOffset, PendingOffset;
+        CtxDataOffset, CtxDataEndOffset, CtxDataMetaOffset, BudgetOffset, PendingOffset, CallDepthOffset, MaxCallDepthOffset;
 
     static BaselineRuntime()
     {
@@ -77,6 +81,8 @@ internal static unsafe class BaselineRuntime
         CtxDataMetaOffset = Of(e, ref e.CtxDataMeta);
         BudgetOffset = Of(e, ref e.Budget);
         PendingOffset = Of(e, ref e.NativePending);
+        CallDepthOffset = Of(e, ref e.CallDepth);
+        MaxCallDepthOffset = Of(e, ref Unsafe.AsRef(in e.MaxCallDepth));
     }
 
     private static int Of<T>(VmExecution e, ref T field) =>
@@ -118,6 +124,10 @@ internal static unsafe class BaselineRuntime
                     return 0;
                 case RuntimeOp.AtomicFetch:
                     return size == 8 ? JitRuntime.Atomic64(b->A, b->V, (int)b->Extra) : JitRuntime.Atomic32(b->A, (uint)b->V, (int)b->Extra);
+                case RuntimeOp.TailCall:
+                    return JitRuntime.TailCall(e, b->A, b->V, pc) ? 1UL : 0UL;
+                case RuntimeOp.CallDepthExceeded:
+                    throw e.Trap(pc, TrapKind.CallDepthExceeded, $"bpf-to-bpf calls nest deeper than {e.Options.MaxCallDepth} frames");
                 case RuntimeOp.MisalignedAtomic:
                     JitRuntime.MisalignedAtomic(e, b->A, size, pc);
                     break;
@@ -156,16 +166,18 @@ internal sealed unsafe class BaselineCode
 {
     private readonly nint _pages;
     private readonly nuint _length;
-    private readonly delegate* unmanaged<ulong*, ulong*, ulong> _entry;
+    private readonly delegate* unmanaged<ulong*, ulong*, int, ulong> _entry;
 
-    private BaselineCode(nint pages, nuint length)
+    private BaselineCode(nint pages, nuint length, int bytes)
     {
+        Bytes = bytes;
         _pages = pages;
         _length = length;
-        _entry = (delegate* unmanaged<ulong*, ulong*, ulong>)pages;
+        _entry = (delegate* unmanaged<ulong*, ulong*, int, ulong>)pages;
     }
 
-    public int Bytes => (int)_length;
+    /// <summary>Bytes of machine code (the pages hold them rounded up to 4 KiB).</summary>
+    public int Bytes { get; }
 
     /// <summary>Copies <paramref name="code"/> into new executable pages.</summary>
     public static BaselineCode Create(ReadOnlySpan<byte> code)
@@ -174,7 +186,7 @@ internal sealed unsafe class BaselineCode
         nint pages = ExecutableMemory.Map(length);
         code.CopyTo(new Span<byte>((void*)pages, code.Length));
         ExecutableMemory.MakeExecutable(pages, length);
-        return new BaselineCode(pages, length);
+        return new BaselineCode(pages, length, code.Length);
     }
 
     ~BaselineCode() => ExecutableMemory.Unmap(_pages, _length);
@@ -183,13 +195,11 @@ internal sealed unsafe class BaselineCode
     /// what a helper or a check threw inside it.</summary>
     public ulong Run(VmExecution e, ulong* regs, int startPc, int baseDepth)
     {
-        if (startPc != 0)
-            throw new UnreachableException($"baseline code entered at {startPc}; it is only compiled for programs of one function");
         var outer = BaselineRuntime.Current;
         BaselineRuntime.Current = e;
         ulong r0;
         fixed (ulong* fields = &e.StackTop)
-            r0 = _entry(fields, regs);
+            r0 = _entry(fields, regs, startPc);
         BaselineRuntime.Current = outer;
         GC.KeepAlive(this);
         if (e.NativePending != 0)

@@ -291,6 +291,40 @@ internal sealed class X64Assembler
         }
     }
 
+    /// <summary>cmp r32, dword [base+disp].</summary>
+    public void AluRM32Cmp(Reg dst, Reg baseReg, int disp)
+    {
+        Rex(false, (int)dst, (int)baseReg);
+        Byte(0x3b);
+        ModRmMem((int)dst, baseReg, disp);
+    }
+
+    /// <summary>op dword [base+disp], imm32.</summary>
+    public void AluMI32(Alu op, Reg baseReg, int disp, int imm)
+    {
+        Rex(false, 0, (int)baseReg);
+        if (imm == (sbyte)imm)
+        {
+            Byte(0x83);
+            ModRmMem((int)op, baseReg, disp);
+            Byte(imm);
+        }
+        else
+        {
+            Byte(0x81);
+            ModRmMem((int)op, baseReg, disp);
+            Int32(imm);
+        }
+    }
+
+    /// <summary>call rel32 to a label.</summary>
+    public void Call(AsmLabel target)
+    {
+        Byte(0xe8);
+        _fixups.Add((_length, target.Id));
+        Int32(0);
+    }
+
     /// <summary>cmp byte [base+disp], imm8.</summary>
     public void CmpByteMI(Reg baseReg, int disp, int imm)
     {
