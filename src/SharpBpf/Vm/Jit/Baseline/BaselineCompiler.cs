@@ -188,6 +188,7 @@ internal static unsafe class BaselineCompiler
 
             for (int i = 0; i < _cold.Count; i++)
                 _cold[i]();
+            EmitStubs();
             // Every function's frame has the same shape, so one return path serves them all.
             a.Mark(_abort);
             a.MovImm32(Rax, 0);
@@ -476,25 +477,78 @@ internal static unsafe class BaselineCompiler
             a.Mark(fast);
         }
 
-        /// <summary>Out of line: LoadSlow on r11, its result into dst, back to <paramref name="done"/>.</summary>
-        private AsmLabel ColdLoad(Reg dst, int size, bool signed, int pc, AsmLabel done, bool contextFull = false)
+        /// <summary>Out of line: LoadSlow on r11 through the shared stub, its result into dst, back to
+        /// <paramref name="done"/>.</summary>
+        private AsmLabel ColdLoad(Reg dst, int size, bool signed, int pc, AsmLabel done)
         {
             var label = _a.DefineLabel();
+            var stub = SlowStub(RuntimeOp.LoadSlow, size, signed);
             _cold.Add(() =>
             {
                 var a = _a;
                 a.Mark(label);
-                a.Store(Rsp, CallBlock.AOffset, R11, 8);
-                a.StoreImm(Rsp, CallBlock.SizeOffset, size, 8);
-                SaveVolatile();
-                CallRuntime(RuntimeOp.LoadSlow, pc);
-                a.Mov(true, R11, Rax);
-                RestoreVolatile();
-                if (signed && size < 8) a.MovSx(true, dst, R11, size);
-                else a.Mov(true, dst, R11);
+                a.StoreImm(Rsp, CallBlock.PcOffset, pc, 8);
+                a.Call(stub);
+                a.Mov(true, dst, R11);
                 a.Jmp(done);
             });
             return label;
+        }
+
+        // Shared slow paths of checked accesses, one per operation, size and signedness, placed once after the code.
+        private readonly Dictionary<int, AsmLabel> _stubs = [];
+        private readonly List<(AsmLabel Label, RuntimeOp Op, int Size, bool Signed)> _stubList = [];
+        private AsmLabel? _stubAbort;
+
+        /// <summary>
+        /// The shared stub that runs a LoadSlow or StoreSlow for an access: called (so [rsp+8] is the block) with the
+        /// address in r11, the block's Pc (and V for a store) set; keeps r0-r5; returns the loaded value in r11,
+        /// sign-extended for a signed load. When the runtime threw it leaves through the function's abort path.
+        /// Each checked access then costs about 25 bytes out of line instead of 110.
+        /// </summary>
+        private AsmLabel SlowStub(RuntimeOp op, int size, bool signed)
+        {
+            int key = ((int)op << 8) | (size << 1) | (signed ? 1 : 0);
+            if (!_stubs.TryGetValue(key, out var label))
+            {
+                label = _a.DefineLabel();
+                _stubs[key] = label;
+                _stubList.Add((label, op, size, signed));
+            }
+            return label;
+        }
+
+        private void EmitStubs()
+        {
+            var a = _a;
+            const int B = 8; // the return address sits between rsp and the block
+            foreach (var (label, op, size, signed) in _stubList)
+            {
+                a.Mark(label);
+                a.Store(Rsp, B + CallBlock.AOffset, R11, 8);
+                a.StoreImm(Rsp, B + CallBlock.SizeOffset, size, 8);
+                a.StoreImm(Rsp, B + CallBlock.OpOffset, (int)op, 8);
+                for (int i = 0; i <= 5; i++)
+                    a.Store(Rsp, B + CallBlock.SaveOffset + i * 8, R[i], 8);
+                a.Lea(Rdi, Rsp, B);
+                a.AluRI(Alu.Sub, true, Rsp, 8); // 16-byte alignment at the call
+                a.MovImm(R11, BaselineRuntime.RuntimeEntry);
+                a.Call(R11);
+                a.AluRI(Alu.Add, true, Rsp, 8);
+                if (signed && size < 8) a.MovSx(true, R11, Rax, size);
+                else a.Mov(true, R11, Rax);
+                for (int i = 0; i <= 5; i++)
+                    a.Load(R[i], Rsp, B + CallBlock.SaveOffset + i * 8, 8, signed: false);
+                a.CmpByteMI(R12, BaselineRuntime.PendingOffset, 0);
+                a.Jcc(Cond.NotEqual, _stubAbort ??= a.DefineLabel());
+                a.Ret();
+            }
+            if (_stubAbort is { } abort)
+            {
+                a.Mark(abort);
+                a.AluRI(Alu.Add, true, Rsp, 8); // drop the return address into the access
+                a.Jmp(_abort);
+            }
         }
 
         private void Load(in DecodedInstruction ins, int pc, int size, bool signed)
@@ -556,16 +610,14 @@ internal static unsafe class BaselineCompiler
             }
             var done = a.DefineLabel();
             var slow = a.DefineLabel();
+            var stub = SlowStub(RuntimeOp.StoreSlow, size, signed: false);
             _cold.Add(() =>
             {
                 a.Mark(slow);
-                a.Store(Rsp, CallBlock.AOffset, R11, 8);
-                a.StoreImm(Rsp, CallBlock.SizeOffset, size, 8);
+                a.StoreImm(Rsp, CallBlock.PcOffset, pc, 8);
                 if (reg) a.Store(Rsp, CallBlock.VOffset, s, 8);
                 else a.StoreImm(Rsp, CallBlock.VOffset, imm, 8);
-                SaveVolatile();
-                CallRuntime(RuntimeOp.StoreSlow, pc);
-                RestoreVolatile();
+                a.Call(stub);
                 a.Jmp(done);
             });
             a.Lea(R11, d, ins.Offset);
