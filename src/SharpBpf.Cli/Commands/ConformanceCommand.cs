@@ -5,7 +5,7 @@ using SharpBpf.Vm;
 namespace SharpBpf.Cli.Commands;
 
 /// <summary>
-/// <c>sharpbpf conformance PATH... [--engine interpreter|jit|kernel] [--json]</c>: runs bpf_conformance <c>.data</c>
+/// <c>sharpbpf conformance PATH... [--engine interpreter|jit|kernel] [--jit-tier T] [--json]</c>: runs bpf_conformance <c>.data</c>
 /// files (folders are searched recursively) and ends with <c>N passed, N failed</c> (and <c>, N skipped</c>).
 /// Exit code 0 when nothing failed, 1 otherwise or when the engine is not available.
 /// </summary>
@@ -15,16 +15,18 @@ public static class ConformanceCommand
     {
         var paths = new Argument<string[]>("paths") { Description = ".data files or folders of them", Arity = ArgumentArity.OneOrMore };
         var engine = EngineOption.Create();
+        var jitTier = EngineOption.CreateJitTier();
         var json = new Option<bool>("--json") { Description = "Print the results as JSON" };
         var command = new Command("conformance", "Run bpf_conformance test files on an engine")
         {
-            paths, engine, json,
+            paths, engine, jitTier, json,
         };
         command.SetAction(parse =>
         {
             var output = parse.InvocationConfiguration.Output;
             var error = parse.InvocationConfiguration.Error;
             var selected = parse.GetValue(engine);
+            var tiering = parse.GetValue(jitTier);
             if (!EngineOption.EnsureAvailable(selected, error, vmOnly: true))
                 return CliApp.ExitRefused;
 
@@ -42,7 +44,7 @@ public static class ConformanceCommand
                 }
             }
 
-            var outcomes = files.Select(f => ConformanceRunner.RunFile(f, selected)).ToList();
+            var outcomes = files.Select(f => ConformanceRunner.RunFile(f, selected, tiering)).ToList();
             int passed = outcomes.Count(o => o.Verdict == ConformanceVerdict.Passed);
             int failed = outcomes.Count(o => o.Verdict == ConformanceVerdict.Failed);
             int skipped = outcomes.Count(o => o.Verdict == ConformanceVerdict.Skipped);
@@ -63,6 +65,7 @@ public static class ConformanceCommand
                         expected = o.Expected is { } e ? $"0x{e:x}" : null,
                         actual = o.Actual is { } a ? $"0x{a:x}" : null,
                     }),
+                    jitTiering = selected == VmEngine.Jit ? EngineOption.TieringName(tiering) : null,
                 };
                 output.WriteLine(JsonSerializer.Serialize(document, new JsonSerializerOptions { WriteIndented = true }));
             }

@@ -26,6 +26,65 @@ internal static class EngineOption
     }
 
     /// <summary>
+    /// <c>--jit-tier tiered|baseline|quick|optimized</c> (default tiered): the code the jit engine compiles a program
+    /// to (<see cref="VmOptions.JitTiering"/>). Accepted and ignored with the other engines.
+    /// </summary>
+    public static Option<JitTiering> CreateJitTier()
+    {
+        var option = new Option<JitTiering>("--jit-tier")
+        {
+            Description = "With --engine jit: the code it compiles to: tiered (default: baseline code at load, optimised " +
+                "code swapped in later), baseline (SharpBpf's own x86-64 code; quick where it does not apply), quick " +
+                "(RyuJIT MinOpts) or optimized (RyuJIT full optimisation). Ignored by the other engines",
+            DefaultValueFactory = _ => JitTiering.Tiered,
+            CustomParser = result =>
+            {
+                var text = result.Tokens.Count > 0 ? result.Tokens[0].Value : "tiered";
+                if (TryParseTiering(text, out var tiering))
+                    return tiering;
+                result.AddError($"unknown jit tier '{text}': use tiered, baseline, quick or optimized");
+                return JitTiering.Tiered;
+            },
+        };
+        return option;
+    }
+
+    /// <summary>tiered, baseline, quick or optimized (case-insensitive).</summary>
+    public static bool TryParseTiering(string? text, out JitTiering tiering)
+    {
+        switch (text?.Trim().ToLowerInvariant())
+        {
+            case "tiered": tiering = JitTiering.Tiered; return true;
+            case "baseline": tiering = JitTiering.Baseline; return true;
+            case "quick": tiering = JitTiering.Quick; return true;
+            case "optimized": tiering = JitTiering.Optimized; return true;
+            default: tiering = default; return false;
+        }
+    }
+
+    /// <summary>The option's spelling of <paramref name="tiering"/>.</summary>
+    public static string TieringName(JitTiering tiering) => tiering switch
+    {
+        JitTiering.Tiered => "tiered",
+        JitTiering.Baseline => "baseline",
+        JitTiering.Quick => "quick",
+        JitTiering.Optimized => "optimized",
+        _ => tiering.ToString().ToLowerInvariant(),
+    };
+
+    /// <summary>
+    /// How a command names the engine a program ran on: <c>interpreter</c>, <c>kernel</c>, or on the jit the code it
+    /// runs now: <c>jit, baseline</c> (<c>jit, tiered: optimized</c> when tiered: the tier it has reached).
+    /// </summary>
+    public static string Describe(VmProgram program)
+    {
+        if (program.Engine != VmEngine.Jit)
+            return program.Engine.ToName();
+        var tier = program.JitTierName ?? "not compiled";
+        return program.Tiering == JitTiering.Tiered ? $"jit, tiered: {tier}" : $"jit, {tier}";
+    }
+
+    /// <summary>
     /// <c>--no-verify</c>: without it the managed engines run a program only once the project's verifier proved it
     /// safe (as the kernel would), and then without per-access checks; with it, unverified, every access checked.
     /// </summary>

@@ -20,12 +20,13 @@ internal static class FilterRunCommand
         var outFile = new Option<FileInfo?>("--out") { Description = "Write the packets that leave (PASS) to this pcap file" };
         var engine = EngineOption.Create();
         var noVerify = EngineOption.CreateNoVerify();
+        var jitTier = EngineOption.CreateJitTier();
         var policy = new Option<string?>("--policy") { Description = "allow or deny: override the pinned default policy for this run." };
         policy.AcceptOnlyFromAmong("allow", "deny");
         var json = new Option<bool>("--json") { Description = "Print the summary and the rule hits as JSON" };
         var command = new Command("run", "Run the filter over a pcap/pcapng file in the VM or the kernel, with the pinned rules.")
         {
-            pcap, outFile, engine, policy, json,
+            pcap, outFile, engine, jitTier, policy, json,
         };
         command.Options.Add(noVerify);
         command.SetAction(parse =>
@@ -52,7 +53,7 @@ internal static class FilterRunCommand
                     }
                     else
                     {
-                        collection = VmCollection.Load(spec, new VmOptions { Engine = selected, Verify = !parse.GetValue(noVerify) });
+                        collection = VmCollection.Load(spec, new VmOptions { Engine = selected, Verify = !parse.GetValue(noVerify), JitTiering = parse.GetValue(jitTier) });
                         maps = MapStateOptions.Of(collection);
                     }
                     var rulesFrom = CopyRules(folder, maps, error);
@@ -67,7 +68,8 @@ internal static class FilterRunCommand
                     {
                         var report = new
                         {
-                            run = summary.ToJson(FilterState.ProgramName, selected.ToName(), parse.GetValue(outFile)?.Name),
+                            run = summary.ToJson(FilterState.ProgramName, selected.ToName(), parse.GetValue(outFile)?.Name,
+                                collection is null ? null : RunCommand.JitTierOf(collection.Program(FilterState.ProgramName))),
                             rulesFrom,
                             policy = FilterView.Name(state.Policy),
                             rules = rules.Select(FilterCommand.RuleReport.From),

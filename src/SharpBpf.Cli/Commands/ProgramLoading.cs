@@ -9,7 +9,7 @@ internal static class ProgramLoading
 {
     /// <summary>The collection and program, or null after writing why to <paramref name="error"/>.</summary>
     public static (VmCollection Collection, VmProgram Program)? Load(string command, string path, string? programName, VmEngine engine, TextWriter error,
-        Action<CollectionSpec>? prepare = null, bool verify = false)
+        Action<CollectionSpec>? prepare = null, bool verify = false, JitTiering tiering = JitTiering.Tiered)
     {
         if (Select(command, path, programName, error) is not { } chosen)
             return null;
@@ -23,7 +23,7 @@ internal static class ProgramLoading
         try
         {
             prepare?.Invoke(single);
-            var collection = VmCollection.Load(single, new VmOptions { Engine = engine, Verify = verify });
+            var collection = VmCollection.Load(single, new VmOptions { Engine = engine, Verify = verify, JitTiering = tiering });
             return (collection, collection.Program(program.Name));
         }
         catch (SharpBpf.Verifier.VerifierException e)

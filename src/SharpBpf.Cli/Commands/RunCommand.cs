@@ -10,7 +10,7 @@ using Spectre.Console;
 namespace SharpBpf.Cli.Commands;
 
 /// <summary>
-/// <c>sharpbpf run FILE.o [--program NAME] --pcap IN [--out OUT.pcap] [--engine E] [--json]</c>: runs an XDP program
+/// <c>sharpbpf run FILE.o [--program NAME] --pcap IN [--out OUT.pcap] [--engine E] [--jit-tier T] [--json]</c>: runs an XDP program
 /// over every packet of a pcap or pcapng file, writes the packets that leave (PASS and TX, as the program left
 /// them) to OUT, and prints a per-action summary and the trace_printk lines.
 /// </summary>
@@ -27,10 +27,11 @@ public static class RunCommand
         var outFile = new Option<FileInfo?>("--out") { Description = "Write the packets that leave (PASS and TX) to this pcap file" };
         var engine = EngineOption.Create();
         var noVerify = EngineOption.CreateNoVerify();
+        var jitTier = EngineOption.CreateJitTier();
         var json = new Option<bool>("--json") { Description = "Print the summary as JSON" };
         var command = new Command("run", "Run an XDP program over the packets of a pcap/pcapng file")
         {
-            file, program, pcap, outFile, engine, json,
+            file, program, pcap, outFile, engine, jitTier, json,
         };
         command.Options.Add(noVerify);
         var mapState = new MapStateOptions();
@@ -47,7 +48,7 @@ public static class RunCommand
                     parse.GetValue(outFile), parse.GetValue(json), output, error, spec => mapState.Prepare(parse, spec),
                     maps => mapState.Apply(parse, maps), maps => mapState.Save(parse, maps));
             var loaded = ProgramLoading.Load("run", parse.GetRequiredValue(file).FullName, parse.GetValue(program), selected, error,
-                spec => mapState.Prepare(parse, spec), verify: !parse.GetValue(noVerify));
+                spec => mapState.Prepare(parse, spec), verify: !parse.GetValue(noVerify), tiering: parse.GetValue(jitTier));
             if (loaded is not { } l)
                 return CliApp.ExitRefused;
             using var collection = l.Collection;
@@ -60,7 +61,7 @@ public static class RunCommand
                 var summary = Run(l.Program, collection, input, parse.GetValue(outFile), asJson ? null : output);
                 mapState.Save(parse, maps);
                 if (asJson)
-                    output.WriteLine(JsonSerializer.Serialize(summary.ToJson(l.Program.Name, selected.ToName(), parse.GetValue(outFile)?.Name), new JsonSerializerOptions { WriteIndented = true }));
+                    output.WriteLine(JsonSerializer.Serialize(summary.ToJson(l.Program.Name, selected.ToName(), parse.GetValue(outFile)?.Name, JitTierOf(l.Program)), new JsonSerializerOptions { WriteIndented = true }));
                 else
                     summary.Print(output, l.Program.Name);
                 return 0;
@@ -73,6 +74,9 @@ public static class RunCommand
         });
         return command;
     }
+
+    /// <summary>The code the jit engine runs <paramref name="program"/> with now, or null on the other engines.</summary>
+    internal static string? JitTierOf(VmProgram program) => program.Engine == VmEngine.Jit ? program.JitTierName : null;
 
     /// <summary>
     /// --engine kernel: each packet goes through BPF_PROG_TEST_RUN once. The kernel reports verdicts and output
@@ -186,7 +190,7 @@ public static class RunCommand
             return _times[_times.Count / 2];
         }
 
-        public object ToJson(string program, string engine, string? outName) => new
+        public object ToJson(string program, string engine, string? outName, string? jitTier = null) => new
         {
             program,
             engine,
@@ -200,6 +204,7 @@ public static class RunCommand
             written = Written,
             skipped = Skipped,
             ns_per_packet = Math.Round(NanosecondsPerPacket, 1),
+            jit_tier = jitTier,
         };
 
         public void Print(TextWriter output, string program)

@@ -6,7 +6,7 @@ using SharpBpf.Xdp;
 namespace SharpBpf.Cli.Commands;
 
 /// <summary>
-/// <c>sharpbpf test-run FILE.o [--program NAME] (--data-hex HEX | --data FILE) [--repeat N] [--engine E] [--json]</c>:
+/// <c>sharpbpf test-run FILE.o [--program NAME] (--data-hex HEX | --data FILE) [--repeat N] [--engine E] [--jit-tier T] [--json]</c>:
 /// the test-run contract (BPF_PROG_TEST_RUN's shape) on a chosen engine.
 /// </summary>
 public static class TestRunCommand
@@ -20,10 +20,11 @@ public static class TestRunCommand
         var repeat = new Option<int>("--repeat") { Description = "Runs (writes accumulate, as in the kernel)", DefaultValueFactory = _ => 1 };
         var engine = EngineOption.Create();
         var noVerify = EngineOption.CreateNoVerify();
+        var jitTier = EngineOption.CreateJitTier();
         var json = new Option<bool>("--json") { Description = "Print JSON: retval, data_out, ns_per_run, engine, program" };
         var command = new Command("test-run", "Run a program once (or --repeat times) on one packet and show its verdict and output packet")
         {
-            file, program, dataHex, data, repeat, engine, json,
+            file, program, dataHex, data, repeat, engine, jitTier, json,
         };
         command.Options.Add(noVerify);
         var mapState = new MapStateOptions();
@@ -61,6 +62,7 @@ public static class TestRunCommand
             IDisposable owner;
             ITestRunnable runnable;
             IReadOnlyDictionary<string, MapAccess> maps;
+            VmProgram? managed = null;
             if (selected == VmEngine.Kernel)
             {
                 if (ProgramLoading.LoadKernel("test-run", parse.GetRequiredValue(file).FullName, parse.GetValue(program), error, spec => mapState.Prepare(parse, spec)) is not { } kernel)
@@ -69,9 +71,10 @@ public static class TestRunCommand
             }
             else
             {
-                if (ProgramLoading.Load("test-run", parse.GetRequiredValue(file).FullName, parse.GetValue(program), selected, error, spec => mapState.Prepare(parse, spec), verify: !parse.GetValue(noVerify)) is not { } l)
+                if (ProgramLoading.Load("test-run", parse.GetRequiredValue(file).FullName, parse.GetValue(program), selected, error, spec => mapState.Prepare(parse, spec), verify: !parse.GetValue(noVerify), tiering: parse.GetValue(jitTier)) is not { } l)
                     return CliApp.ExitRefused;
                 (owner, runnable, maps) = (l.Collection, l.Program, MapStateOptions.Of(l.Collection));
+                managed = l.Program;
             }
             using var collection = owner;
             TestRunResult result;
@@ -98,11 +101,12 @@ public static class TestRunCommand
                     program = result.Program,
                     trap = result.Trap,
                     trace = result.Trace,
+                    jit_tier = managed?.Engine == VmEngine.Jit ? managed.JitTierName : null,
                 }, new JsonSerializerOptions { WriteIndented = true }));
             }
             else
             {
-                output.WriteLine($"program   {result.Program} ({result.Engine})");
+                output.WriteLine($"program   {result.Program} ({(managed is not null ? EngineOption.Describe(managed) : result.Engine)})");
                 output.WriteLine($"retval    {result.ReturnValue} ({ActionName(result.Action)})");
                 output.WriteLine($"data_out  {Convert.ToHexStringLower(result.DataOut)} ({result.DataOut.Length} bytes)");
                 output.WriteLine($"time      {result.NanosecondsPerRun:F1} ns per run over {runs} run(s)");

@@ -20,13 +20,14 @@ public static class XdpRunUserCommand
         var program = new Option<string?>("--program") { Description = "the XDP program to run, when the object has several" };
         var engine = EngineOption.Create();
         var noVerify = EngineOption.CreateNoVerify();
+        var jitTier = EngineOption.CreateJitTier();
         var queue = new Option<uint>("--queue") { Description = "receive queue to take frames from (default 0)" };
         var count = new Option<long>("--count") { Description = "stop after this many frames (default: no limit)" };
         var duration = new Option<double?>("--duration") { Description = "stop after this many seconds (default: Ctrl+C)" };
         var json = new Option<bool>("--json") { Description = "print the final counters as JSON" };
         var command = new Command("run-user", "run an XDP program of FILE.o in the managed VM on IFACE's live frames (AF_XDP)")
         {
-            iface, file, program, engine, queue, count, duration, json,
+            iface, file, program, engine, jitTier, queue, count, duration, json,
         };
         command.Options.Add(noVerify);
         command.SetAction(parse =>
@@ -45,7 +46,7 @@ public static class XdpRunUserCommand
             return KernelCli.Run("xdp run-user", error, () =>
             {
                 var target = Linux.Net.NetInterfaces.Resolve(parse.GetValue(iface)!);
-                if (ProgramLoading.Load("xdp run-user", parse.GetValue(file)!.FullName, parse.GetValue(program), chosenEngine, error, verify: !parse.GetValue(noVerify)) is not { } loaded)
+                if (ProgramLoading.Load("xdp run-user", parse.GetValue(file)!.FullName, parse.GetValue(program), chosenEngine, error, verify: !parse.GetValue(noVerify), tiering: parse.GetValue(jitTier)) is not { } loaded)
                     return CliApp.ExitRefused;
                 using var collection = loaded.Collection;
                 using var cancel = new CancellationTokenSource();
@@ -96,6 +97,7 @@ public static class XdpRunUserCommand
                             redirectFailed = counters.RedirectFailed,
                             txFailed = counters.TxFailed,
                             traps,
+                            jitTier = RunCommand.JitTierOf(loaded.Program),
                         }, KernelCli.JsonOptions));
                     }
                     else if (!live)

@@ -149,6 +149,19 @@ public sealed unsafe class VmProgram : ITestRunnable
 
     /// <summary>Time the optimised compile took, once done; null before that and for quick-only programs.</summary>
     public TimeSpan? JitOptimizedCompileTime => JitCode is { Tier: Jit.JitTier.Optimized } code ? code.CompileTime : null;
+
+    /// <summary>
+    /// The code the jit engine runs this program with now: <c>"baseline"</c>, <c>"quick"</c> or <c>"optimized"</c>
+    /// (for tools that show it); null before it is compiled and on other engines. A tiered program says
+    /// <c>"baseline"</c> (or <c>"quick"</c>) until its optimised code is swapped in.
+    /// </summary>
+    public string? JitTierName => Volatile.Read(ref JitCode)?.Tier switch
+    {
+        Jit.JitTier.Baseline => "baseline",
+        Jit.JitTier.Quick => "quick",
+        Jit.JitTier.Optimized => "optimized",
+        _ => null,
+    };
     internal nint* HelperFunctions => Helpers.Functions;
 
     /// <summary>The index of the function whose address <paramref name="address"/> is, or -1.</summary>
