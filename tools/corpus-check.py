@@ -98,7 +98,8 @@ def check(obj, cli, pcap, work):
             runs = {}
             for engine in ('interpreter', 'jit', 'kernel'):
                 out_pcap = os.path.join(work, f"{r['object']}.{v['program']}.{engine}.pcap")
-                rc, out, err = sh(cli + ['run', obj, '--program', v['program'], '--pcap', pcap, '--engine', engine, '--json', '--out', out_pcap])
+                tier = ['--jit-tier', JIT_TIER] if engine == 'jit' and JIT_TIER else []
+                rc, out, err = sh(cli + ['run', obj, '--program', v['program'], '--pcap', pcap, '--engine', engine, '--json', '--out', out_pcap] + tier)
                 clean_bpffs()
                 if rc != 0:
                     runs[engine] = {'error': last_line(err)}
@@ -120,13 +121,18 @@ def check(obj, cli, pcap, work):
         r['programs'].append(p)
     return r
 
+JIT_TIER = None
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument('dir')
     ap.add_argument('--pcap')
     ap.add_argument('--cli', default=None, help='command that runs sharpbpf (default: dotnet src/SharpBpf.Cli/bin/Release/net10.0/SharpBpf.Cli.dll)')
     ap.add_argument('--json', help='write the full results here')
+    ap.add_argument('--jit-tier', help='the JIT tier the jit runs use (tiered, baseline, quick, optimized; default: the CLI default)')
     a = ap.parse_args()
+    global JIT_TIER
+    JIT_TIER = a.jit_tier
     if os.geteuid() != 0:
         print('corpus-check: skipped: needs root for bpf(2)')
         return 0

@@ -130,26 +130,42 @@ public class BaselineTests
         Assert.Equal(0, e.CallDepth);
     }
 
+    /// <summary>Runs <paramref name="program"/> on the interpreter and on baseline code (which it must compile to):
+    /// r0 or the trap (kind, index, message) must be the same. Returns the baseline trap, and leaves the baseline
+    /// execution, which must have nothing pending and no frame left, usable for another run.</summary>
+    private static VmTrapException? SameAsTheInterpreter(string name, Instruction[] program, ProgramType type = ProgramType.Unspec)
+    {
+        var interpreted = VmProgram.Create(name, program, type, Baseline with { Engine = VmEngine.Interpreter });
+        var p = VmProgram.Create(name, program, type, Baseline);
+        Assert.Equal(JitTier.Baseline, p.JitCode!.Tier);
+        using var ie = new VmExecution(Baseline);
+        using var e = new VmExecution(Baseline);
+        (ulong? R0, VmTrapException? Trap) Outcome(VmProgram program, VmExecution execution)
+        {
+            try { return (program.Run(execution), null); }
+            catch (VmTrapException ex) { return (null, ex); }
+        }
+        var expected = Outcome(interpreted, ie);
+        var actual = Outcome(p, e);
+        Assert.Equal(expected.R0, actual.R0);
+        Assert.Equal(expected.Trap?.Kind, actual.Trap?.Kind);
+        Assert.Equal(expected.Trap?.InstructionIndex, actual.Trap?.InstructionIndex);
+        Assert.Equal(expected.Trap?.Message, actual.Trap?.Message);
+        Assert.Equal(0, e.NativePending);
+        Assert.Equal(0, e.CallDepth);
+        var ok = VmProgram.Create("ok", [Mov(R0, 3), Exit()], ProgramType.Unspec, Baseline);
+        Assert.Equal(3UL, ok.Run(e));
+        return actual.Trap;
+    }
+
     [Fact]
     public void RecursionPastTheCallDepthTrapsAtTheCall()
     {
         RequireBaseline();
-        // f (index 2) calls itself forever: the call traps once the frames run out, as on the interpreter.
-        Instruction[] program = [CallLocal(1), Exit(), CallLocal(-1), Exit()];
-        var p = VmProgram.Create("deep", program, ProgramType.Unspec, Baseline);
-        Assert.Equal(JitTier.Baseline, p.JitCode!.Tier);
-        using var e = new VmExecution(Baseline);
-        var trap = Assert.Throws<VmTrapException>(() => p.Run(e));
-        var reference = VmProgram.Create("deep", program, ProgramType.Unspec);
-        using var ie = new VmExecution();
-        var expected = Assert.Throws<VmTrapException>(() => reference.Run(ie));
-        Assert.Equal(expected.Kind, trap.Kind);
-        Assert.Equal(TrapKind.CallDepthExceeded, trap.Kind);
-        Assert.Equal(expected.InstructionIndex, trap.InstructionIndex);
-        // The execution is usable again: the trap unwound the depth and the stack bounds.
-        Assert.Equal(0, e.CallDepth);
-        var ok = VmProgram.Create("ok", [Mov(R0, 1), Exit()], ProgramType.Unspec, Baseline);
-        Assert.Equal(1UL, ok.Run(e));
+        // f (index 2) calls itself forever: the call traps once the frames run out, as on the interpreter, and the
+        // trap unwinds the depth and the stack bounds.
+        var trap = SameAsTheInterpreter("deep", [CallLocal(1), Exit(), CallLocal(-1), Exit()]);
+        Assert.Equal(TrapKind.CallDepthExceeded, trap?.Kind);
     }
 
     [Fact]
@@ -158,49 +174,32 @@ public class BaselineTests
         RequireBaseline();
         // Unverified code the verifier would refuse: main calls f (index 1), which is also where main goes on after
         // the call, and f jumps back into main's code. Frames must stay balanced whatever the layout.
-        Instruction[] program =
+        Assert.Null(SameAsTheInterpreter("fall",
         [
             CallLocal(0),                                  // 0: call f (index 1)
             Alu64(AluOperation.Add, R0, 1),                // 1: f: r0 += 1 (also reached by falling through)
             Jmp(JumpOperation.Jgt, R0, 3, 1),              // 2: if r0 > 3 goto 4
             Ja(-4),                                        // 3: goto 0 (into main's code)
             Exit(),                                        // 4
-        ];
-        var reference = VmProgram.Create("fall", program, ProgramType.Unspec, new VmOptions { InstructionBudget = 100_000 });
-        var p = VmProgram.Create("fall", program, ProgramType.Unspec, Baseline);
-        Assert.Equal(JitTier.Baseline, p.JitCode!.Tier);
-        using var ie = new VmExecution(new VmOptions { InstructionBudget = 100_000 });
-        using var e = new VmExecution(Baseline);
-        ulong? expected = null, actual = null;
-        VmTrapException? expectedTrap = null, actualTrap = null;
-        try { expected = reference.Run(ie); } catch (VmTrapException ex) { expectedTrap = ex; }
-        try { actual = p.Run(e); } catch (VmTrapException ex) { actualTrap = ex; }
-        Assert.Equal(expected, actual);
-        Assert.Equal(expectedTrap?.Kind, actualTrap?.Kind);
-        Assert.Equal(expectedTrap?.InstructionIndex, actualTrap?.InstructionIndex);
-        Assert.Equal(0, e.CallDepth);
+        ]));
     }
 
     [Fact]
     public void HelperTrapsComeBackAsTheSameException()
     {
         RequireBaseline();
-        // bpf_map_lookup_elem with a null map pointer: the helper throws inside native code; the run must trap with
-        // the interpreter's kind and index, and leave nothing pending.
-        Instruction[] program = [Mov(R1, 0), Mov(R2, 0), Call(1), Mov(R0, 7), Exit()];
-        var p = VmProgram.Create("bad", program, ProgramType.Xdp, Baseline);
-        Assert.Equal(JitTier.Baseline, p.JitCode!.Tier);
-        var reference = VmProgram.Create("bad", program, ProgramType.Xdp);
-        using var e = new VmExecution(Baseline);
-        using var ie = new VmExecution();
-        var expected = Assert.Throws<VmTrapException>(() => reference.Run(ie));
-        var trap = Assert.Throws<VmTrapException>(() => p.Run(e));
-        Assert.Equal(expected.Kind, trap.Kind);
-        Assert.Equal(expected.InstructionIndex, trap.InstructionIndex);
-        Assert.Equal(expected.Message, trap.Message);
-        Assert.Equal(0, e.NativePending);
-        var ok = VmProgram.Create("ok", [Mov(R0, 3), Exit()], ProgramType.Unspec, Baseline);
-        Assert.Equal(3UL, ok.Run(e));
+        // bpf_map_lookup_elem with a null map pointer: the helper throws inside native code; the exception crosses
+        // the native frames and the run traps as on the interpreter.
+        var trap = SameAsTheInterpreter("bad", [Mov(R1, 0), Mov(R2, 0), Call(1), Mov(R0, 7), Exit()], ProgramType.Xdp);
+        Assert.NotNull(trap);
+    }
+
+    [Fact]
+    public void BudgetExhaustionInANativeLoopTraps()
+    {
+        RequireBaseline();
+        var trap = SameAsTheInterpreter("spin", [Mov(R0, 0), Alu64(AluOperation.Add, R0, 1), Ja(-2), Exit()]);
+        Assert.Equal(TrapKind.BudgetExhausted, trap?.Kind);
     }
 
     [Fact]

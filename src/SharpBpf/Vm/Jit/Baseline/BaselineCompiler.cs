@@ -460,15 +460,15 @@ internal static unsafe class BaselineCompiler
             var a = _a;
             var fast = a.DefineLabel();
             a.Mov(true, R10, R11);
-            a.AluRM(Alu.Sub, R10, R12, BaselineRuntime.StackLowOffset);
+            a.AluRM(Alu.Sub, true, R10, R12, BaselineRuntime.StackLowOffset);
             a.Load(R9, R12, BaselineRuntime.StackTopOffset, 8, signed: false);
-            a.AluRM(Alu.Sub, R9, R12, BaselineRuntime.StackLowOffset);
+            a.AluRM(Alu.Sub, true, R9, R12, BaselineRuntime.StackLowOffset);
             a.AluRI(Alu.Sub, true, R9, size);
             a.AluRR(Alu.Cmp, true, R10, R9);
             a.Jcc(Cond.BelowOrEqual, fast);
             a.Mov(true, R10, R11);
-            a.AluRM(Alu.Sub, R10, R12, BaselineRuntime.PacketLowOffset);
-            a.AluRM(Alu.Cmp, R10, R12, BaselineRuntime.PacketSpanOffset);
+            a.AluRM(Alu.Sub, true, R10, R12, BaselineRuntime.PacketLowOffset);
+            a.AluRM(Alu.Cmp, true, R10, R12, BaselineRuntime.PacketSpanOffset);
             a.Jcc(Cond.AboveOrEqual, slow);
             a.Load(R9, R12, BaselineRuntime.PacketSpanOffset, 8, signed: false);
             a.AluRR(Alu.Sub, true, R9, R10);
@@ -575,7 +575,7 @@ internal static unsafe class BaselineCompiler
                     var done = a.DefineLabel();
                     a.Lea(R11, s, ins.Offset);
                     a.Mov(true, R10, R11);
-                    a.AluRM(Alu.Sub, R10, R12, BaselineRuntime.CtxLowOffset);
+                    a.AluRM(Alu.Sub, true, R10, R12, BaselineRuntime.CtxLowOffset);
                     a.AluRI(Alu.Cmp, true, R10, (int)Xdp.XdpContext.MetadataSize);
                     a.Jcc(Cond.Below, ColdLoad(d, 4, signed, pc, done));
                     a.Load(d, R11, 0, 4, signed);
@@ -705,7 +705,7 @@ internal static unsafe class BaselineCompiler
         {
             if (to > pc)
                 return;
-            _a.AluMI(Alu.Sub, R12, BaselineRuntime.BudgetOffset, pc - to + 1);
+            _a.AluMI(Alu.Sub, true, R12, BaselineRuntime.BudgetOffset, pc - to + 1);
             _a.Jcc(Cond.Less, ColdTrap(RuntimeOp.BudgetExhausted, pc));
         }
 
@@ -767,16 +767,16 @@ internal static unsafe class BaselineCompiler
             var a = _a;
             a.Load(R11, R12, BaselineRuntime.CallDepthOffset, 4, signed: false);
             a.AluRI(Alu.Add, false, R11, 1);
-            a.AluRM32Cmp(R11, R12, BaselineRuntime.MaxCallDepthOffset);
+            a.AluRM(Alu.Cmp, false, R11, R12, BaselineRuntime.MaxCallDepthOffset);
             a.Jcc(Cond.GreaterOrEqual, ColdTrap(RuntimeOp.CallDepthExceeded, pc));
             a.Store(R12, BaselineRuntime.CallDepthOffset, R11, 4);
             for (int i = 6; i <= 10; i++)
                 a.Store(Rsp, CallBlock.KeepOffset + (i - 6) * 8, R[i], 8);
             a.Load(Rbp, R12, BaselineRuntime.StackLowOffset, 8, signed: false);
-            a.AluMI(Alu.Sub, R12, BaselineRuntime.StackLowOffset, VmExecution.FrameSize);
+            a.AluMI(Alu.Sub, true, R12, BaselineRuntime.StackLowOffset, VmExecution.FrameSize);
             a.Call(_functionEntries[target]);
-            a.AluMI(Alu.Add, R12, BaselineRuntime.StackLowOffset, VmExecution.FrameSize);
-            a.AluMI32(Alu.Sub, R12, BaselineRuntime.CallDepthOffset, 1);
+            a.AluMI(Alu.Add, true, R12, BaselineRuntime.StackLowOffset, VmExecution.FrameSize);
+            a.AluMI(Alu.Sub, false, R12, BaselineRuntime.CallDepthOffset, 1);
             for (int i = 6; i <= 10; i++)
                 a.Load(R[i], Rsp, CallBlock.KeepOffset + (i - 6) * 8, 8, signed: false);
             PendingCheck();

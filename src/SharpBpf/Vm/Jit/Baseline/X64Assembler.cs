@@ -265,56 +265,23 @@ internal sealed class X64Assembler
         }
     }
 
-    /// <summary>op dst, [base+disp] (64-bit).</summary>
-    public void AluRM(Alu op, Reg dst, Reg baseReg, int disp)
+    /// <summary>op dst, [base+disp] (64-bit, or 32-bit when !w).</summary>
+    public void AluRM(Alu op, bool w, Reg dst, Reg baseReg, int disp)
     {
-        Rex(true, (int)dst, (int)baseReg);
+        Rex(w, (int)dst, (int)baseReg);
         Byte(((int)op << 3) | 0x03);
         ModRmMem((int)dst, baseReg, disp);
     }
 
-    /// <summary>op qword [base+disp], imm32.</summary>
-    public void AluMI(Alu op, Reg baseReg, int disp, int imm)
+    /// <summary>op qword (or dword when !w) [base+disp], imm32.</summary>
+    public void AluMI(Alu op, bool w, Reg baseReg, int disp, int imm)
     {
-        Rex(true, 0, (int)baseReg);
-        if (imm == (sbyte)imm)
-        {
-            Byte(0x83);
-            ModRmMem((int)op, baseReg, disp);
-            Byte(imm);
-        }
-        else
-        {
-            Byte(0x81);
-            ModRmMem((int)op, baseReg, disp);
-            Int32(imm);
-        }
-    }
-
-    /// <summary>cmp r32, dword [base+disp].</summary>
-    public void AluRM32Cmp(Reg dst, Reg baseReg, int disp)
-    {
-        Rex(false, (int)dst, (int)baseReg);
-        Byte(0x3b);
-        ModRmMem((int)dst, baseReg, disp);
-    }
-
-    /// <summary>op dword [base+disp], imm32.</summary>
-    public void AluMI32(Alu op, Reg baseReg, int disp, int imm)
-    {
-        Rex(false, 0, (int)baseReg);
-        if (imm == (sbyte)imm)
-        {
-            Byte(0x83);
-            ModRmMem((int)op, baseReg, disp);
-            Byte(imm);
-        }
-        else
-        {
-            Byte(0x81);
-            ModRmMem((int)op, baseReg, disp);
-            Int32(imm);
-        }
+        Rex(w, 0, (int)baseReg);
+        bool small = imm == (sbyte)imm;
+        Byte(small ? 0x83 : 0x81);
+        ModRmMem((int)op, baseReg, disp);
+        if (small) Byte(imm);
+        else Int32(imm);
     }
 
     /// <summary>call rel32 to a label.</summary>
