@@ -17,9 +17,14 @@ public class VerifierFuzzTests(ITestOutputHelper output)
 {
     private static readonly int[] FrameLengths = [14, 34, 60, 1500];
 
+
     /// <summary>Runs an accepted XDP program checked; returns false when the VM cannot load it (a helper the VM
-    /// lacks), true after the runs, failing the test on any trap.</summary>
-    private static bool RunsWithoutTrap(ProgramSpec program, IReadOnlyList<MapSpec> maps, Random rng, string where)
+    /// lacks), true after the runs, failing the test on any trap. Programs whose only helpers are the map helpers
+    /// also run verified on the JIT's baseline tier, whose accesses the verifier proved are compiled unchecked: the
+    /// action, the packet and the arrays' contents must be the checked interpreter's wherever they are deterministic
+    /// (a second interpreter collection, with maps elsewhere in memory, gives the same: a program may return or store
+    /// a pointer, which the kernel allows a privileged loader).</summary>
+    private static bool RunsWithoutTrap(ProgramSpec program, IReadOnlyList<MapSpec> maps, Random rng, string where, ref int compared)
     {
         var spec = new CollectionSpec { License = "GPL" };
         spec.Maps.AddRange(maps);
@@ -33,30 +38,76 @@ public class VerifierFuzzTests(ITestOutputHelper output)
         {
             return false;
         }
-        using (collection)
+        bool deterministic = program.Instructions.All(i => i.OpCode.Value != 0x85 || i.Src != 0 || i.Immediate is 1 or 2 or 3);
+        VmCollection? native = null, twin = null;
+        if (deterministic && SharpBpf.Vm.Jit.Baseline.BaselineCompiler.IsAvailable)
         {
-            // Random contents for the writable arrays (.rodata keeps the values the verifier read).
-            foreach (var map in maps.Where(m => m.Type == MapType.Array && !m.Name.StartsWith('.')))
+            twin = VmCollection.Load(spec, new VmOptions { CheckMemory = true, InstructionBudget = 1_000_000 });
+            native = VmCollection.Load(spec, new VmOptions
             {
-                var managed = collection.Map(map.Name);
+                Engine = VmEngine.Jit, JitTiering = JitTiering.Baseline, Verify = true, InstructionBudget = 1_000_000,
+            });
+        }
+        using (collection)
+        using (native)
+        using (twin)
+        {
+            // Random contents for the writable arrays (.rodata keeps the values the verifier read), the same in both.
+            var arrays = maps.Where(m => m.Type == MapType.Array && !m.Name.StartsWith('.')).ToList();
+            foreach (var map in arrays)
+            {
                 for (uint k = 0; k < Math.Min(map.MaxEntries, 8u); k++)
                 {
                     var value = new byte[map.ValueSize];
                     rng.NextBytes(value);
-                    managed.Update(BitConverter.GetBytes(k), value);
+                    collection.Map(map.Name).Update(BitConverter.GetBytes(k), value);
+                    native?.Map(map.Name).Update(BitConverter.GetBytes(k), value);
+                    twin?.Map(map.Name).Update(BitConverter.GetBytes(k), value);
                 }
             }
             var vm = collection.Program(program.Name);
+            var nativeProgram = native?.Program(program.Name);
+            var twinProgram = twin?.Program(program.Name);
             using var execution = new VmExecution(new VmOptions { InstructionBudget = 1_000_000 });
+            using var twinExecution = new VmExecution(new VmOptions { InstructionBudget = 1_000_000 });
+            using var nativeExecution = new VmExecution(new VmOptions { InstructionBudget = 1_000_000 });
+            string listing = string.Join("\n", program.Instructions.Select((x, i) => $"{i}: {x}"));
             foreach (int length in FrameLengths)
             {
                 var frame = new byte[length];
                 rng.NextBytes(frame);
                 using var context = new XdpContext();
                 context.SetPacket(frame);
-                vm.RunXdp(execution, context, out var trap);
-                Assert.True(trap is null, $"{where}: accepted, but trapped in the VM on a {length}-byte frame: {trap?.Message}\n"
-                    + string.Join("\n", program.Instructions.Select((x, i) => $"{i}: {x}")));
+                var action = vm.RunXdp(execution, context, out var trap);
+                Assert.True(trap is null, $"{where}: accepted, but trapped in the VM on a {length}-byte frame: {trap?.Message}\n{listing}");
+                if (nativeProgram is null || twinProgram is null)
+                    continue;
+                using var twinContext = new XdpContext();
+                twinContext.SetPacket(frame);
+                var twinAction = twinProgram.RunXdp(twinExecution, twinContext, out _);
+                using var nativeContext = new XdpContext();
+                nativeContext.SetPacket(frame);
+                var nativeAction = nativeProgram.RunXdp(nativeExecution, nativeContext, out var nativeTrap);
+                Assert.True(nativeTrap is null, $"{where}: trapped on baseline code on a {length}-byte frame: {nativeTrap?.Message}\n{listing}");
+                if (action == twinAction)
+                    Assert.True(action == nativeAction, $"{where}: {length}-byte frame: interpreter {action}, baseline code {nativeAction}\n{listing}");
+                if (context.Packet.SequenceEqual(twinContext.Packet))
+                    Assert.True(context.Packet.SequenceEqual(nativeContext.Packet), $"{where}: {length}-byte frame: the packets differ\n{listing}");
+                compared++;
+            }
+            foreach (var map in nativeProgram is null ? [] : arrays)
+            {
+                var a = new byte[map.ValueSize];
+                var b = new byte[map.ValueSize];
+                var c = new byte[map.ValueSize];
+                for (uint k = 0; k < Math.Min(map.MaxEntries, 8u); k++)
+                {
+                    collection.Map(map.Name).TryLookup(BitConverter.GetBytes(k), a);
+                    twin!.Map(map.Name).TryLookup(BitConverter.GetBytes(k), c);
+                    native!.Map(map.Name).TryLookup(BitConverter.GetBytes(k), b);
+                    if (a.AsSpan().SequenceEqual(c))
+                        Assert.True(a.AsSpan().SequenceEqual(b), $"{where}: map {map.Name}[{k}] differs after the runs\n{listing}");
+                }
             }
         }
         return true;
@@ -97,7 +148,7 @@ public class VerifierFuzzTests(ITestOutputHelper output)
     {
         var rng = new Random(12345);
         var maps = new List<MapSpec> { new() { Name = "m", Type = MapType.Array, KeySize = 4, ValueSize = 16, MaxEntries = 4 } };
-        int accepted = 0, ran = 0;
+        int accepted = 0, ran = 0, compared = 0;
         for (int n = 0; n < 3000; n++)
         {
             var insns = new List<Instruction>();
@@ -115,7 +166,7 @@ public class VerifierFuzzTests(ITestOutputHelper output)
             if (result.Accepted)
             {
                 accepted++;
-                if (RunsWithoutTrap(program, maps, rng, $"random program {n}"))
+                if (RunsWithoutTrap(program, maps, rng, $"random program {n}", ref compared))
                     ran++;
             }
             else
@@ -123,7 +174,7 @@ public class VerifierFuzzTests(ITestOutputHelper output)
                 Assert.False(string.IsNullOrEmpty(result.Error!.Message));
             }
         }
-        output.WriteLine($"3000 random programs: {accepted} accepted, {ran} of them run in the VM");
+        output.WriteLine($"3000 random programs: {accepted} accepted, {ran} of them run in the VM, {compared} frames compared with baseline code");
         Assert.True(accepted > 0, "no random program was accepted: the generator is too hostile to reach the analysis");
         Assert.True(ran * 10 >= accepted * 9, $"only {ran} of {accepted} accepted programs could be loaded in the VM");
     }
@@ -241,7 +292,7 @@ public class VerifierFuzzTests(ITestOutputHelper output)
     {
         var rng = new Random(4242);
         var maps = new List<MapSpec> { new() { Name = "m", Type = MapType.Array, KeySize = 4, ValueSize = 16, MaxEntries = 4 } };
-        int accepted = 0, refused = 0, ran = 0;
+        int accepted = 0, refused = 0, ran = 0, compared = 0;
         for (int n = 0; n < 2000; n++)
         {
             var program = new ProgramSpec { Name = "fuzz", SectionName = "xdp", Type = ProgramType.Xdp, License = "GPL", Instructions = RandomMostlyValidProgram(rng) };
@@ -252,10 +303,12 @@ public class VerifierFuzzTests(ITestOutputHelper output)
                 continue;
             }
             accepted++;
-            if (RunsWithoutTrap(program, maps, rng, $"program {n}"))
+            if (RunsWithoutTrap(program, maps, rng, $"program {n}", ref compared))
                 ran++;
         }
-        output.WriteLine($"2000 mostly valid random programs: {accepted} accepted ({ran} run in the VM), {refused} refused");
+        output.WriteLine($"2000 mostly valid random programs: {accepted} accepted ({ran} run in the VM, {compared} frames compared with baseline code), {refused} refused");
+        if (SharpBpf.Vm.Jit.Baseline.BaselineCompiler.IsAvailable)
+            Assert.True(compared >= ran * 2, $"only {compared} frames of {ran} programs compared with baseline code");
         // Both verdicts must be common (the generator plants unchecked reads), and every accepted program must run.
         Assert.True(accepted > 500 && refused > 100, $"accepted {accepted}, refused {refused}");
         Assert.Equal(accepted, ran);
@@ -265,7 +318,7 @@ public class VerifierFuzzTests(ITestOutputHelper output)
     public void MutatedCasesGetAVerdict()
     {
         var rng = new Random(777);
-        int accepted = 0, ran = 0;
+        int accepted = 0, ran = 0, compared = 0;
         foreach (var c in VerifierCase.LoadAll())
         {
             var original = c.ToProgram();
@@ -290,12 +343,12 @@ public class VerifierFuzzTests(ITestOutputHelper output)
                 if (result.Accepted && program.Type == ProgramType.Xdp)
                 {
                     accepted++;
-                    if (RunsWithoutTrap(program, c.Maps, rng, $"{c.Id}, mutation {n}"))
+                    if (RunsWithoutTrap(program, c.Maps, rng, $"{c.Id}, mutation {n}", ref compared))
                         ran++;
                 }
             }
         }
-        output.WriteLine($"mutated XDP cases: {accepted} accepted, {ran} of them run in the VM");
+        output.WriteLine($"mutated XDP cases: {accepted} accepted, {ran} of them run in the VM, {compared} frames compared with baseline code");
         // Most accepted XDP mutants must run (a few use helpers the VM leaves out), or the VM half proves little.
         Assert.True(accepted > 100, $"only {accepted} mutated XDP programs were accepted");
         Assert.True(ran * 10 >= accepted * 8, $"only {ran} of {accepted} accepted mutated programs could be loaded in the VM");
