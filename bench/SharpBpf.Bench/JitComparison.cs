@@ -15,7 +15,8 @@ namespace SharpBpf.Bench;
 /// programs (programs/bench/*.o): ns per test-run (median of 5 batches), ratios, the JIT's compile time per program,
 /// and ns per instruction on the long ALU loop; then the compile time of a synthetic program per tier. Run:
 /// <c>dotnet run -c Release --project bench/SharpBpf.Bench -- jit</c> (<c>--quick</c> for fewer repeats;
-/// <c>--compile [--insns N]</c> for the compile-time section alone, on an N-instruction program, 1,000 by default).
+/// <c>--compile [--insns N]</c> for the compile-time section alone, on an N-instruction program, 1,000 by default;
+/// <c>--compile --object FILE</c> for the compile time of each program of an object file at each tier).
 /// The kernel column needs root and is skipped with the reason otherwise.
 /// </summary>
 public static class JitComparison
@@ -30,7 +31,10 @@ public static class JitComparison
         int insns = args.SkipWhile(a => a != "--insns").Skip(1).FirstOrDefault() is { } n ? int.Parse(n, System.Globalization.CultureInfo.InvariantCulture) : 1000;
         if (args.Contains("--compile"))
         {
-            CompileTime(insns);
+            if (args.SkipWhile(a => a != "--object").Skip(1).FirstOrDefault() is { } objectPath)
+                ObjectCompileTime(objectPath);
+            else
+                CompileTime(insns);
             return 0;
         }
         int repeat = quick ? 100_000 : 1_000_000;
@@ -189,6 +193,42 @@ public static class JitComparison
             Console.WriteLine($"{code.Count}-instruction program, tiered, {(background ? "compiled in the background" : "compiled at load")}: " +
                 $"load to first result median {Median(first):F3} ms, to first code {Median(compiled):F3} ms, to optimised code {Median(optimized):F3} ms (wall clock)");
         }
+    }
+
+    /// <summary>
+    /// <c>--compile --object FILE</c>: each program of a real object, loaded verified (as the CLI loads it), compiled
+    /// at each tier; median and minimum compile time of <see cref="Compiles"/> loads per tier, and what each program
+    /// got (a program the baseline tier does not handle gets quick IL, marked *).
+    /// </summary>
+    private static void ObjectCompileTime(string path)
+    {
+        var spec = ObjectFile.Read(File.ReadAllBytes(path), Path.GetFileName(path));
+        Console.WriteLine($"Compile time of the programs of {Path.GetFileName(path)}, verified loads, median (min) of {Compiles} loads per tier, ms");
+        Console.WriteLine($"{"program",-28} {"insns",6} {"baseline",18} {"quick",18} {"optimized",18}");
+        var rows = new Dictionary<string, List<string>>();
+        var counts = new Dictionary<string, int>();
+        foreach (var tiering in new[] { JitTiering.Baseline, JitTiering.Quick, JitTiering.Optimized })
+        {
+            var times = new Dictionary<string, List<double>>();
+            var marks = new Dictionary<string, string>();
+            for (int i = 0; i < Compiles; i++)
+            {
+                using var collection = VmCollection.Load(spec, new VmOptions { Engine = VmEngine.Jit, Verify = true, JitTiering = tiering });
+                foreach (var program in spec.Programs)
+                {
+                    var p = collection.Program(program.Name);
+                    if (p.JitCompileTime is not { } t)
+                        continue;
+                    (times.TryGetValue(program.Name, out var list) ? list : times[program.Name] = []).Add(t.TotalMilliseconds);
+                    counts[program.Name] = p.InstructionCount;
+                    marks[program.Name] = tiering == JitTiering.Baseline && p.JitTierName != "baseline" ? "*" : "";
+                }
+            }
+            foreach (var (name, list) in times)
+                (rows.TryGetValue(name, out var row) ? row : rows[name] = []).Add($"{Median(list):F3} ({list.Min():F3}){marks[name]}");
+        }
+        foreach (var (name, row) in rows)
+            Console.WriteLine($"{name,-28} {counts[name],6} {string.Join(" ", row.Select(r => $"{r,18}"))}");
     }
 
     // Compiles per figure: the median is given, and the minimum, which on a shared machine is the closest to the
