@@ -33,8 +33,8 @@ internal static unsafe class BaselineCompiler
     private static readonly Reg[] R = [Rax, Rdi, Rsi, Rdx, Rcx, R8, Rbx, R13, R14, R15, Rbp];
     private static int s_broken;
 
-    /// <summary>Whether this process can run baseline code (x86-64 Linux, dynamic code allowed, pages could be made
-    /// executable so far).</summary>
+    /// <summary>Whether this process can run baseline code: x86-64 Linux, not switched off, and pages could be made
+    /// executable so far.</summary>
     public static bool IsAvailable => ExecutableMemory.IsSupported && Volatile.Read(ref s_broken) == 0 && !s_switchedOff;
 
     /// <summary>SHARPBPF_NO_BASELINE set (to anything but "0") switches the baseline tier off for the process: programs
@@ -78,6 +78,7 @@ internal static unsafe class BaselineCompiler
             return null;
         }
         watch.Stop();
+        // There is no separate emit step: the compile is the emit (and the copy into executable pages).
         return new JitCode(native.Run, JitTier.Baseline, emitter.HasCheckedAccesses, watch.Elapsed, watch.Elapsed, 0, native.Bytes);
     }
 
