@@ -64,6 +64,28 @@ internal static unsafe class Interpreter
             : Loop<UncheckedMemory>(e, program, 0, r1, r2, 0, 0, 0, e.StackTop, 0);
     }
 
+    /// <summary>
+    /// Goes on with a run of the jit engine that was handed over to <paramref name="program"/>, a program without
+    /// compiled code (where only the baseline tier can run, as under NativeAOT, and it does not handle this program):
+    /// from <paramref name="pc"/> with r0-r10 from the hand-off block <paramref name="regs"/>, at the run's
+    /// <paramref name="baseDepth"/>. Callbacks of the interpreted code run on the interpreter meanwhile.
+    /// </summary>
+    internal static ulong Continue(VmExecution e, VmProgram program, int pc, ulong* regs, int baseDepth)
+    {
+        var invoker = e.Invoker;
+        e.Invoker = Invoker.Instance;
+        try
+        {
+            return e.CheckMemory
+                ? Loop<CheckedMemory>(e, program, pc, regs[1], regs[2], regs[3], regs[4], regs[5], regs[10], baseDepth, regs)
+                : Loop<UncheckedMemory>(e, program, pc, regs[1], regs[2], regs[3], regs[4], regs[5], regs[10], baseDepth, regs);
+        }
+        finally
+        {
+            e.Invoker = invoker;
+        }
+    }
+
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static ulong Load<T>(VmExecution e, ulong a, uint size, DecodedInstruction* ins, DecodedInstruction* code) where T : struct, IMemoryPolicy
     {
@@ -140,12 +162,18 @@ internal static unsafe class Interpreter
     [SkipLocalsInit]
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static ulong Loop<T>(VmExecution e, VmProgram program, int startPc,
-        ulong a1, ulong a2, ulong a3, ulong a4, ulong a5, ulong r10, int baseDepth) where T : struct, IMemoryPolicy
+        ulong a1, ulong a2, ulong a3, ulong a4, ulong a5, ulong r10, int baseDepth, ulong* handOff = null) where T : struct, IMemoryPolicy
     {
         // stackalloc (not a struct local): the register file's address stays in one register of the loop.
         ulong* r = stackalloc ulong[16];
         r[0] = 0; r[1] = a1; r[2] = a2; r[3] = a3; r[4] = a4; r[5] = a5;
         r[6] = 0; r[7] = 0; r[8] = 0; r[9] = 0; r[10] = r10;
+        if (handOff != null)
+        {
+            // A run the jit engine handed over (Continue): r0 and r6-r9 as the compiled code left them.
+            r[0] = handOff[0];
+            r[6] = handOff[6]; r[7] = handOff[7]; r[8] = handOff[8]; r[9] = handOff[9];
+        }
         var frames = e.Frames;
         DecodedInstruction* code = program.CodePointer;
         nint* helpers = program.HelperFunctions;

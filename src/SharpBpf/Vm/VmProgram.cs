@@ -126,6 +126,10 @@ public sealed unsafe class VmProgram : ITestRunnable
     /// <summary>Serialises the compiles of this program (the load's, the background ones, a tail call's).</summary>
     internal object JitLock { get; } = new();
 
+    /// <summary>Set when the JIT cannot compile this program at all (only baseline code can run in this process, as
+    /// under NativeAOT, and it does not handle the program): the jit engine interprets it.</summary>
+    internal volatile bool NoJitCode;
+
     /// <summary>How the JIT engine compiles this program (<see cref="VmOptions.JitTiering"/>).</summary>
     public JitTiering Tiering => _loadOptions.JitTiering;
 

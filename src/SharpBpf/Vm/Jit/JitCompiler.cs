@@ -88,14 +88,30 @@ internal static unsafe class JitCompiler
 
     /// <summary>The program's code for <paramref name="tier"/>, compiling it on first use (tail-call targets, the
     /// background compile). Compiles of one program are serialised; different programs compile concurrently.</summary>
-    public static JitCode For(VmProgram program, JitTier tier)
+    public static JitCode? For(VmProgram program, JitTier tier)
     {
         if (program.JitCode is { } code && code.Tier >= tier)
             return code;
+        if (program.NoJitCode)
+            return null;
         lock (program.JitLock)
         {
             if (program.JitCode is { } again && again.Tier >= tier)
                 return again;
+            if (!JitEngine.IlAvailable)
+            {
+                // Only baseline code can run here (NativeAOT): a program it does not handle runs on the interpreter.
+                if (Baseline.BaselineCompiler.TryCompile(program) is not { } native)
+                {
+                    if (program.JitCode is null)
+                        program.NoJitCode = true;
+                    return program.JitCode;
+                }
+                Volatile.Write(ref program.JitCode, native);
+                if (program.FirstCompileTicks == 0)
+                    Volatile.Write(ref program.FirstCompileTicks, Math.Max(1, native.CompileTime.Ticks));
+                return native;
+            }
             var compiled = Compile(program, tier);
             if (program.FirstCompileTicks == 0)
                 Volatile.Write(ref program.FirstCompileTicks, Math.Max(1, compiled.CompileTime.Ticks));

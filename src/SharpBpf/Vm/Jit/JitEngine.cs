@@ -11,8 +11,12 @@ internal static unsafe class JitEngine
 {
     private static int s_noticeGiven;
 
-    /// <summary>False where dynamic code cannot run (NativeAOT): the JIT engine then runs the interpreter.</summary>
-    public static bool IsAvailable => RuntimeFeature.IsDynamicCodeSupported && RuntimeFeature.IsDynamicCodeCompiled;
+    /// <summary>Whether IL can be compiled here (false under NativeAOT): the quick and optimised tiers.</summary>
+    public static bool IlAvailable => RuntimeFeature.IsDynamicCodeSupported && RuntimeFeature.IsDynamicCodeCompiled;
+
+    /// <summary>Whether the JIT can compile anything here: IL, or baseline code (x86-64 Linux, also under
+    /// NativeAOT). Where neither can, the jit engine runs the interpreter.</summary>
+    public static bool IsAvailable => IlAvailable || Baseline.BaselineCompiler.IsAvailable;
 
     /// <summary>The tier a program's first code is compiled to.</summary>
     private static JitTier FirstTier(VmProgram program) => program.Tiering switch
@@ -33,7 +37,10 @@ internal static unsafe class JitEngine
             Notice();
             return null;
         }
-        return JitCompiler.For(program, FirstTier(program));
+        var code = JitCompiler.For(program, FirstTier(program));
+        if (code is null)
+            NoticeProgram(program);
+        return code;
     }
 
     /// <summary>Starts compiling on a thread-pool thread; runs use the interpreter until the code is there.</summary>
@@ -44,7 +51,11 @@ internal static unsafe class JitEngine
             Notice();
             return null;
         }
-        return Task.Run(() => JitCompiler.For(program, FirstTier(program)));
+        return Task.Run(() =>
+        {
+            if (JitCompiler.For(program, FirstTier(program)) is null)
+                NoticeProgram(program);
+        });
     }
 
     /// <summary>
@@ -54,7 +65,7 @@ internal static unsafe class JitEngine
     /// </summary>
     public static Task? OptimizeInBackground(VmProgram program, Task? first)
     {
-        if (program.Tiering != JitTiering.Tiered || !IsAvailable)
+        if (program.Tiering != JitTiering.Tiered || !IlAvailable)
             return null;
         return first is null
             ? Task.Run(() => { JitCompiler.For(program, JitTier.Optimized); })
@@ -66,6 +77,16 @@ internal static unsafe class JitEngine
     {
         if (Interlocked.Exchange(ref s_noticeGiven, 1) == 0)
             Console.Error.WriteLine("sharpbpf: dynamic code is not supported in this process (NativeAOT?); the jit engine runs the interpreter instead");
+    }
+
+    private static int s_programNoticeGiven;
+
+    /// <summary>Where only the baseline tier can run (NativeAOT) and it does not handle a program: said once.</summary>
+    private static void NoticeProgram(VmProgram program)
+    {
+        if (Interlocked.Exchange(ref s_programNoticeGiven, 1) == 0)
+            Console.Error.WriteLine($"sharpbpf: dynamic code is not supported in this process (NativeAOT?) and program '{program.Name}' " +
+                $"uses {Baseline.BaselineCompiler.Unsupported(program) ?? "what the baseline tier does not compile"}; the jit engine runs it on the interpreter");
     }
 
     private sealed class Invoker : IVmFunctionInvoker
@@ -90,8 +111,9 @@ internal static unsafe class JitEngine
             Notice();
             return Interpreter.Run(e, program, r1, r2);
         }
-        // Compiling in the background: the interpreter runs until the code is there.
-        if (program.JitCode is null && program.JitCompilation is { IsCompleted: false })
+        // Compiling in the background: the interpreter runs until the code is there; and for good when there is no
+        // code to be had (NativeAOT, a program the baseline tier does not handle).
+        if (program.JitCode is null && (program.JitCompilation is { IsCompleted: false } || program.NoJitCode))
             return Interpreter.Run(e, program, r1, r2);
         e.Invoker = Invoker.Instance;
         return Execute(e, program, 0, r1, r2, 0, 0, 0, nested: false);
@@ -121,6 +143,8 @@ internal static unsafe class JitEngine
         while (true)
         {
             var code = program.JitCode ?? JitCompiler.For(program, FirstTier(program));
+            if (code is null)
+                return Interpreter.Continue(e, program, pc, regs, baseDepth); // no code to be had (see Run)
             regs[12] = 0;
             ulong r0 = code.Body(e, regs, pc, baseDepth);
             if (regs[12] == 0)
