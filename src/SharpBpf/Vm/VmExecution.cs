@@ -109,7 +109,10 @@ public sealed unsafe class VmExecution : IDisposable
     }
 
     /// <summary>The CPU that bpf_get_smp_processor_id reports and per-CPU maps use.</summary>
-    public int Cpu { get; set; }
+    public int Cpu { get => CpuIndex; set => CpuIndex = value; }
+
+    /// <summary><see cref="Cpu"/>, as a field native code can read.</summary>
+    internal int CpuIndex;
 
     /// <summary>Sets up the state for a new run of <paramref name="program"/>.</summary>
     internal void BeginRun(VmProgram program, XdpContext? xdp, ulong data = 0, ulong dataLength = 0)

@@ -203,6 +203,71 @@ public class BaselineTests
     }
 
     [Fact]
+    public void ArrayLookupsInlinedInVerifiedCodeGiveTheHelpersAnswers()
+    {
+        RequireBaseline();
+        // Verified: a per-CPU counter at key 2 (incremented), then a lookup past the end of a plain array (null), on
+        // CPUs 0, 1 and one past the possible CPUs (null as well). The baseline code inlines both lookups; the
+        // counters and the actions must be the interpreter's.
+        var spec = new global::SharpBpf.Objects.CollectionSpec { License = "GPL" };
+        spec.Maps.Add(new global::SharpBpf.Objects.MapSpec { Name = "counts", Type = MapType.PercpuArray, KeySize = 4, ValueSize = 8, MaxEntries = 4 });
+        spec.Maps.Add(new global::SharpBpf.Objects.MapSpec { Name = "cfg", Type = MapType.Array, KeySize = 4, ValueSize = 8, MaxEntries = 2 });
+        spec.Programs.Add(new global::SharpBpf.Objects.ProgramSpec
+        {
+            Name = "count", SectionName = "xdp", Type = ProgramType.Xdp,
+            Instructions =
+            [
+                St(AccessSize.Word, R10, -4, 2),
+                MovR(R2, R10), Alu64(AluOperation.Add, R2, -4),
+                new Instruction(new OpCode(0x18), R1, (Register)1, 0, 0) { Reference = "counts" },
+                Call(1),
+                Jmp(JumpOperation.Jeq, R0, 0, 3),
+                Ldx(AccessSize.DoubleWord, R1, R0, 0), Alu64(AluOperation.Add, R1, 1), Stx(AccessSize.DoubleWord, R0, R1, 0),
+                St(AccessSize.Word, R10, -8, 7),
+                MovR(R2, R10), Alu64(AluOperation.Add, R2, -8),
+                new Instruction(new OpCode(0x18), R1, (Register)1, 0, 0) { Reference = "cfg" },
+                Call(1),
+                Mov(R6, 2),                                   // XDP_PASS when the lookup past the end gave null
+                Jmp(JumpOperation.Jeq, R0, 0, 1),
+                Mov(R6, 1),
+                MovR(R0, R6),
+                Exit(),
+            ],
+        });
+        ulong[] Counters(VmCollection collection)
+        {
+            var value = new byte[collection.Map("counts").UserValueSize];
+            collection.Map("counts").TryLookup(BitConverter.GetBytes(2u), value);
+            return [.. Enumerable.Range(0, value.Length / 8).Select(i => BitConverter.ToUInt64(value, i * 8))];
+        }
+        var outcomes = new List<(ulong[] Counters, List<global::SharpBpf.Xdp.XdpAction> Actions)>();
+        foreach (var options in new[] { new VmOptions { Verify = true }, Baseline with { Verify = true, CheckMemory = false } })
+        {
+            using var collection = VmCollection.Load(spec, options);
+            var program = collection.Program("count");
+            if (options.Engine == VmEngine.Jit)
+                Assert.Equal(JitTier.Baseline, program.JitCode!.Tier);
+            var actions = new List<global::SharpBpf.Xdp.XdpAction>();
+            using var e = new VmExecution(options);
+            foreach (int cpu in new[] { 0, 1, 1, global::SharpBpf.Maps.ManagedMap.PossibleCpus })
+            {
+                e.Cpu = cpu;
+                using var context = new global::SharpBpf.Xdp.XdpContext();
+                context.SetPacket(new byte[64]);
+                actions.Add(program.RunXdp(e, context, out var trap));
+                Assert.Null(trap);
+            }
+            outcomes.Add((Counters(collection), actions));
+        }
+        Assert.Equal(outcomes[0].Counters, outcomes[1].Counters);
+        Assert.Equal(outcomes[0].Actions, outcomes[1].Actions);
+        Assert.Equal(1UL, outcomes[1].Counters[0]);
+        if (outcomes[1].Counters.Length > 1)
+            Assert.Equal(2UL, outcomes[1].Counters[1]);
+        Assert.All(outcomes[1].Actions, action => Assert.Equal(global::SharpBpf.Xdp.XdpAction.Pass, action));
+    }
+
+    [Fact]
     public void CallxFallsBackToQuickIl()
     {
         RequireBaseline();

@@ -82,6 +82,9 @@ internal static unsafe class BaselineCompiler
         return new JitCode(native.Run, JitTier.Baseline, emitter.HasCheckedAccesses, watch.Elapsed, watch.Elapsed, 0, native.Bytes);
     }
 
+    private static readonly System.Reflection.MethodInfo s_mapLookupElem =
+        typeof(Helpers.VmHelpers).GetMethod(nameof(Helpers.VmHelpers.MapLookupElem))!;
+
     private sealed class Emitter
     {
         private readonly VmProgram _program;
@@ -808,11 +811,103 @@ internal static unsafe class BaselineCompiler
             a.Mark(failed);
         }
 
+        private bool[]? _entered;
+
+        /// <summary>Instructions some jump, call or callback can start at (not only the one before them).</summary>
+        private bool[] Entered()
+        {
+            if (_entered is { } known)
+                return known;
+            var entered = (bool[])_isFunction.Clone();
+            for (int pc = 0; pc < _program.InstructionCount; pc++)
+            {
+                ref readonly var ins = ref _code[pc];
+                bool jump = (ins.Op & 0x07) is 0x05 or 0x06 && ins.Op is not (VmOp.CallHelper or VmOp.CallRegister or VmOp.Exit);
+                if ((jump || ins.Op == VmOp.LocalCall) && (uint)ins.Offset < (uint)entered.Length)
+                    entered[ins.Offset] = true;
+            }
+            return _entered = entered;
+        }
+
+        /// <summary>
+        /// The map r1 holds at the helper call at <paramref name="pc"/> when that is certain from the code: the last
+        /// write of r1 is an lddw of a map of this program's collection in the same straight run of code (no jump
+        /// lands between it and the call), with only ALU, loads and plain stores that leave r1 alone in between.
+        /// </summary>
+        private Maps.ManagedMap? ConstantMap(int pc)
+        {
+            if (_program.Collection is not { } collection)
+                return null;
+            var entered = Entered();
+            for (int i = pc - 1; i >= 0; i--)
+            {
+                if (entered[i + 1])
+                    return null;
+                ref readonly var ins = ref _code[i];
+                int cls = ins.Op & 0x07;
+                if (ins.Op == VmOp.LoadImm64)
+                {
+                    if (ins.Dst == 1)
+                        return collection.ResolveMap((ulong)ins.Imm);
+                    continue;
+                }
+                bool keeps = cls switch
+                {
+                    0x04 or 0x07 or 0x01 => ins.Dst != 1,                                             // ALU, LDX
+                    0x02 or 0x03 => ins.Op is not (VmOp.AtomicWord or VmOp.AtomicDoubleWord),         // ST, STX
+                    _ => false,
+                };
+                if (!keeps)
+                    return null;
+            }
+            return null;
+        }
+
+        /// <summary>
+        /// bpf_map_lookup_elem on an array (or per-CPU array) map known at compile time, in a verified unchecked
+        /// program, as the kernel's JIT inlines it (the map's gen_lookup): the element's address from the key, or 0
+        /// past the end, with no call into .NET (the same answer as ArrayMap.LookupForProgram). r1-r5 are left as
+        /// they are (a verified program cannot read them after a call).
+        /// </summary>
+        private void InlineArrayLookup(Maps.ArrayMap map)
+        {
+            var a = _a;
+            int cpus = map.IsPerCpu ? Maps.ManagedMap.PossibleCpus : 1;
+            var none = a.DefineLabel();
+            var done = a.DefineLabel();
+            a.Load(R11, R[2], 0, 4, signed: false);                      // the index: the key's u32
+            a.AluRI(Alu.Cmp, false, R11, map.MaxEntries);
+            a.Jcc(Cond.AboveOrEqual, none);
+            if (map.IsPerCpu)
+            {
+                a.Load(R10, R12, BaselineRuntime.CpuOffset, 4, signed: false);
+                a.AluRI(Alu.Cmp, false, R10, cpus);
+                a.Jcc(Cond.AboveOrEqual, none);
+                a.ImulImm(true, R11, cpus);
+                a.AluRR(Alu.Add, true, R11, R10);
+            }
+            a.ImulImm(true, R11, map.ElementSize);
+            a.MovImm(Rax, (long)map.Data);
+            a.AluRR(Alu.Add, true, Rax, R11);
+            a.Jmp(done);
+            a.Mark(none);
+            a.MovImm32(Rax, 0);
+            a.Mark(done);
+        }
+
         private void CallHelper(in DecodedInstruction ins, int pc)
         {
             var a = _a;
             if (!_program.Helpers.TryGet((int)ins.Imm, out var helper))
                 throw new UnreachableException($"program '{_program.Name}': instruction {pc}: helper {ins.Imm} passed the decoder but is not in the table");
+            // Verified unchecked programs only: the verifier proved r1 a map and r2 a readable key, and no region needs
+            // registering for the value.
+            if (helper.Method == s_mapLookupElem && _program.Verified && !_program.CheckMemory && !_keepArguments
+                && ConstantMap(pc) is Maps.ArrayMap array)
+            {
+                InlineArrayLookup(array);
+                return;
+            }
             if (_keepArguments)
                 SaveVolatile();
             a.StoreImm(Rsp, CallBlock.PcOffset, pc, 8);

@@ -64,7 +64,8 @@ internal static unsafe class BaselineRuntime
 
     // Offsets of VmExecution's hot fields from StackTop (the field the caller pins and passes as the base pointer).
     public static readonly int StackTopOffset, StackLowOffset, PacketLowOffset, PacketSpanOffset, CtxLowOffset,
-        CtxDataOffset, CtxDataEndOffset, CtxDataMetaOffset, BudgetOffset, PendingOffset, CallDepthOffset, MaxCallDepthOffset;
+        CtxDataOffset, CtxDataEndOffset, CtxDataMetaOffset, BudgetOffset, PendingOffset, CallDepthOffset, MaxCallDepthOffset,
+        CpuOffset;
 
     static BaselineRuntime()
     {
@@ -83,6 +84,7 @@ internal static unsafe class BaselineRuntime
         PendingOffset = Of(e, ref e.NativePending);
         CallDepthOffset = Of(e, ref e.CallDepth);
         MaxCallDepthOffset = Of(e, ref Unsafe.AsRef(in e.MaxCallDepth));
+        CpuOffset = Of(e, ref e.CpuIndex);
     }
 
     private static int Of<T>(VmExecution e, ref T field) =>
