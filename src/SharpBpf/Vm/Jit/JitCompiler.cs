@@ -136,6 +136,8 @@ internal static unsafe class JitCompiler
     /// <summary>Emits and compiles the program to one <see cref="DynamicMethod"/> named after it, its IL written by
     /// <see cref="IlWriter"/> (RyuJIT runs here, not on the first call). The baseline tier writes native code instead,
     /// where it can; where it cannot, the program gets quick IL.</summary>
+    [System.Diagnostics.CodeAnalysis.UnconditionalSuppressMessage("AOT", "IL3050:RequiresDynamicCode",
+        Justification = "IL is compiled only where JitEngine.IlAvailable (RuntimeFeature.IsDynamicCodeSupported) says it can run; under NativeAOT For compiles baseline code or nothing.")]
     public static JitCode Compile(VmProgram program, JitTier tier)
     {
         if (tier == JitTier.Baseline)
