@@ -22,6 +22,13 @@ public class JitCallbackAndTailCallTests : CallbackAndTailCallTests
     protected override VmEngine Engine => VmEngine.Jit;
 }
 
+/// <summary>Every callback and tail-call test on quick IL alone (the default tiering starts with baseline code).</summary>
+public class QuickCallbackAndTailCallTests : CallbackAndTailCallTests
+{
+    protected override VmEngine Engine => VmEngine.Jit;
+    protected override JitTiering Tiering => JitTiering.Quick;
+}
+
 /// <summary>Every XDP runtime test, on the JIT.</summary>
 public class JitXdpRuntimeTests : XdpRuntimeTests
 {

@@ -274,6 +274,48 @@ public class CallbackAndTailCallTests
         Assert.Equal(33UL, BitConverter.ToUInt64(value));
     }
 
+    /// <summary>"entry" keeps 100 in r6 and calls its subprogram, which tail-calls "leaf" (slot 0) or, when the slot is
+    /// empty, returns 1; "leaf" calls a subprogram of its own that returns 5. The tail call replaces the subprogram:
+    /// entry goes on after its call with r0 from leaf, and r6 as it was.</summary>
+    private static global::SharpBpf.Objects.CollectionSpec SubprogramTailCallSpec()
+    {
+        var spec = new global::SharpBpf.Objects.CollectionSpec();
+        spec.Maps.Add(new global::SharpBpf.Objects.MapSpec { Name = "jumps", Type = global::SharpBpf.Platform.MapType.ProgArray, KeySize = 4, ValueSize = 4, MaxEntries = 2 });
+        spec.Programs.Add(new global::SharpBpf.Objects.ProgramSpec { Name = "entry", SectionName = "xdp", Type = global::SharpBpf.Platform.ProgramType.Xdp,
+            Instructions =
+            [
+                Mov(R6, 100),
+                CallLocal(2),                                                    // raw slot 1 + 1 + 2 = 4
+                Alu64R(AluOperation.Add, R0, R6),
+                Exit(),
+                new Instruction(new OpCode(0x18), R2, (Register)1, 0, 0) { Reference = "jumps" },   // slots 4-5
+                Mov(R3, 0),
+                Mov(R6, 7),                                                      // the subprogram's own r6
+                Call((int)global::SharpBpf.Platform.HelperId.TailCall),
+                Mov(R0, 1),
+                Exit(),
+            ] });
+        spec.Programs.Add(new global::SharpBpf.Objects.ProgramSpec { Name = "leaf", SectionName = "xdp", Type = global::SharpBpf.Platform.ProgramType.Xdp,
+            Instructions = [CallLocal(1), Exit(), Mov(R0, 5), Exit()] });
+        return spec;
+    }
+
+    [Theory]
+    [InlineData(true, 105UL)]
+    [InlineData(false, 101UL)]
+    public void ATailCallFromASubprogramReturnsToItsCaller(bool fill, ulong expected)
+    {
+        using var collection = VmCollection.Load(SubprogramTailCallSpec(), new VmOptions { Engine = Engine, JitTiering = Tiering, CreateMap = s => new TestArrayMap(s) });
+        if (fill)
+            collection.Map("jumps").Update(BitConverter.GetBytes(0u), BitConverter.GetBytes(collection.Program("leaf").Id));
+        using var e = new VmExecution();
+        var entry = collection.Program("entry");
+        Assert.Equal(expected, entry.Run(e));
+        Assert.Equal(0, e.CallDepth);
+        // Again on the same execution: nothing of the first run is left over.
+        Assert.Equal(expected, entry.Run(e));
+    }
+
     [Fact]
     public void AnEmptyTailCallSlotFallsThrough()
     {

@@ -197,6 +197,11 @@ internal sealed unsafe class BaselineCode
     /// what a helper or a check threw inside it.</summary>
     public ulong Run(VmExecution e, ulong* regs, int startPc, int baseDepth)
     {
+        // Handed over inside a bpf-to-bpf call another program made (a tail call from its subprogram): this program's
+        // exit must return into that program's frame, which only the frames of e.Frames describe and native code
+        // does not pop. The interpreter finishes such a run (rare: as the kernel, most tail calls are made at the top).
+        if (e.CallDepth != baseDepth)
+            return Interpreter.Continue(e, e.Program!, startPc, regs, baseDepth);
         var outer = BaselineRuntime.Current;
         BaselineRuntime.Current = e;
         ulong r0;
