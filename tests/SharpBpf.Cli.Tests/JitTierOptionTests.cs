@@ -9,13 +9,7 @@ public class JitTierOptionTests
 {
     private static string RepoRoot() => RepoPaths.Root();
 
-    private static async Task<(int Code, string Out, string Err)> Run(params string[] args)
-    {
-        var output = new StringWriter();
-        var error = new StringWriter();
-        var code = await CliApp.RunAsync(args, output, error);
-        return (code, output.ToString(), error.ToString());
-    }
+    private static Task<(int Code, string Out, string Err)> Run(params string[] args) => CliRunner.Run(args);
 
     /// <summary>The baseline code generator runs on x86-64 Linux (unless switched off for the process); elsewhere
     /// programs asking for it get quick code.</summary>

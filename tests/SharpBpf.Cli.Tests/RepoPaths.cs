@@ -13,3 +13,15 @@ internal static class RepoPaths
         throw new InvalidOperationException("repository root not found");
     }
 }
+
+/// <summary>Runs the tool in-process, as a user would run it, capturing what it writes.</summary>
+internal static class CliRunner
+{
+    public static async Task<(int Code, string Out, string Err)> Run(params string[] args)
+    {
+        var output = new StringWriter();
+        var error = new StringWriter();
+        int code = await SharpBpf.Cli.CliApp.RunAsync(args, output, error);
+        return (code, output.ToString(), error.ToString());
+    }
+}

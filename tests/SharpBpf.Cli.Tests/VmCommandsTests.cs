@@ -7,13 +7,7 @@ public class VmCommandsTests
 {
     private static string RepoRoot() => RepoPaths.Root();
 
-    private static async Task<(int Code, string Out, string Err)> Run(params string[] args)
-    {
-        var output = new StringWriter();
-        var error = new StringWriter();
-        var code = await CliApp.RunAsync(args, output, error);
-        return (code, output.ToString(), error.ToString());
-    }
+    private static Task<(int Code, string Out, string Err)> Run(params string[] args) => CliRunner.Run(args);
 
     [Fact]
     public async Task TestRunPrintsTheContractAsJson()
