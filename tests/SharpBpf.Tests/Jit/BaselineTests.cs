@@ -267,6 +267,62 @@ public class BaselineTests
         Assert.All(outcomes[1].Actions, action => Assert.Equal(global::SharpBpf.Xdp.XdpAction.Pass, action));
     }
 
+    [Theory]
+    [InlineData(true)]
+    [InlineData(false)]
+    public void VerifiedTailCallsFromSubprogramsRunNested(bool fill)
+    {
+        RequireBaseline();
+        // Verified: entry keeps 1 in r6 and calls its subprogram, which tail-calls leaf (slot 0) or returns 0 when
+        // the slot is empty; leaf returns 2 through a subprogram of its own. Entry goes on after its call: XDP_TX (3)
+        // or XDP_DROP (1), as on the interpreter.
+        var spec = new global::SharpBpf.Objects.CollectionSpec { License = "GPL" };
+        spec.Maps.Add(new global::SharpBpf.Objects.MapSpec { Name = "jumps", Type = MapType.ProgArray, KeySize = 4, ValueSize = 4, MaxEntries = 2 });
+        spec.Programs.Add(new global::SharpBpf.Objects.ProgramSpec
+        {
+            Name = "entry", SectionName = "xdp", Type = ProgramType.Xdp,
+            Instructions =
+            [
+                Mov(R6, 1),
+                CallLocal(2),                                                    // raw slot 1 + 1 + 2 = 4
+                Alu64R(AluOperation.Add, R0, R6),
+                Exit(),
+                new Instruction(new OpCode(0x18), R2, (Register)1, 0, 0) { Reference = "jumps" },
+                Mov(R3, 0),
+                Call((int)global::SharpBpf.Platform.HelperId.TailCall),
+                Mov(R0, 0),
+                Exit(),
+            ],
+        });
+        spec.Programs.Add(new global::SharpBpf.Objects.ProgramSpec
+        {
+            Name = "leaf", SectionName = "xdp", Type = ProgramType.Xdp,
+            Instructions = [CallLocal(1), Exit(), Mov(R0, 2), Exit()],
+        });
+        var results = new List<ulong>();
+        foreach (var options in new[] { new VmOptions { Verify = true }, Baseline with { Verify = true, CheckMemory = false } })
+        {
+            using var collection = VmCollection.Load(spec, options);
+            var entry = collection.Program("entry");
+            if (options.Engine == VmEngine.Jit)
+            {
+                Assert.Null(BaselineCompiler.Unsupported(entry));
+                Assert.Equal(JitTier.Baseline, entry.JitCode!.Tier);
+            }
+            if (fill)
+                collection.Map("jumps").Update(BitConverter.GetBytes(0u), BitConverter.GetBytes(collection.Program("leaf").Id));
+            using var e = new VmExecution(options);
+            using var context = new global::SharpBpf.Xdp.XdpContext();
+            context.SetPacket(new byte[64]);
+            results.Add((ulong)entry.RunXdp(e, context, out var trap));
+            Assert.Null(trap);
+            Assert.Equal(0, e.CallDepth);
+            Assert.Same(entry, e.Program);
+        }
+        Assert.Equal(results[0], results[1]);
+        Assert.Equal(fill ? 3UL : 1UL, results[1]);
+    }
+
     [Fact]
     public void CallxFallsBackToQuickIl()
     {

@@ -140,6 +140,20 @@ internal static unsafe class JitEngine
         ulong* regs = stackalloc ulong[13];
         regs[0] = 0; regs[1] = a1; regs[2] = a2; regs[3] = a3; regs[4] = a4; regs[5] = a5;
         regs[6] = 0; regs[7] = 0; regs[8] = 0; regs[9] = 0; regs[10] = r10;
+        return Drive(e, program, pc, regs, baseDepth);
+    }
+
+    /// <summary>
+    /// A tail call baseline code made inside its own bpf-to-bpf call (native frames cannot be handed to the driver):
+    /// runs the program the call switched to from its first instruction, with r0-r10 from <paramref name="regs"/>,
+    /// as a run of its own at the current call depth, so that its exit comes back here with its r0, which the
+    /// baseline code then returns from the function that made the tail call, as the other engines return into its
+    /// caller.
+    /// </summary>
+    internal static ulong RunTailCallTarget(VmExecution e, ulong* regs) => Drive(e, e.Program!, 0, regs, e.CallDepth);
+
+    private static ulong Drive(VmExecution e, VmProgram program, int pc, ulong* regs, int baseDepth)
+    {
         while (true)
         {
             var code = program.JitCode ?? JitCompiler.For(program, FirstTier(program));

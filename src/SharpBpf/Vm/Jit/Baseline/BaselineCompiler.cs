@@ -54,8 +54,10 @@ internal static unsafe class BaselineCompiler
                 case VmOp.TailCall: tailCalls = true; break;
             }
         }
-        // A tail call replaces the whole run, which native bpf-to-bpf frames cannot hand over.
-        return localCalls && tailCalls ? "tail calls in a program with bpf-to-bpf calls" : null;
+        // A tail call inside a native bpf-to-bpf call runs its target nested and returns its r0 from the function
+        // that made it; r1-r5 then are the call site's, not what the target left as on the interpreter, which only a
+        // verified program (that cannot read them after a call) makes invisible.
+        return localCalls && tailCalls && !program.Verified ? "tail calls in an unverified program with bpf-to-bpf calls" : null;
     }
 
     /// <summary>Compiles <paramref name="program"/>, or returns null when it is not supported (the caller compiles IL).</summary>
@@ -98,6 +100,7 @@ internal static unsafe class BaselineCompiler
         // Out-of-line code (slow paths, traps), placed after the program so the hot path runs straight.
         private readonly List<Action> _cold = [];
         private readonly bool _keepArguments;
+        private readonly bool _hasLocalCalls;
 
         public Emitter(VmProgram program)
         {
@@ -123,6 +126,8 @@ internal static unsafe class BaselineCompiler
             }
             // The interpreter leaves r1-r5 as they were after a helper call; a verified program cannot read them.
             _keepArguments = !program.Verified;
+            foreach (ref readonly var ins in program.Code)
+                _hasLocalCalls |= ins.Op == VmOp.LocalCall;
             HasCheckedAccesses = Array.IndexOf(_plan, JitCompiler.Access.Checked) >= 0;
         }
 
@@ -787,12 +792,31 @@ internal static unsafe class BaselineCompiler
         }
 
         /// <summary>bpf_tail_call: when the runtime switched programs, hands r0-r10 to the driver with "resume at 0"
-        /// (as the IL tiers do) and returns; otherwise execution goes on. Only in programs without bpf-to-bpf calls,
-        /// so this frame is the entry's callee and the driver's block pointer is in the entry's block.</summary>
+        /// (as the IL tiers do) and returns; otherwise execution goes on. In a program without bpf-to-bpf calls this
+        /// frame is the entry's callee, whose block holds the driver's block pointer; in a program with them the
+        /// target runs nested instead (TailCallNested) and this function returns its r0.</summary>
         private void TailCall(int pc)
         {
             var a = _a;
             var failed = a.DefineLabel();
+            if (_hasLocalCalls)
+            {
+                // Nested (see Unsupported): the target runs to its exit inside the runtime call.
+                a.Store(Rsp, CallBlock.AOffset, R[2], 8);
+                a.Store(Rsp, CallBlock.VOffset, R[3], 8);
+                for (int i = 6; i <= 10; i++)
+                    a.Store(Rsp, CallBlock.KeepOffset + (i - 6) * 8, R[i], 8);
+                SaveVolatile();
+                CallRuntime(RuntimeOp.TailCallNested, pc);
+                a.Mov(true, R11, Rax);
+                RestoreVolatile();
+                a.AluMI(Alu.Cmp, true, Rsp, CallBlock.ExtraOffset, 0);
+                a.Jcc(Cond.Equal, failed);
+                a.Mov(true, Rax, R11);
+                a.Jmp(_return);
+                a.Mark(failed);
+                return;
+            }
             a.Store(Rsp, CallBlock.AOffset, R[2], 8);
             a.Store(Rsp, CallBlock.VOffset, R[3], 8);
             SaveVolatile();

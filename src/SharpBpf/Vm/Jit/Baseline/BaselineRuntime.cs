@@ -42,8 +42,8 @@ internal unsafe struct CallBlock
 /// <summary>What a runtime call asks for (<see cref="CallBlock.Op"/>).</summary>
 internal enum RuntimeOp
 {
-    LoadSlow, StoreSlow, CheckAtomic, MisalignedAtomic, AtomicFetch, TailCall, BudgetExhausted, Unreachable, FellOff,
-    CallDepthExceeded,
+    LoadSlow, StoreSlow, CheckAtomic, MisalignedAtomic, AtomicFetch, TailCall, TailCallNested, BudgetExhausted,
+    Unreachable, FellOff, CallDepthExceeded,
 }
 
 /// <summary>
@@ -128,6 +128,8 @@ internal static unsafe class BaselineRuntime
                     return size == 8 ? JitRuntime.Atomic64(b->A, b->V, (int)b->Extra) : JitRuntime.Atomic32(b->A, (uint)b->V, (int)b->Extra);
                 case RuntimeOp.TailCall:
                     return JitRuntime.TailCall(e, b->A, b->V, pc) ? 1UL : 0UL;
+                case RuntimeOp.TailCallNested:
+                    return TailCallNested(e, b, pc);
                 case RuntimeOp.CallDepthExceeded:
                     throw e.Trap(pc, TrapKind.CallDepthExceeded, $"bpf-to-bpf calls nest deeper than {e.Options.MaxCallDepth} frames");
                 case RuntimeOp.MisalignedAtomic:
@@ -151,6 +153,31 @@ internal static unsafe class BaselineRuntime
             Pend(e, ex);
             return 0;
         }
+    }
+
+    /// <summary>A tail call in a program with bpf-to-bpf calls: when the runtime switched programs, runs the target
+    /// to its exit (<see cref="JitEngine.RunTailCallTarget"/>) with r0-r5 from the block's Save and r6-r10 from its
+    /// Keep, switches back to the caller's program and returns the target's r0, with Extra = 1; Extra = 0 when the
+    /// call fell through.</summary>
+    private static ulong TailCallNested(VmExecution e, CallBlock* b, int pc)
+    {
+        var caller = e.Program!;
+        if (!JitRuntime.TailCall(e, b->A, b->V, pc))
+        {
+            b->Extra = 0;
+            return 0;
+        }
+        b->Extra = 1;
+        ulong* regs = stackalloc ulong[13];
+        for (int i = 0; i <= 5; i++)
+            regs[i] = b->Save[i];
+        for (int i = 0; i <= 4; i++)
+            regs[6 + i] = b->Keep[i];
+        var outer = Current;
+        ulong r0 = JitEngine.RunTailCallTarget(e, regs);
+        Current = outer;
+        e.SwitchProgram(caller);
+        return r0;
     }
 
     private static void Pend(VmExecution e, Exception ex)
