@@ -87,8 +87,8 @@ public enum JitTiering
     /// <summary>
     /// Baseline code only: x86-64 machine code written by SharpBpf's own one-pass code generator, as the kernel's JIT
     /// writes it, with no IL and no RyuJIT (tens of microseconds for a thousand instructions). It runs on x86-64
-    /// Linux for every program but those that use callx or, unverified, mix tail calls with bpf-to-bpf calls; those,
-    /// and every program on other platforms, get quick code. Under NativeAOT, where no IL can be compiled, it is what
+    /// Linux for every program but unverified ones that mix tail calls with bpf-to-bpf calls; those, and every
+    /// program on other platforms, get quick code. Under NativeAOT, where no IL can be compiled, it is what
     /// every tiering gives (and the interpreter runs what it does not handle).
     /// </summary>
     Baseline,

@@ -19,8 +19,9 @@ namespace SharpBpf.Vm.Jit.Baseline;
 /// <see cref="JitCompiler.PlanAccesses"/> (checked accesses test the stack and the packet inline and call the runtime
 /// for the rest), budget charges sit at the same backward jumps, traps come from the same <see cref="JitRuntime"/>
 /// methods. bpf-to-bpf calls are native calls (each function has its own native frame; r6-r10 are kept in the
-/// caller's), so the code's frames mirror BPF's. callx, and tail calls in programs that also make bpf-to-bpf calls,
-/// are left to the IL tiers.</para>
+/// caller's), so the code's frames mirror BPF's; callx resolves its target in the runtime, then calls the same way.
+/// Only unverified programs that mix tail calls with bpf-to-bpf calls are left to the IL tiers (see
+/// <see cref="Unsupported"/>).</para>
 /// <code>
 ///   entry:     save callee-saved registers; r12 = fields; load r0-r10 from the driver's block;
 ///              call the function that starts at startPc; return r0
@@ -49,8 +50,7 @@ internal static unsafe class BaselineCompiler
         {
             switch (ins.Op)
             {
-                case VmOp.CallRegister: return "callx";
-                case VmOp.LocalCall: localCalls = true; break;
+                case VmOp.LocalCall or VmOp.CallRegister: localCalls = true; break;
                 case VmOp.TailCall: tailCalls = true; break;
             }
         }
@@ -127,7 +127,7 @@ internal static unsafe class BaselineCompiler
             // The interpreter leaves r1-r5 as they were after a helper call; a verified program cannot read them.
             _keepArguments = !program.Verified;
             foreach (ref readonly var ins in program.Code)
-                _hasLocalCalls |= ins.Op == VmOp.LocalCall;
+                _hasLocalCalls |= ins.Op is VmOp.LocalCall or VmOp.CallRegister;
             HasCheckedAccesses = Array.IndexOf(_plan, JitCompiler.Access.Checked) >= 0;
         }
 
@@ -372,6 +372,7 @@ internal static unsafe class BaselineCompiler
                 case VmOp.CallHelper: CallHelper(ins, pc); return;
                 case VmOp.Exit: a.Jmp(_return); return;
                 case VmOp.LocalCall: LocalCall(pc, ins.Offset); return;
+                case VmOp.CallRegister: CallRegister(ins, pc); return;
                 case VmOp.TailCall: TailCall(pc); return;
             }
             if ((op & 0x07) is 0x05 or 0x06 && ConditionalJump(ins, pc))
@@ -789,6 +790,40 @@ internal static unsafe class BaselineCompiler
             for (int i = 6; i <= 10; i++)
                 a.Load(R[i], Rsp, CallBlock.KeepOffset + (i - 6) * 8, 8, signed: false);
             PendingCheck();
+        }
+
+        /// <summary>
+        /// callx: the runtime resolves the register (JitRuntime.CallRegister): a function of the program, which is then
+        /// called as a bpf-to-bpf call (a compare per function entry picks the native call), or a helper, which the
+        /// runtime has called already (its result is r0).
+        /// </summary>
+        private void CallRegister(in DecodedInstruction ins, int pc)
+        {
+            var a = _a;
+            var helperCalled = a.DefineLabel();
+            var done = a.DefineLabel();
+            a.Store(Rsp, CallBlock.AOffset, R[ins.Dst], 8);
+            SaveVolatile();
+            CallRuntime(RuntimeOp.CallRegister, pc);
+            a.Mov(true, R11, Rax);
+            RestoreVolatile();
+            a.AluMI(Alu.Cmp, true, Rsp, CallBlock.ExtraOffset, 0);
+            a.Jcc(Cond.Equal, helperCalled);
+            for (int f = 0; f < _code.Length; f++)
+            {
+                if (!_isFunction[f])
+                    continue;
+                var next = a.DefineLabel();
+                a.AluRI(Alu.Cmp, true, R11, f);
+                a.Jcc(Cond.NotEqual, next);
+                LocalCall(pc, f);
+                a.Jmp(done);
+                a.Mark(next);
+            }
+            Trap(RuntimeOp.FellOff, pc, VmOp.CallRegister); // FunctionIndexOf gives function entries only
+            a.Mark(helperCalled);
+            a.Mov(true, Rax, R11);
+            a.Mark(done);
         }
 
         /// <summary>bpf_tail_call: when the runtime switched programs, hands r0-r10 to the driver with "resume at 0"

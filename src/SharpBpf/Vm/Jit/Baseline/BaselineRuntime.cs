@@ -42,8 +42,8 @@ internal unsafe struct CallBlock
 /// <summary>What a runtime call asks for (<see cref="CallBlock.Op"/>).</summary>
 internal enum RuntimeOp
 {
-    LoadSlow, StoreSlow, CheckAtomic, MisalignedAtomic, AtomicFetch, TailCall, TailCallNested, BudgetExhausted,
-    Unreachable, FellOff, CallDepthExceeded,
+    LoadSlow, StoreSlow, CheckAtomic, MisalignedAtomic, AtomicFetch, TailCall, TailCallNested, CallRegister,
+    BudgetExhausted, Unreachable, FellOff, CallDepthExceeded,
 }
 
 /// <summary>
@@ -130,6 +130,14 @@ internal static unsafe class BaselineRuntime
                     return JitRuntime.TailCall(e, b->A, b->V, pc) ? 1UL : 0UL;
                 case RuntimeOp.TailCallNested:
                     return TailCallNested(e, b, pc);
+                case RuntimeOp.CallRegister:
+                {
+                    // callx: a function index (Extra = 1), or a helper called here with r1-r5 (Extra = 0, r0 returned).
+                    ulong r0 = 0;
+                    int index = JitRuntime.CallRegister(e, b->A, pc, b->Save[1], b->Save[2], b->Save[3], b->Save[4], b->Save[5], ref r0);
+                    b->Extra = index >= 0 ? 1 : 0;
+                    return index >= 0 ? (ulong)index : r0;
+                }
                 case RuntimeOp.CallDepthExceeded:
                     throw e.Trap(pc, TrapKind.CallDepthExceeded, $"bpf-to-bpf calls nest deeper than {e.Options.MaxCallDepth} frames");
                 case RuntimeOp.MisalignedAtomic:
