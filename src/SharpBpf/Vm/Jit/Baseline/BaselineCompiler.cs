@@ -157,8 +157,7 @@ internal static unsafe class BaselineCompiler
                 a.Jmp(_epilogue);
                 a.Mark(next);
             }
-            // Not a function entry: trap as the other tiers (FellOff at that index).
-            var outerAbort = a.DefineLabel();
+            // Not a function entry: trap as the other tiers (FellOff at that index), and return 0.
             a.Store(Rsp, CallBlock.PcOffset, R9, 8);
             a.StoreImm(Rsp, CallBlock.VOffset, 0, 8);
             a.StoreImm(Rsp, CallBlock.OpOffset, (int)RuntimeOp.FellOff, 8);
