@@ -9,7 +9,8 @@ namespace SharpBpf.Tests.Jit;
 
 /// <summary>
 /// Random valid programs (straight-line ALU of every kind, forward branches, bounded loops, stack and buffer loads
-/// and stores, sign-extending loads, atomics, occasional out-of-bounds accesses) and random inputs, run on the
+/// and stores, sign-extending loads, atomics, occasional out-of-bounds accesses, bpf-to-bpf calls into subprograms
+/// of the same kinds of code) and random inputs, run on the
 /// interpreter and on the JIT: r0, the buffer and the trap (kind and instruction index) must agree.
 /// Deterministic seeds; the loop stops after a fixed count or a time bound, whichever comes first.
 /// </summary>
@@ -28,7 +29,7 @@ public class JitDifferentialTests
     {
         var random = new Random(seed);
         var watch = Stopwatch.StartNew();
-        int done = 0, traps = 0;
+        int done = 0, traps = 0, withCalls = 0;
         for (; done < programs && watch.Elapsed < TimeSpan.FromSeconds(60); done++)
         {
             var program = Generate(random);
@@ -38,14 +39,17 @@ public class JitDifferentialTests
             var b = Run(VmEngine.Jit, program, memory, tiering);
             if (a.Trap is not null)
                 traps++;
+            if (program.Any(i => i.OpCode.Value == 0x85 && i.Src == (Register)1))
+                withCalls++;
             string where = $"seed {seed}, program {done}:\n{string.Join("\n", program.Select((x, i) => $"{i}: {x}"))}";
             Assert.True(a.Trap == b.Trap, $"traps differ: interpreter {a.Trap}, jit {b.Trap}\n{where}");
             Assert.True(a.R0 == b.R0, $"r0 differs: interpreter 0x{a.R0:x}, jit 0x{b.R0:x}\n{where}");
             Assert.True(a.Memory.AsSpan().SequenceEqual(b.Memory), $"memory differs\n{where}");
         }
         Assert.True(done >= 500, $"only {done} programs in the time bound");
-        // Both outcomes must be exercised, or the comparison proves little.
+        // Both outcomes must be exercised, or the comparison proves little; and bpf-to-bpf calls.
         Assert.InRange(traps, 1, done - 1);
+        Assert.True(withCalls * 20 >= done, $"only {withCalls} of {done} programs make bpf-to-bpf calls");
     }
 
     private sealed record Outcome(ulong R0, byte[] Memory, string? Trap);
@@ -78,8 +82,18 @@ public class JitDifferentialTests
         for (int off = -64; off < 0; off += 8)
             code.Add(Stx(AccessSize.DoubleWord, R10, Data[random.Next(Data.Length)], (short)off));
         int blocks = random.Next(1, 8);
+        // bpf-to-bpf calls: the call sites (patched once the subprograms are placed after the main exit) and the
+        // subprogram each calls.
+        var calls = new List<(int At, int Sub)>();
+        int subprograms = random.Next(3) == 0 ? random.Next(1, 3) : 0;
         for (int b = 0; b < blocks; b++)
         {
+            if (subprograms > 0 && random.Next(4) == 0)
+            {
+                calls.Add((code.Count, random.Next(subprograms)));
+                code.Add(default);
+                continue;
+            }
             switch (random.Next(4))
             {
                 case 0: // bounded loop around straight-line code
@@ -105,6 +119,25 @@ public class JitDifferentialTests
             }
         }
         code.Add(Exit());
+        // Subprograms: straight-line code (data registers, r6-r8 among them, which the call must give back), now and
+        // then a loop on r9, then exit. They see the caller's r1 (the buffer) and a stack frame of their own.
+        var starts = new int[subprograms];
+        for (int sub = 0; sub < subprograms; sub++)
+        {
+            starts[sub] = Raw(code, 0, code.Count);
+            if (random.Next(2) == 0)
+            {
+                code.Add(Mov(R9, random.Next(1, 6)));
+                int start = code.Count;
+                Straight(random, code, random.Next(1, 8));
+                code.Add(Alu64(AluOperation.Sub, R9, 1));
+                code.Add(Jmp(JumpOperation.Jne, R9, 0, (short)(-Raw(code, start, code.Count) - 1)));
+            }
+            Straight(random, code, random.Next(1, 10));
+            code.Add(Exit());
+        }
+        foreach (var (at, sub) in calls)
+            code[at] = CallLocal(starts[sub] - Raw(code, 0, at) - 1);
         return code;
     }
 

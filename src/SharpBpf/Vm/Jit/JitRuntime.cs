@@ -107,7 +107,19 @@ internal static unsafe class JitRuntime
         }
     }
 
-    public static ulong CmpXchg32(ulong a, ulong v, ulong expected) => Interlocked.CompareExchange(ref *(uint*)a, (uint)v, (uint)expected);
+    /// <summary>
+    /// 32-bit compare-exchange; r0 gets the old value zero-extended. Inlined into optimised code, RyuJIT (10.0.12) was
+    /// seen to keep the upper half of a 64-bit r0 after a successful exchange (x86 cmpxchg writes eax only when it
+    /// fails, and the comparand was r0's own register, so no zero-extending move came first): found by the
+    /// differential test. Not inlined, the comparand arrives in a register of its own, and the result is read back
+    /// as 32 bits.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    public static ulong CmpXchg32(ulong a, ulong v, ulong expected)
+    {
+        uint old = Interlocked.CompareExchange(ref *(uint*)a, (uint)v, (uint)expected);
+        return Volatile.Read(ref old);
+    }
 
     public static ulong CmpXchg64(ulong a, ulong v, ulong expected) => Interlocked.CompareExchange(ref *(ulong*)a, v, expected);
 
