@@ -143,6 +143,39 @@ public class JitDifferentialTests
 
     private static Register D(Random r) => Data[r.Next(Data.Length)];
 
+    /// <summary>
+    /// A deterministic helper call: bpf_get_smp_processor_id, or bpf_csum_diff / bpf_strncmp over the buffer (r1,
+    /// which stays the buffer) and a stack slot, sizes now and then past the end (a trap). r0 gets the result; r2, r4
+    /// and r5 keep what the call was given, as the interpreter leaves them, and later code may read them (r3, the
+    /// stack address, is overwritten: an address differs from run to run).
+    /// </summary>
+    private static void HelperCall(Random random, List<Instruction> code)
+    {
+        switch (random.Next(3))
+        {
+            case 0:
+                code.Add(Call((int)global::SharpBpf.Platform.HelperId.GetSmpProcessorId));
+                return;
+            case 1:
+                // csum_diff(from = r1, from_size = r2, to = r10 - 16, to_size = r4, seed = r5): sizes multiples of 4.
+                code.Add(Mov(R2, 4 * random.Next(0, random.Next(30) == 0 ? 20 : 5)));
+                code.Add(MovR(R3, R10));
+                code.Add(Alu64(AluOperation.Add, R3, -16));
+                code.Add(Mov(R4, 4 * random.Next(0, 5)));
+                code.Add(Call((int)global::SharpBpf.Platform.HelperId.CsumDiff));
+                code.Add(Mov(R3, (int)SmallOrAny(random))); // a stack address differs from run to run: not data
+                return;
+            default:
+                // strncmp(s1 = r1, s1_sz = r2, s2 = r10 - 24): the stack string is the data already there.
+                code.Add(Mov(R2, random.Next(1, random.Next(30) == 0 ? MemorySize + 8 : 17)));
+                code.Add(MovR(R3, R10));
+                code.Add(Alu64(AluOperation.Add, R3, -24));
+                code.Add(Call((int)global::SharpBpf.Platform.HelperId.Strncmp));
+                code.Add(Mov(R3, (int)SmallOrAny(random)));
+                return;
+        }
+    }
+
     private static Instruction Branch(Random random, short offset)
     {
         JumpOperation[] ops = [JumpOperation.Jeq, JumpOperation.Jgt, JumpOperation.Jge, JumpOperation.Jset, JumpOperation.Jne,
@@ -170,6 +203,11 @@ public class JitDifferentialTests
         {
             int kind = random.Next(100);
             var cls = random.Next(2) == 0 ? InstructionClass.Alu64 : InstructionClass.Alu;
+            if (random.Next(40) == 0)
+            {
+                HelperCall(random, code);
+                continue;
+            }
             if (kind < 45)
             {
                 var op = alu[random.Next(alu.Length)];

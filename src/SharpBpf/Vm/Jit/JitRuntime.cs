@@ -79,6 +79,9 @@ internal static unsafe class JitRuntime
     public static void MisalignedAtomic(VmExecution e, ulong a, int size, int pc) =>
         throw e.Trap(pc, TrapKind.MisalignedAtomic, $"{size}-byte atomic at 0x{a:x}");
 
+    // Not inlined: the operand is r-src narrowed to 32 bits, and inlined narrowings of a live register are what
+    // RyuJIT has miscompiled (see JitArithmetic).
+    [MethodImpl(MethodImplOptions.NoInlining)]
     public static uint Atomic32(ulong a, uint v, int op)
     {
         ref uint cell = ref *(uint*)a;
@@ -230,7 +233,13 @@ internal static unsafe class JitRuntime
     }
 }
 
-/// <summary>Unsigned division and modulo by a register, with eBPF's answers for a zero divisor.</summary>
+/// <summary>
+/// Division and modulo by a register, with eBPF's answers for a zero divisor (and, signed, for -1).
+/// <para>The 32-bit forms are not inlined. Inlined into optimised code, RyuJIT 10.0.12 was seen to copy the divisor
+/// register with a 32-bit move for <c>(uint)b</c> and then use that copy as the whole 64-bit register b at a later
+/// use (a 64-bit atomic or of the same register lost its upper half): found by the differential test. Not inlined,
+/// the narrowing happens on the callee's own copy of the argument.</para>
+/// </summary>
 internal static class JitArithmetic
 {
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
@@ -239,10 +248,10 @@ internal static class JitArithmetic
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static ulong Mod64(ulong a, ulong b) => b == 0 ? a : a % b;
 
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    [MethodImpl(MethodImplOptions.NoInlining)]
     public static ulong Div32(ulong a, ulong b) => (uint)b == 0 ? 0 : (uint)a / (uint)b;
 
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    [MethodImpl(MethodImplOptions.NoInlining)]
     public static ulong Mod32(ulong a, ulong b) => (uint)b == 0 ? (uint)a : (uint)a % (uint)b;
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
@@ -251,9 +260,9 @@ internal static class JitArithmetic
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static ulong SMod64(ulong a, ulong b) => (ulong)Interpreter.SMod64((long)a, (long)b);
 
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    [MethodImpl(MethodImplOptions.NoInlining)]
     public static ulong SDiv32(ulong a, ulong b) => (uint)Interpreter.SDiv32((int)a, (int)b);
 
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    [MethodImpl(MethodImplOptions.NoInlining)]
     public static ulong SMod32(ulong a, ulong b) => (uint)Interpreter.SMod32((int)a, (int)b);
 }
