@@ -87,7 +87,8 @@ internal static unsafe class JitCompiler
     private static MethodInfo Ar(string name) => typeof(JitArithmetic).GetMethod(name, Any) ?? throw new UnreachableException(name);
 
     /// <summary>The program's code for <paramref name="tier"/>, compiling it on first use (tail-call targets, the
-    /// background compile). Compiles of one program are serialised; different programs compile concurrently.</summary>
+    /// background compile). Compiles of one program are serialised; different programs compile concurrently. Null
+    /// when no code can be had for it (NativeAOT, and the baseline tier does not handle it).</summary>
     public static JitCode? For(VmProgram program, JitTier tier)
     {
         if (program.JitCode is { } code && code.Tier >= tier)
@@ -96,23 +97,13 @@ internal static unsafe class JitCompiler
             return null;
         lock (program.JitLock)
         {
-            if (program.JitCode is { } again && again.Tier >= tier)
-                return again;
-            if (!JitEngine.IlAvailable)
+            if (program.JitCode is { } again && (again.Tier >= tier || !JitEngine.IlAvailable))
+                return again; // without IL (NativeAOT) baseline code is all there is
+            if (Compile(program, tier) is not { } compiled)
             {
-                // Only baseline code can run here (NativeAOT): a program it does not handle runs on the interpreter.
-                if (Baseline.BaselineCompiler.TryCompile(program) is not { } native)
-                {
-                    if (program.JitCode is null)
-                        program.NoJitCode = true;
-                    return program.JitCode;
-                }
-                Volatile.Write(ref program.JitCode, native);
-                if (program.FirstCompileTicks == 0)
-                    Volatile.Write(ref program.FirstCompileTicks, Math.Max(1, native.CompileTime.Ticks));
-                return native;
+                program.NoJitCode = true; // no IL here, and the baseline tier does not handle the program
+                return null;
             }
-            var compiled = Compile(program, tier);
             if (program.FirstCompileTicks == 0)
                 Volatile.Write(ref program.FirstCompileTicks, Math.Max(1, compiled.CompileTime.Ticks));
             Volatile.Write(ref program.JitCode, compiled);
@@ -135,15 +126,18 @@ internal static unsafe class JitCompiler
 
     /// <summary>Emits and compiles the program to one <see cref="DynamicMethod"/> named after it, its IL written by
     /// <see cref="IlWriter"/> (RyuJIT runs here, not on the first call). The baseline tier writes native code instead,
-    /// where it can; where it cannot, the program gets quick IL.</summary>
+    /// where it can; where it cannot, the program gets quick IL. Where no IL can be compiled (NativeAOT) every tier is
+    /// the baseline tier, and a program it does not handle gets nothing (null): the interpreter runs it.</summary>
     [System.Diagnostics.CodeAnalysis.UnconditionalSuppressMessage("AOT", "IL3050:RequiresDynamicCode",
         Justification = "IL is compiled only where JitEngine.IlAvailable (RuntimeFeature.IsDynamicCodeSupported) says it can run; under NativeAOT For compiles baseline code or nothing.")]
-    public static JitCode Compile(VmProgram program, JitTier tier)
+    public static JitCode? Compile(VmProgram program, JitTier tier)
     {
-        if (tier == JitTier.Baseline)
+        if (tier == JitTier.Baseline || !JitEngine.IlAvailable)
         {
             if (Baseline.BaselineCompiler.TryCompile(program) is { } native)
                 return native;
+            if (!JitEngine.IlAvailable)
+                return null;
             tier = JitTier.Quick;
         }
         var watch = Stopwatch.StartNew();

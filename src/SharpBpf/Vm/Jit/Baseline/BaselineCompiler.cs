@@ -45,19 +45,24 @@ internal static unsafe class BaselineCompiler
     /// <summary>Why <paramref name="program"/> cannot be compiled to baseline code, or null when it can.</summary>
     public static string? Unsupported(VmProgram program)
     {
-        bool localCalls = false, tailCalls = false;
-        foreach (ref readonly var ins in program.Code)
-        {
-            switch (ins.Op)
-            {
-                case VmOp.LocalCall or VmOp.CallRegister: localCalls = true; break;
-                case VmOp.TailCall: tailCalls = true; break;
-            }
-        }
         // A tail call inside a native bpf-to-bpf call runs its target nested and returns its r0 from the function
         // that made it; r1-r5 then are the call site's, not what the target left as on the interpreter, which only a
         // verified program (that cannot read them after a call) makes invisible.
-        return localCalls && tailCalls && !program.Verified ? "tail calls in an unverified program with bpf-to-bpf calls" : null;
+        return !program.Verified && Makes(program, VmOp.TailCall) && MakesNativeCalls(program)
+            ? "tail calls in an unverified program with bpf-to-bpf calls" : null;
+    }
+
+    /// <summary>Whether the code calls functions of its own (local calls, or callx, which may).</summary>
+    private static bool MakesNativeCalls(VmProgram program) => Makes(program, VmOp.LocalCall) || Makes(program, VmOp.CallRegister);
+
+    private static bool Makes(VmProgram program, byte op)
+    {
+        foreach (ref readonly var ins in program.Code)
+        {
+            if (ins.Op == op)
+                return true;
+        }
+        return false;
     }
 
     /// <summary>Compiles <paramref name="program"/>, or returns null when it is not supported (the caller compiles IL).</summary>
@@ -75,8 +80,10 @@ internal static unsafe class BaselineCompiler
         }
         catch (Exception ex) when (ex is InvalidOperationException or OutOfMemoryException or DllNotFoundException or EntryPointNotFoundException)
         {
-            // No executable pages here (a policy against writable-then-executable memory): IL from now on.
-            Volatile.Write(ref s_broken, 1);
+            // No executable pages here (a policy against writable-then-executable memory): IL from now on, said once
+            // with the cause, since the programs still run, only compiled more slowly.
+            if (Interlocked.Exchange(ref s_broken, 1) == 0)
+                Console.Error.WriteLine($"sharpbpf: the jit's baseline tier is off in this process ({ex.Message}); programs are compiled to IL instead");
             return null;
         }
         watch.Stop();
@@ -126,8 +133,7 @@ internal static unsafe class BaselineCompiler
             }
             // The interpreter leaves r1-r5 as they were after a helper call; a verified program cannot read them.
             _keepArguments = !program.Verified;
-            foreach (ref readonly var ins in program.Code)
-                _hasLocalCalls |= ins.Op is VmOp.LocalCall or VmOp.CallRegister;
+            _hasLocalCalls = MakesNativeCalls(program);
             HasCheckedAccesses = Array.IndexOf(_plan, JitCompiler.Access.Checked) >= 0;
         }
 
