@@ -88,6 +88,25 @@ public class BaselineTests
     }
 
     [Fact]
+    public void TheCallBlockOffsetsMatchItsLayout()
+    {
+        int Of(string field) => (int)System.Runtime.InteropServices.Marshal.OffsetOf<CallBlock>(field);
+        Assert.Equal(CallBlock.FunctionOffset, Of(nameof(CallBlock.Function)));
+        Assert.Equal(CallBlock.PcOffset, Of(nameof(CallBlock.Pc)));
+        Assert.Equal(CallBlock.OpOffset, Of(nameof(CallBlock.Op)));
+        Assert.Equal(CallBlock.AOffset, Of(nameof(CallBlock.A)));
+        Assert.Equal(CallBlock.VOffset, Of(nameof(CallBlock.V)));
+        Assert.Equal(CallBlock.SizeOffset, Of(nameof(CallBlock.Size)));
+        Assert.Equal(CallBlock.ExtraOffset, Of(nameof(CallBlock.Extra)));
+        Assert.Equal(CallBlock.RegsOffset, Of(nameof(CallBlock.Regs)));
+        Assert.Equal(CallBlock.SaveOffset, Of(nameof(CallBlock.Save)));
+        Assert.Equal(CallBlock.KeepOffset, Of(nameof(CallBlock.Keep)));
+        int size = System.Runtime.CompilerServices.Unsafe.SizeOf<CallBlock>();
+        Assert.InRange(size, 0, CallBlock.FrameBytes);
+        Assert.Equal(8, CallBlock.FrameBytes % 16);
+    }
+
+    [Fact]
     public void ProgramsCompileToNativeCodeAndRun()
     {
         RequireBaseline();

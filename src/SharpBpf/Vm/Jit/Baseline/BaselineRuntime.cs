@@ -13,30 +13,31 @@ namespace SharpBpf.Vm.Jit.Baseline;
 [StructLayout(LayoutKind.Sequential)]
 internal unsafe struct CallBlock
 {
-    public nint Reserved;
     /// <summary>Helper calls: the helper's function pointer.</summary>
     public nint Function;
     public long Pc;
     public long Op;
-    /// <summary>Runtime calls: the address.</summary>
+    /// <summary>Runtime calls: the address (callx: the register's value).</summary>
     public ulong A;
     /// <summary>Runtime calls: the value stored, the atomic operand, or the opcode of a FellOff trap.</summary>
     public ulong V;
     public long Size;
-    /// <summary>Runtime calls: the atomic operation.</summary>
+    /// <summary>Runtime calls: the atomic operation; on return from a nested tail call or a callx, which case it was.</summary>
     public long Extra;
-    /// <summary>The driver's register block.</summary>
+    /// <summary>The driver's register block (the entry's block only).</summary>
     public ulong* Regs;
     /// <summary>r0-r5 while a runtime call runs.</summary>
     public fixed ulong Save[6];
-    /// <summary>r6-r10 while a bpf-to-bpf call runs.</summary>
+    /// <summary>r6-r10 while a bpf-to-bpf call or a nested tail call runs.</summary>
     public fixed ulong Keep[5];
 
-    public const int PcOffset = 16, OpOffset = 24, AOffset = 32, VOffset = 40, SizeOffset = 48, ExtraOffset = 56,
-        RegsOffset = 64, SaveOffset = 72, KeepOffset = 120, FunctionOffset = 8;
-    /// <summary>The frame every function (and the entry) reserves: the block, rounded so that rsp is 16-byte aligned
-    /// at calls (8 mod 16, as rsp is on entry after the return address, plus this, is 0 mod 16).</summary>
-    public const int FrameBytes = 168;
+    // The offsets the code generator addresses the fields at ([rsp + offset]); BaselineTests checks them against the
+    // layout.
+    public const int FunctionOffset = 0, PcOffset = 8, OpOffset = 16, AOffset = 24, VOffset = 32, SizeOffset = 40,
+        ExtraOffset = 48, RegsOffset = 56, SaveOffset = 64, KeepOffset = 112;
+    /// <summary>The frame every function (and the entry) reserves: the block (152 bytes), which keeps rsp 16-byte
+    /// aligned at calls (8 mod 16, as rsp is on entry after the return address, plus this, is 0 mod 16).</summary>
+    public const int FrameBytes = 152;
 }
 
 /// <summary>What a runtime call asks for (<see cref="CallBlock.Op"/>).</summary>
